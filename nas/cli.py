@@ -1,0 +1,175 @@
+"""The ``nas`` command line: a thin layer over library functions, one per subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from nas import __version__
+from nas.errors import NasError
+
+EPILOG = """\
+examples:
+  nas space --space search_spaces/temporal.yaml          describe the default space
+  nas space --space search_spaces/temporal.yaml --json   the same, for machines
+  nas space --space ./my_space.yaml                      your own space file
+
+A space file names a backbone (bundled: sd15, pruned, tiny; or a local diffusers UNet folder),
+the video geometry, and the temporal op choices per slot. See docs/concepts.md.
+"""
+
+
+def _fmt_count(n: int | float, unit: str = "") -> str:
+    for div, suffix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= div:
+            return f"{n / div:.2f}{suffix}{unit}"
+    return f"{n:g}{unit}"
+
+
+def _fmt_bytes(n: int) -> str:
+    for div, suffix in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+        if n >= div:
+            return f"{n / div:.1f} {suffix}"
+    return f"{n} B"
+
+
+def _range(bounds: Sequence[int], fmt: Callable[[int], str]) -> str:
+    lo, hi = bounds
+    return fmt(lo) if lo == hi else f"{fmt(lo)} .. {fmt(hi)}"
+
+
+def render_space_summary(s: dict[str, Any]) -> str:
+    """The human-readable text of ``nas space``."""
+    sp, bb, geo, rg = s["space"], s["backbone"], s["geometry"], s["ranges"]
+    out = [f"Space {sp['name']!r}  ({sp['source']}, hash {sp['hash']})"]
+    if sp["description"]:
+        out.append(f"  {sp['description']}")
+    frozen = "frozen" if bb["freeze_spatial"] else "trainable"
+    out += [
+        "",
+        f"Backbone   {bb['source']}: {_fmt_count(bb['params'])} params ({frozen}), "
+        f"{_fmt_count(bb['macs_per_step'], 'MAC')} per step, channels {bb['block_out_channels']}"
+        + (f", weights {bb['weights']}" if bb["weights"] else ", random init (no weights)"),
+        f"Geometry   {geo['frames']} frames x {geo['latent_height']}x{geo['latent_width']} "
+        f"latent x {geo['latent_channels']} ch, text {geo['text_length']}x{geo['text_dim']}, batch "
+        f"{geo['batch']}{' with CFG' if geo['cfg'] else ''} (UNet batch {geo['effective_batch']}), "
+        f"{geo['steps']} steps, {geo['precision']}",
+        "",
+        f"{'level':<6}{'latent':<9}{'C':>6}  {'spatial attn':<13}slots",
+    ]
+    for lv in s["levels"]:
+        out.append(
+            f"{lv['level']:<6}{'x'.join(map(str, lv['latent'])):<9}{lv['channels']:>6}  "
+            f"{'yes' if lv['spatial_attention'] else 'no':<13}{' '.join(lv['slots'])}"
+        )
+    out += [
+        "",
+        f"{'slot':<10}{'C x T x H x W':<20}{'choices':>8}  {'temporal params':<20}"
+        f"{'MACs / step':<22}{'largest tensor':<20}",
+    ]
+    sets: dict[tuple[str, ...], list[str]] = {}
+    for sl in s["slots"]:
+        sh = sl["shape"]
+        shape = f"{sh['C']}x{sh['T']}x{sh['H']}x{sh['W']}"
+        n = len(sl["choices"]) if sl["group"] else 0
+        tie = f" (tied: {','.join(sl['tied_with'])})" if sl["tied_with"] else ""
+        out.append(
+            f"{sl['slot']:<10}{shape:<20}{n if n else 'fixed':>8}  "
+            f"{_range(sl['params'], _fmt_count):<20}{_range(sl['macs'], _fmt_count):<22}"
+            f"{_range(sl['peak_bytes'], _fmt_bytes):<20}{tie}"
+        )
+        sets.setdefault(tuple(sl["choices"]), []).append(sl["slot"])
+    out += ["", "Choices"]
+    for choices, slots in sets.items():
+        out.append(f"  {', '.join(slots)}:")
+        out.append(f"    {' | '.join(choices)}")
+    refs = s["reference_arches"]
+    steps = geo["steps"]
+    out += [
+        "",
+        f"Space size       {s['size']:,} arches ({s['searchable_groups']} searchable groups)",
+        f"Parameters       {_range(rg['params'], _fmt_count)} "
+        f"(temporal {_range(rg['temporal_params'], _fmt_count)})",
+        f"MACs per step    {_range(rg['macs_per_step'], _fmt_count)}",
+        f"MACs per video   {_range(rg['macs_per_video'], _fmt_count)} ({steps} steps)",
+        f"all-none arch    {refs['all_none']['params']:,} params, "
+        f"{_fmt_count(refs['all_none']['macs_per_step'], 'MAC')} per step",
+        f"all-attn1d arch  {refs['all_attn1d']['params']:,} params "
+        f"({refs['all_attn1d']['temporal_params']:,} temporal, attn1d at "
+        f"{refs['all_attn1d']['slots_with_op']} slots), "
+        f"{_fmt_count(refs['all_attn1d']['macs_per_step'], 'MAC')} per step",
+        "",
+        "Params are exact; MACs count conv/linear/attention matmuls of one UNet call; "
+        "'largest tensor' is the biggest activation an op creates (attention scores unfused).",
+    ]
+    return "\n".join(out)
+
+
+def cmd_space(args: argparse.Namespace) -> int:
+    from nas.cost import space_summary
+    from nas.space import load_space
+
+    summary = space_summary(load_space(args.space))
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(render_space_summary(summary))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nas",
+        description="Hardware-aware architecture search for mobile video diffusion: search the "
+        "type and placement of temporal layers on a pruned image UNet under on-device latency "
+        "and memory budgets.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"nas {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    p = sub.add_parser(
+        "space",
+        help="describe a search space: slots, shapes, choices, size, params and MACs",
+        description="Load a temporal search space, validate it, and summarise it: levels and "
+        "slots with their tensor shapes, the op choices per slot, the exact space size, the "
+        "parameter and MAC ranges per denoising step, and the all-none and all-attn1d arches.",
+        epilog="examples:\n  nas space --space search_spaces/temporal.yaml\n"
+        "  nas space --space search_spaces/tiny.yaml --json | python -m json.tool\n\n"
+        "A relative path that does not exist falls back to the spaces bundled with nas\n"
+        "(temporal, tiny), so the first example works from any directory.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--space",
+        required=True,
+        metavar="YAML",
+        help="search-space file (or a bundled name: temporal, tiny)",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=cmd_space)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        rc: int = args.func(args)
+        return rc
+    except NasError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""Search spaces: the schema, its YAML loader and the Arch (one point of a space)."""
+
+from nas.space._arch import (
+    Arch,
+    arch_from_dict,
+    arch_from_indices,
+    arch_indices,
+    enumerate_arches,
+    load_arch,
+    mutate_arch,
+    reference_arch,
+    sample_arch,
+)
+from nas.space._ops import OPS, OpSpec, OptionSpec, get_op, list_ops
+from nas.space._schema import (
+    Backbone,
+    Geometry,
+    OpChoice,
+    SearchSpace,
+    Slot,
+    SlotGroup,
+    check_geometry,
+    load_space,
+    parse_space,
+    parse_space_text,
+)
+from nas.space._unet import Block, UNetConfig, parse_unet_config, plan_blocks
+
+__all__ = [
+    "OPS",
+    "Arch",
+    "Backbone",
+    "Block",
+    "Geometry",
+    "OpChoice",
+    "OpSpec",
+    "OptionSpec",
+    "SearchSpace",
+    "Slot",
+    "SlotGroup",
+    "UNetConfig",
+    "arch_from_dict",
+    "arch_from_indices",
+    "arch_indices",
+    "check_geometry",
+    "enumerate_arches",
+    "get_op",
+    "list_ops",
+    "load_arch",
+    "load_space",
+    "mutate_arch",
+    "parse_space",
+    "parse_space_text",
+    "parse_unet_config",
+    "plan_blocks",
+    "reference_arch",
+    "sample_arch",
+]
