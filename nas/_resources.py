@@ -35,9 +35,10 @@ def list_spaces() -> list[str]:
 
 
 def resolve_space(arg: str) -> Path:
-    """A space argument -> an existing file: the path itself, else a bundled space by name."""
+    """A space argument -> a file: the path itself if it exists (or is absolute), else for a
+    relative path the bundled space of the same file name, if any."""
     p = Path(arg).expanduser()
-    if p.exists():
+    if p.exists() or p.is_absolute():
         return p
     bundled = _data() / "search_spaces" / (p.name if p.suffix else f"{p.name}.yaml")
     if bundled.is_file():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -41,6 +42,14 @@ def _range(bounds: Sequence[int], fmt: Callable[[int], str]) -> str:
     return fmt(lo) if lo == hi else f"{fmt(lo)} .. {fmt(hi)}"
 
 
+def _attn_label(flags: dict[str, bool]) -> str:
+    if flags["down"] and flags["up"]:
+        return "yes"
+    if flags["down"] or flags["up"]:
+        return "down only" if flags["down"] else "up only"
+    return "no"
+
+
 def render_space_summary(s: dict[str, Any]) -> str:
     """The human-readable text of ``nas space``."""
     sp, bb, geo, rg = s["space"], s["backbone"], s["geometry"], s["ranges"]
@@ -63,7 +72,7 @@ def render_space_summary(s: dict[str, Any]) -> str:
     for lv in s["levels"]:
         out.append(
             f"{lv['level']:<6}{'x'.join(map(str, lv['latent'])):<9}{lv['channels']:>6}  "
-            f"{'yes' if lv['spatial_attention'] else 'no':<13}{' '.join(lv['slots'])}"
+            f"{_attn_label(lv['spatial_attention']):<13}{' '.join(lv['slots'])}"
         )
     out += [
         "",
@@ -169,6 +178,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `nas space ... | head`: the reader left, nothing to report
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -110,7 +110,7 @@ def space_summary(space: SearchSpace) -> dict[str, Any]:
                 "level": lv,
                 "channels": cfg.block_out_channels[lv],
                 "latent": [geo.latent_height // 2**lv, geo.latent_width // 2**lv],
-                "spatial_attention": cfg.cross_attn[lv],
+                "spatial_attention": {"down": cfg.cross_attn[lv], "up": cfg.cross_attn_up[lv]},
                 "slots": [s.name for s in space.slots if s.level == lv],
             }
         )

@@ -152,15 +152,18 @@ def enumerate_arches(space: SearchSpace, limit: int = 1_000_000) -> Iterator[Arc
 
 
 def reference_arch(space: SearchSpace, op: str) -> tuple[Arch, int]:
-    """The arch putting ``op`` (its first listed options) wherever the space offers it.
+    """The arch putting ``op`` wherever the space offers it: at its default options when
+    offered, else the first listed ones.
 
     Elsewhere it takes ``none`` if offered, else the group's first choice. Returns the arch and
     the number of slots that got ``op``.
     """
     per_group = []
     hits = 0
+    default = OpChoice.make(op)
     for g in space.groups:
-        pick = next((c for c in g.choices if c.op == op), None)
+        offered = [c for c in g.choices if c.op == op]
+        pick = default if default in offered else next(iter(offered), None)
         if pick is not None:
             hits += len(g.slots)
         else:

@@ -186,7 +186,13 @@ def _semantic_dict(
     backbone: Backbone, geometry: Geometry, groups: Iterable[SlotGroup]
 ) -> dict[str, Any]:
     return {
-        "backbone": json.loads(backbone.config.diffusers_json),
+        # the modelled fields, so the same network hashes the same however its config was
+        # written (diffusers' save_pretrained writes every default key)
+        "backbone": {
+            k: getattr(backbone.config, k)
+            for k in backbone.config.__dataclass_fields__
+            if k != "diffusers_json"
+        },
         "geometry": geometry.to_dict(),
         "groups": [
             {"slots": list(g.slots), "choices": [c.key for c in g.choices]} for g in groups
@@ -475,7 +481,9 @@ def _parse_slots(
             )
         stage_slots = by_stage[stage]
         if entries and not stage_slots:
-            raise SpaceError(f"slots.{stage}", "the backbone has no such slots (no mid block)")
+            raise SpaceError(
+                f"slots.{stage}", f"the backbone has no {stage} slots (no {stage} block)"
+            )
         for i, entry in enumerate(entries):
             where = f"slots.{stage}[{i}]"
             e = _mapping(entry, where, ("level", "index", "ops", "tie"), ("ops",))
@@ -584,6 +592,8 @@ def load_space(path: str | Path) -> SearchSpace:
     so ``search_spaces/temporal.yaml`` works from any directory once nas is installed.
     """
     p = _resources.resolve_space(str(path))
+    if p != Path(path).expanduser():  # a bundled space: say which file was really read
+        path = p
     raw = load_yaml_file(p)
     return parse_space(raw, str(path), p.parent)
 

@@ -106,8 +106,8 @@ def test_hash_ignores_comments_and_formatting() -> None:
 def test_arch_id_is_pinned() -> None:
     """The id algorithm must never change silently: ids are stored in studies and files."""
     s = parse_space_text(PINNED_SPACE)
-    assert s.hash == "4dd351cd709ec128"
-    assert arch_from_indices(s, [1, 0, 1, 1]).arch_id == "ff8d42362cad"
+    assert s.hash == "cbe4a13623f6dc0a"
+    assert arch_from_indices(s, [1, 0, 1, 1]).arch_id == "6902242dac35"
 
 
 def test_arch_id_stable_across_processes_and_hash_seeds(tmp_path: Path) -> None:
@@ -232,3 +232,40 @@ def test_arch_is_hashable_and_frozen(tiny_space) -> None:  # type: ignore[no-unt
     with pytest.raises(AttributeError):
         a.space_hash = "x"  # type: ignore[misc]
     assert isinstance(a, Arch)
+
+
+def test_same_network_same_hash_however_the_config_is_written(tmp_path: Path) -> None:
+    """diffusers' save_pretrained writes every default key; the space hash must not care."""
+    from diffusers import UNet2DConditionModel
+
+    from nas import _resources
+
+    cfg = {k: v for k, v in _resources.backbone_config("tiny").items() if not k.startswith("_")}
+    UNet2DConditionModel.from_config(cfg).save_pretrained(tmp_path / "unet")
+    full = json.loads((tmp_path / "unet" / "config.json").read_text())
+    assert len(full) > len(cfg) + 10  # really the verbose form
+    text = PINNED_SPACE.replace("backbone: {ref: tiny}", "backbone: {path: unet}")
+    assert parse_space_text(text, base=tmp_path).hash == parse_space_text(PINNED_SPACE).hash
+
+
+def test_bare_op_names_take_default_options() -> None:
+    s = parse_space_text(PINNED_SPACE)
+    (tied,) = [g for g in s.groups if g.name.startswith("tied:")]
+    assert (
+        tied.choices[1]
+        == OpChoice.make("conv3d")
+        == OpChoice("conv3d", (("kernel_s", 3), ("kernel_t", 3)))
+    )
+
+
+def test_absolute_missing_path_is_not_replaced_by_a_bundled_space(tmp_path: Path) -> None:
+    from nas.errors import SpaceError
+
+    with pytest.raises(SpaceError, match="file not found"):
+        load_space(tmp_path / "tiny.yaml")
+
+
+def test_bundled_fallback_reports_the_file_it_read(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)
+    s = load_space("search_spaces/tiny.yaml")
+    assert s.source is not None and s.source.endswith("nas/_data/search_spaces/tiny.yaml")
