@@ -1,0 +1,142 @@
+"""A runnable PyTorch module and example inputs for every table row.
+
+Backbone rows are built from diffusers' own block classes with the row's parameters, temporal
+rows from ``nas.model``'s op zoo, so a measured row runs exactly the code the VideoUNet runs.
+Every wrapper takes tensors only (ONNX export and Core ML tracing need that).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from nas.cost._rows import RowSpec
+
+__all__ = ["RowModule", "build_row_module"]
+
+
+@dataclass
+class RowModule:
+    module: nn.Module
+    inputs: tuple[torch.Tensor, ...]
+    input_names: tuple[str, ...]
+
+
+class _Temporal(nn.Module):
+    def __init__(self, op: nn.Module, frames: int) -> None:
+        super().__init__()
+        self.op, self.frames = op, frames
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        out: torch.Tensor = self.op(x, self.frames, context)
+        return out
+
+
+class _Resnet(nn.Module):
+    def __init__(self, block: nn.Module) -> None:
+        super().__init__()
+        self.block = block
+
+    def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.block(x, temb)
+        return out
+
+
+class _Attn(nn.Module):
+    def __init__(self, block: nn.Module) -> None:
+        super().__init__()
+        self.block = block
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.block(x, encoder_hidden_states=context, return_dict=False)[0]
+        return out
+
+
+class _TimeEmbed(nn.Module):
+    def __init__(self, proj: nn.Module, embed: nn.Module) -> None:
+        super().__init__()
+        self.proj, self.embed = proj, embed
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.embed(self.proj(t))
+        return out
+
+
+def _text(opts: dict[str, str]) -> tuple[int, int]:
+    length, dim = opts["text"].split("x")
+    return int(length), int(dim)
+
+
+def build_row_module(row: RowSpec, *, seed: int = 0, groups: int = 32) -> RowModule:
+    """The module a row measures, with random weights and inputs of the row's shape (fp32).
+
+    ``groups`` is the GroupNorm group count for temporal ops (backbone rows carry their own).
+    """
+    from diffusers.models.downsampling import Downsample2D
+    from diffusers.models.embeddings import TimestepEmbedding, Timesteps
+    from diffusers.models.resnet import ResnetBlock2D
+    from diffusers.models.transformers.transformer_2d import Transformer2DModel
+    from diffusers.models.upsampling import Upsample2D
+
+    from nas.model import make_temporal_op
+
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    o = row.option_dict()
+    n = row.batch * row.frames
+    c, h, w = row.channels, row.height, row.width
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=gen)
+
+    if row.is_temporal:
+        choice = row.choice()
+        text_len, text_dim = _text(o) if "text" in o else (1, 1)
+        op = make_temporal_op(choice, c, row.frames, text_dim, groups)
+        if op is None:
+            raise ValueError("a 'none' op has no row")
+        # a trained op is not the identity: give the zero-initialised projections weights
+        for name, p in op.named_parameters():
+            if torch.count_nonzero(p) == 0 and name.endswith("weight"):
+                nn.init.normal_(p, std=0.02)
+        x = rand(n, c, h, w)
+        if choice.op.startswith("x"):
+            return RowModule(_Temporal(op, row.frames), (x, rand(row.batch, text_len, text_dim)),
+                             ("x", "context"))  # fmt: skip
+        return RowModule(_Temporal(op, row.frames), (x,), ("x",))
+    kind = row.op
+    g = int(o.get("groups", 32))
+    if kind == "conv_in":
+        k, cin = int(o["k"]), int(o["cin"])
+        return RowModule(nn.Conv2d(cin, c, k, padding=k // 2), (rand(n, cin, h, w),), ("x",))
+    if kind == "time_embed":
+        cin = int(o["cin"])
+        proj = Timesteps(cin, o["flip"] == "true", int(o["shift"]))
+        t = torch.randint(0, 1000, (row.batch,), generator=gen).float()
+        return RowModule(_TimeEmbed(proj, TimestepEmbedding(cin, c)), (t,), ("t",))
+    if kind == "resnet":
+        cin, temb = int(o["cin"]), int(o["temb"])
+        block = ResnetBlock2D(in_channels=cin, out_channels=c, temb_channels=temb, groups=g)
+        return RowModule(_Resnet(block), (rand(n, cin, h, w), rand(n, temb)), ("x", "temb"))
+    if kind == "attn":
+        heads, layers = int(o["heads"]), int(o["layers"])
+        text_len, text_dim = _text(o)
+        block = Transformer2DModel(
+            num_attention_heads=heads, attention_head_dim=c // heads, in_channels=c,
+            num_layers=layers, cross_attention_dim=text_dim, norm_num_groups=g,
+            use_linear_projection=o["linear"] == "true",
+        )  # fmt: skip
+        return RowModule(_Attn(block), (rand(n, c, h, w), rand(n, text_len, text_dim)),
+                         ("x", "context"))  # fmt: skip
+    if kind == "downsample":
+        down = Downsample2D(c, use_conv=True, out_channels=c, padding=int(o["pad"]), name="op")
+        return RowModule(down, (rand(n, c, h, w),), ("x",))
+    if kind == "upsample":
+        return RowModule(Upsample2D(c, use_conv=True, out_channels=c), (rand(n, c, h, w),), ("x",))
+    if kind == "conv_out":
+        cin, k = int(o["cin"]), int(o["k"])
+        seq = nn.Sequential(nn.GroupNorm(g, cin), nn.SiLU(), nn.Conv2d(cin, c, k, padding=k // 2))
+        return RowModule(seq, (rand(n, cin, h, w),), ("x",))
+    raise ValueError(f"no module for row op {row.op!r}")
