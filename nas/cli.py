@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from nas import __version__
@@ -129,6 +130,95 @@ def cmd_space(args: argparse.Namespace) -> int:
     return 0
 
 
+def _profile_list_devices() -> int:
+    from profilers import get_device, list_devices
+
+    print(f"{'device':<12}{'backend':<13}{'precision':<11}{'budget MB':>10}  measures here?")
+    for name in list_devices():
+        d = get_device(name)
+        ok, why = d.can_measure_here()
+        mode = "yes" if ok else ("estimates" if d.backend == "coreml" else "no")
+        print(
+            f"{d.name:<12}{d.backend:<13}{d.precision:<11}{d.memory_budget_mb:>10.0f}  "
+            f"{mode}: {why}"
+        )
+    return 0
+
+
+def _table_dir(args: argparse.Namespace, device: str) -> Path:
+    return Path(args.out) if args.out else Path("latency_tables") / device
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    if args.list_devices:
+        return _profile_list_devices()
+    from nas.cost import Table
+    from profilers import TimingProtocol, get_device, import_rows, profile_space
+
+    if args.device is None:
+        raise NasError("--device is required (see `nas profile --list-devices`)")
+    device = get_device(args.device)
+    out = _table_dir(args, device.name)
+    if getattr(args, "profile_command", None) == "import":
+        table = Table.load(out) if (out / "table.csv").is_file() else Table()
+        table.meta.setdefault(
+            "device",
+            {
+                "name": device.name,
+                "backend": device.backend,
+                "precision": device.precision,
+                "memory_budget_mb": device.memory_budget_mb,
+            },
+        )
+        keys = import_rows(table, args.file, device)
+        table.save(out)
+        print(f"imported {len(keys)} row(s) into {out / 'table.csv'}")
+        return 0
+    if args.space is None:
+        raise NasError("--space is required, e.g. --space search_spaces/temporal.yaml")
+    from nas.space import load_space
+
+    space = load_space(args.space)
+    ok, why = device.can_measure_here()
+    if not ok and device.backend != "coreml":
+        raise NasError(f"cannot measure {device.name} here: {why}")
+    if not ok:
+        print(f"note: {why}", file=sys.stderr)
+    protocol = TimingProtocol(memory=not args.no_memory)
+    if args.quick:
+        protocol = TimingProtocol(
+            warmup=1, min_repeats=3, max_repeats=5, max_seconds=5.0, memory=not args.no_memory
+        )
+    report = profile_space(
+        space,
+        device,
+        out,
+        protocol=protocol,
+        force=args.force,
+        limit=args.limit,
+        progress=not args.no_progress,
+    )
+    counts: dict[str, int] = {}
+    for r in report.table.rows.values():
+        counts[r.source] = counts.get(r.source, 0) + 1
+    print(
+        f"{out / 'table.csv'}: {len(report.table.rows)} rows "
+        f"({', '.join(f'{n} {k}' for k, n in sorted(counts.items()))}); this run: "
+        f"{len(report.done)} done, {len(report.failed)} failed, {report.kept} kept"
+    )
+    for key in report.failed[:10]:
+        print(f"  failed: {key}: {report.table.rows[key].reason}")
+    if counts.get("estimated"):
+        print("note: estimated rows are not measurements: no device ran them")
+    if report.interrupted:
+        print(
+            "interrupted: finished rows are saved; run the same command again to resume",
+            file=sys.stderr,
+        )
+        return 130
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nas",
@@ -160,6 +250,46 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_space)
+
+    p = sub.add_parser(
+        "profile",
+        help="build a device's latency/memory table for a space (measured or estimated)",
+        description="Measure every block and temporal op a space needs on a device and write "
+        "latency_tables/<device>/table.csv + meta.json. ONNX Runtime and PyTorch rows are "
+        "measured here; Core ML rows are converted here for real and, where no Apple device "
+        "is reachable, estimated from the converted program (and marked so). Re-running "
+        "resumes: finished rows are kept; --force re-measures them.",
+        epilog="examples:\n"
+        "  nas profile --list-devices\n"
+        "  nas profile --device cpu-ort --space search_spaces/temporal.yaml\n"
+        "  nas profile --device iphone16pm --space search_spaces/temporal.yaml\n"
+        "  nas profile import --device iphone16pm lab_measurements.csv",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--list-devices", action="store_true", help="list devices and exit")
+    p.add_argument("--device", help="device name (see --list-devices) or a device YAML file")
+    p.add_argument("--space", metavar="YAML", help="search-space file whose rows to profile")
+    p.add_argument("--out", metavar="DIR", help="table folder (default latency_tables/<device>)")
+    p.add_argument("--force", action="store_true", help="re-measure rows already in the table")
+    p.add_argument("--limit", type=int, metavar="N", help="measure at most N rows this run")
+    p.add_argument("--quick", action="store_true", help="fewer repeats (3-5): for smoke runs")
+    p.add_argument("--no-memory", action="store_true", help="skip peak-memory measurement")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_profile)
+    psub = p.add_subparsers(dest="profile_command", metavar="import")
+    pi = psub.add_parser(
+        "import",
+        help="add rows measured elsewhere (CSV) with their provenance",
+        description="Import rows measured elsewhere (a phone lab, Xcode's performance report "
+        "typed into CSV). Columns: key (or op, options, channels, frames, height, width, batch, "
+        "precision), latency_ms_p50; optional latency_ms_p10, latency_ms_p90, repeats, "
+        "peak_mem_mb, weight_bytes, compute_unit, measured_at, source (measured|published), "
+        "note.",
+    )
+    pi.add_argument("--device", help="device the rows were measured on")
+    pi.add_argument("--out", metavar="DIR", help="table folder (default latency_tables/<device>)")
+    pi.add_argument("file", help="CSV file of measurements")
+    pi.set_defaults(func=cmd_profile, list_devices=False)
     return parser
 
 

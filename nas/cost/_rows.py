@@ -74,9 +74,15 @@ def temporal_row(choice: OpChoice, slot: Slot, space: SearchSpace, precision: st
     if choice.op.startswith("x"):  # cross-attention also depends on the text shape
         opts = f"{opts},text={g.text_length}x{g.text_dim}"
     return RowSpec(
-        choice.op, opts, slot.channels, g.frames, slot.height, slot.width,
-        g.effective_batch, precision,
-    )  # fmt: skip
+        choice.op,
+        opts,
+        slot.channels,
+        g.frames,
+        slot.height,
+        slot.width,
+        g.effective_batch,
+        precision,
+    )
 
 
 def backbone_row(block: Block, space: SearchSpace, precision: str) -> RowSpec:
@@ -90,9 +96,12 @@ def backbone_row(block: Block, space: SearchSpace, precision: str) -> RowSpec:
         opts = _opts(cin=block.in_channels, temb=cfg.time_embed_dim, groups=cfg.norm_num_groups)
     elif kind == "attn":
         opts = _opts(
-            heads=block.heads, layers=block.layers, groups=cfg.norm_num_groups,
-            text=f"{g.text_length}x{g.text_dim}", linear=cfg.use_linear_projection,
-        )  # fmt: skip
+            heads=block.heads,
+            layers=block.layers,
+            groups=cfg.norm_num_groups,
+            text=f"{g.text_length}x{g.text_dim}",
+            linear=cfg.use_linear_projection,
+        )
     elif kind == "downsample":
         opts = _opts(pad=cfg.downsample_padding)
     elif kind == "upsample":
@@ -102,9 +111,15 @@ def backbone_row(block: Block, space: SearchSpace, precision: str) -> RowSpec:
     else:
         raise ValueError(f"not a backbone block: {block.kind}")
     return RowSpec(
-        kind, opts, block.out_channels, g.frames, block.height, block.width,
-        g.effective_batch, precision,
-    )  # fmt: skip
+        kind,
+        opts,
+        block.out_channels,
+        g.frames,
+        block.height,
+        block.width,
+        g.effective_batch,
+        precision,
+    )
 
 
 def rows_for_space(space: SearchSpace, precision: str | None = None) -> list[RowSpec]:

@@ -1,0 +1,215 @@
+"""Build a device's table for a space: resumable, atomic, with a progress bar.
+
+Rows already in the table are kept (``force`` re-measures them); a row that fails is recorded
+with its reason and the run goes on; the table is rewritten atomically after every row, so an
+interrupted run loses at most the row in flight and never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import platform
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from nas.cost._backbone import backbone_block_cost
+from nas.cost._rows import RowSpec, backbone_row, rows_for_space, temporal_row
+from nas.cost._table import Table, TableRow
+from nas.cost._temporal import temporal_op_cost
+from nas.cost._types import BlockCost
+from nas.errors import NasError
+from nas.space import SearchSpace
+from profilers._base import Profiler, TimingProtocol, now_iso
+from profilers._blocks import build_row_module
+from profilers._devices import Device
+
+__all__ = ["PROFILERS", "ProfileReport", "analytic_costs", "get_profiler", "profile_space"]
+
+# backend -> "module:Class", imported on first use (heavy: onnxruntime, coremltools)
+PROFILERS = {
+    "onnxruntime": "profilers._ort:OrtProfiler",
+    "torch": "profilers._torch:TorchProfiler",
+    "coreml": "profilers._coreml:CoreMLProfiler",
+}
+
+
+def get_profiler(backend: str) -> Profiler:
+    try:
+        target = PROFILERS[backend]
+    except KeyError:
+        known = list(PROFILERS)
+        raise NasError(f"no profiler for backend {backend!r}; backends: {known}") from None
+    module, cls = target.split(":")
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as e:
+        raise NasError(f"the {backend} profiler needs a package that is missing: {e}") from None
+    profiler: Profiler = getattr(mod, cls)()
+    return profiler
+
+
+def analytic_costs(space: SearchSpace, precision: str) -> dict[str, BlockCost]:
+    """Analytic cost of every row of the space, by row key, at ``precision``."""
+    geo = replace(space.geometry, precision=precision)
+    out: dict[str, BlockCost] = {}
+    for b in space.blocks:
+        if b.kind != "temporal":
+            out[backbone_row(b, space, precision).key] = backbone_block_cost(
+                b, space.backbone.config, geo
+            )
+    for s in space.slots:
+        g = space.group_of(s.name)
+        for c in g.choices if g else ():
+            if c.op != "none":
+                out[temporal_row(c, s, space, precision).key] = temporal_op_cost(c, s, geo)
+    return out
+
+
+def _git_revision() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+@dataclass
+class ProfileReport:
+    table: Table
+    folder: Path
+    done: list[str]  # keys measured or estimated in this run
+    failed: list[str]  # keys that failed in this run
+    kept: int  # rows already present and kept
+    interrupted: bool = False
+
+
+def _device_meta(device: Device) -> dict[str, Any]:
+    return {
+        "name": device.name,
+        "description": device.description,
+        "backend": device.backend,
+        "precision": device.precision,
+        "compute_units": device.compute_units,
+        "memory_budget_mb": device.memory_budget_mb,
+        "threads": device.threads,
+        "target": device.target,
+    }
+
+
+def profile_space(
+    space: SearchSpace,
+    device: Device,
+    folder: str | Path,
+    *,
+    protocol: TimingProtocol | None = None,
+    force: bool = False,
+    limit: int | None = None,
+    profiler: Profiler | None = None,
+    progress: bool = True,
+    on_row: Callable[[TableRow], None] | None = None,
+) -> ProfileReport:
+    """Measure (or estimate) every row ``space`` needs on ``device`` into ``folder``."""
+    protocol = protocol or TimingProtocol()
+    folder = Path(folder)
+    prof = profiler or get_profiler(device.backend)
+    versions = prof.versions()
+    table = Table.load(folder) if (folder / "table.csv").is_file() else Table()
+    old = table.meta
+    if old.get("device", {}).get("name", device.name) != device.name:
+        raise NasError(
+            f"{folder} holds a table for device {old['device']['name']!r}, not {device.name!r}; "
+            "use another --out folder"
+        )
+    stale_all = bool(old) and old.get("versions") != versions
+    rows = rows_for_space(space, device.precision)
+    analytic = analytic_costs(space, device.precision)
+    todo: list[RowSpec] = []
+    kept = 0
+    for r in rows:
+        have = table.get(r)
+        if force or stale_all or have is None or have.source == "failed":
+            todo.append(r)
+        else:
+            kept += 1
+    if limit is not None:
+        todo = todo[:limit]
+    spaces = sorted(set(old.get("spaces", [])) | {f"{space.name}@{space.hash}"})
+    table.meta = {
+        **old,
+        "device": _device_meta(device),
+        "backend": prof.name,
+        "versions": versions,
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "git_revision": _git_revision(),
+        "protocol": protocol.to_dict(),
+        "spaces": spaces,
+        "updated": now_iso(),
+    }
+    table.meta.setdefault("created", table.meta["updated"])
+    if stale_all:
+        table.meta["note"] = "re-measured: tool versions changed since the previous run"
+    table.save(folder)
+    done: list[str] = []
+    failed: list[str] = []
+    bar = None
+    if progress and todo:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), desc=f"profile {device.name}", unit="row", dynamic_ncols=True)
+    budget_bytes = device.memory_budget_mb * 2**20
+    interrupted = False
+    try:
+        for spec in todo:
+            if bar is not None:
+                bar.set_postfix_str(spec.key[:60])
+            cost = analytic.get(spec.key)
+            need = None
+            if cost is not None:
+                bpe = 2 if device.precision == "fp16" else 4
+                need = cost.params * bpe + cost.peak_bytes + cost.out_bytes
+            if need is not None and need > budget_bytes:
+                row = TableRow(
+                    spec,
+                    "failed",
+                    flops=2 * cost.macs if cost else None,
+                    reason=f"estimated memory {need / 2**20:.0f} MB exceeds the device budget "
+                    f"{device.memory_budget_mb:.0f} MB; not run",
+                    measured_at=now_iso(),
+                )
+            else:
+                try:
+                    built = build_row_module(spec, groups=space.backbone.config.norm_num_groups)
+                    row = prof.measure(spec, built, device, protocol)
+                    if row.flops is None and cost is not None:
+                        row = replace(row, flops=2 * cost.macs)
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except MemoryError:
+                    row = TableRow(spec, "failed", reason="out of memory", measured_at=now_iso())
+                except Exception as e:  # a backend failure is data: record it, go on
+                    msg = " ".join(f"{type(e).__name__}: {e}".split())[:300]
+                    row = TableRow(spec, "failed", reason=msg, measured_at=now_iso())
+            table.put(row)
+            table.save(folder)
+            (failed if row.source == "failed" else done).append(spec.key)
+            if on_row is not None:
+                on_row(row)
+            if bar is not None:
+                bar.update(1)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if bar is not None:
+            bar.close()
+    return ProfileReport(table, folder, done, failed, kept, interrupted)
