@@ -56,8 +56,11 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
 
-def time_repeats(run: Callable[[], object], protocol: TimingProtocol,
-                 clock: Callable[[], float] = time.perf_counter) -> list[float]:  # fmt: skip
+def time_repeats(
+    run: Callable[[], object],
+    protocol: TimingProtocol,
+    clock: Callable[[], float] = time.perf_counter,
+) -> list[float]:
     """Wall-clock milliseconds of ``run()`` per repeat, after warm-up, per ``protocol``.
 
     ``run`` must block until the work is done (synchronise a GPU inside it).

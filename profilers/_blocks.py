@@ -103,8 +103,11 @@ def build_row_module(row: RowSpec, *, seed: int = 0, groups: int = 32) -> RowMod
                 nn.init.normal_(p, std=0.02)
         x = rand(n, c, h, w)
         if choice.op.startswith("x"):
-            return RowModule(_Temporal(op, row.frames), (x, rand(row.batch, text_len, text_dim)),
-                             ("x", "context"))  # fmt: skip
+            return RowModule(
+                _Temporal(op, row.frames),
+                (x, rand(row.batch, text_len, text_dim)),
+                ("x", "context"),
+            )
         return RowModule(_Temporal(op, row.frames), (x,), ("x",))
     kind = row.op
     g = int(o.get("groups", 32))
@@ -124,12 +127,17 @@ def build_row_module(row: RowSpec, *, seed: int = 0, groups: int = 32) -> RowMod
         heads, layers = int(o["heads"]), int(o["layers"])
         text_len, text_dim = _text(o)
         block = Transformer2DModel(
-            num_attention_heads=heads, attention_head_dim=c // heads, in_channels=c,
-            num_layers=layers, cross_attention_dim=text_dim, norm_num_groups=g,
+            num_attention_heads=heads,
+            attention_head_dim=c // heads,
+            in_channels=c,
+            num_layers=layers,
+            cross_attention_dim=text_dim,
+            norm_num_groups=g,
             use_linear_projection=o["linear"] == "true",
-        )  # fmt: skip
-        return RowModule(_Attn(block), (rand(n, c, h, w), rand(n, text_len, text_dim)),
-                         ("x", "context"))  # fmt: skip
+        )
+        return RowModule(
+            _Attn(block), (rand(n, c, h, w), rand(n, text_len, text_dim)), ("x", "context")
+        )
     if kind == "downsample":
         down = Downsample2D(c, use_conv=True, out_channels=c, padding=int(o["pad"]), name="op")
         return RowModule(down, (rand(n, c, h, w),), ("x",))

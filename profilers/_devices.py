@@ -94,9 +94,16 @@ def load_device(path: str | Path) -> Device:
     if not isinstance(m, dict):
         raise NasError(f"{where}: expected a mapping")
     allowed = {
-        "name", "description", "backend", "precision", "compute_units", "memory_budget_mb",
-        "threads", "target", "estimator",
-    }  # fmt: skip
+        "name",
+        "description",
+        "backend",
+        "precision",
+        "compute_units",
+        "memory_budget_mb",
+        "threads",
+        "target",
+        "estimator",
+    }
     unknown = set(m) - allowed
     if unknown:
         raise NasError(f"{where}: {sorted(unknown)[0]}: unknown key; allowed: {sorted(allowed)}")
