@@ -219,6 +219,40 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _space_for_arch(space_arg: str | None, arch_file: str) -> Any:
+    """The space an arch file belongs to: --space, else the bundled space it names."""
+    from nas import _resources
+    from nas.space import load_space
+    from nas.space._yaml import load_yaml_file
+
+    if space_arg:
+        return load_space(space_arg)
+    raw = load_yaml_file(Path(arch_file))
+    name = raw.get("space", {}).get("name") if isinstance(raw, dict) else None
+    if isinstance(name, str) and name in _resources.list_spaces():
+        return load_space(name)
+    raise NasError(f"{arch_file}: give --space: its space {name!r} is not a bundled space")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from nas.export import export_arch
+    from nas.space import load_arch
+
+    space = _space_for_arch(args.space, args.arch)
+    arch = load_arch(space, args.arch)
+    suffix = ".onnx" if args.format == "onnx" else ".mlpackage"
+    out = Path(args.out) if args.out else Path(args.arch).with_suffix(suffix)
+    report = export_arch(space, arch, out, args.format, checkpoint=args.checkpoint)
+    print(f"wrote {report.path} ({args.format}, inputs {report.inputs})")
+    if report.max_abs_error is not None:
+        print(f"ONNX Runtime vs PyTorch: max abs error {report.max_abs_error:.2e}")
+    if report.weight_bytes is not None:
+        print(f"weights: {report.weight_bytes / 2**20:.1f} MiB")
+    top = sorted(report.op_histogram.items(), key=lambda kv: -kv[1])[:12]
+    print("ops: " + ", ".join(f"{k} {v}" for k, v in top))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nas",
@@ -290,6 +324,30 @@ def build_parser() -> argparse.ArgumentParser:
     pi.add_argument("--out", metavar="DIR", help="table folder (default latency_tables/<device>)")
     pi.add_argument("file", help="CSV file of measurements")
     pi.set_defaults(func=cmd_profile, list_devices=False)
+
+    p = sub.add_parser(
+        "export",
+        help="export an arch's whole VideoUNet to ONNX (checked) or Core ML (inspected)",
+        description="Build the VideoUNet of an arch file (optionally with trained weights) and "
+        "write it as ONNX, checked against PyTorch with ONNX Runtime, or as a Core ML ML "
+        "Program (.mlpackage, iOS18 target, the space's precision), with its MIL op histogram "
+        "and weight size. Core ML conversion runs on any OS; running it needs macOS.",
+        epilog="examples:\n"
+        "  nas export --arch archs/1a2b3c4d5e6f.yaml --format onnx\n"
+        "  nas export --arch a.yaml --space search_spaces/tiny.yaml --format coreml "
+        "--out a.mlpackage",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--arch", required=True, metavar="YAML", help="arch file (YAML or JSON)")
+    p.add_argument(
+        "--space",
+        metavar="YAML",
+        help="its search space (default: the bundled space the arch file names)",
+    )
+    p.add_argument("--format", required=True, choices=["onnx", "coreml"])
+    p.add_argument("--checkpoint", metavar="SAFETENSORS", help="trained weights (nas train)")
+    p.add_argument("--out", metavar="PATH", help="output file (default: next to the arch file)")
+    p.set_defaults(func=cmd_export)
     return parser
 
 

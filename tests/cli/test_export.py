@@ -1,0 +1,74 @@
+"""nas export: ONNX checked against PyTorch, Core ML converted and inspected, checkpoints."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nas.errors import NasError
+from nas.export import export_arch
+from nas.model import build_video_unet
+from nas.space import load_space, sample_arch
+
+
+@pytest.fixture(scope="module")
+def space():  # type: ignore[no-untyped-def]
+    return load_space("search_spaces/tiny.yaml")
+
+
+def test_onnx_export_matches_torch(space, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    arch = sample_arch(space, np.random.default_rng(0))
+    rep = export_arch(space, arch, tmp_path / "a.onnx", "onnx")
+    assert rep.path.is_file() and rep.max_abs_error is not None and rep.max_abs_error < 1e-4
+    assert rep.inputs["sample"] == [1, 4, 4, 8, 8]
+    assert rep.weight_bytes is not None and rep.weight_bytes >= 4 * 249_268
+
+
+def test_checkpoint_weights_are_exported_and_mismatches_refused(space, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from safetensors.torch import save_file
+
+    arch = sample_arch(space, np.random.default_rng(1))
+    model = build_video_unet(space, arch)
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    ckpt = tmp_path / "c.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(ckpt))
+    a = export_arch(space, arch, tmp_path / "a.onnx", "onnx")
+    b = export_arch(space, arch, tmp_path / "b.onnx", "onnx", checkpoint=ckpt)
+    assert a.max_abs_error is not None and b.max_abs_error is not None
+    assert (tmp_path / "a.onnx").read_bytes() != (tmp_path / "b.onnx").read_bytes()
+    other = sample_arch(space, np.random.default_rng(7))
+    assert other != arch
+    with pytest.raises(NasError, match="does not match this arch"):
+        export_arch(space, other, tmp_path / "c.onnx", "onnx", checkpoint=ckpt)
+    with pytest.raises(NasError, match="checkpoint not found"):
+        export_arch(space, arch, tmp_path / "d.onnx", "onnx", checkpoint=tmp_path / "nope")
+
+
+@pytest.mark.slow
+def test_coreml_export_via_the_cli(space, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    arch = sample_arch(space, np.random.default_rng(2))
+    arch.save(tmp_path / "a.yaml")  # names the bundled 'tiny' space: no --space needed
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nas",
+            "export",
+            "--arch",
+            str(tmp_path / "a.yaml"),
+            "--format",
+            "coreml",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "a.mlpackage").is_dir()
+    assert "ops: const" in out.stdout and "weights:" in out.stdout
