@@ -253,6 +253,61 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_geometry(items: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise NasError(f"--geometry {item!r}: expected key=value, e.g. frames=4")
+        if value in ("true", "false"):
+            out[key] = value == "true"
+        elif value.isdigit():
+            out[key] = int(value)
+        else:
+            out[key] = value
+    return out
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from nas.space import load_space
+    from profilers import TimingProtocol, get_device
+    from profilers._validate import DEFAULT_VALIDATION_GEOMETRY, validate_latency
+
+    device = get_device(args.device)
+    ok, why = device.can_measure_here()
+    if not ok:
+        raise NasError(f"cannot validate {device.name} here: it needs measurements ({why})")
+    space = load_space(args.space)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out) if args.out else Path("experiments/runs") / f"{stamp}-validate-latency"
+    geometry = {**DEFAULT_VALIDATION_GEOMETRY, **_parse_geometry(args.geometry)}
+    protocol = TimingProtocol(memory=not args.no_memory)
+    if args.quick:
+        protocol = TimingProtocol(
+            warmup=1, min_repeats=3, max_repeats=5, max_seconds=5.0, memory=not args.no_memory
+        )
+    res = validate_latency(
+        space,
+        device,
+        out,
+        samples=args.samples,
+        seed=args.seed,
+        geometry=geometry,
+        protocol=protocol,
+        progress=not args.no_progress,
+    )
+    print(
+        f"{args.samples} arches of {space.name} on {device.name} at "
+        + ", ".join(f"{k}={v}" for k, v in geometry.items())
+    )
+    print(res.table_text())
+    print(f"fitted overhead (first half of the arches): {res.overhead_ms:.2f} ms per call")
+    print(f"per-arch figures: {out / 'validate_latency.csv'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nas",
@@ -348,6 +403,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", metavar="SAFETENSORS", help="trained weights (nas train)")
     p.add_argument("--out", metavar="PATH", help="output file (default: next to the arch file)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "validate",
+        help="check the cost model against whole networks (validate latency)",
+        description="validate latency: sample N arches (seeded), measure each whole VideoUNet "
+        "end to end on the device, and compare with the cost model built from the per-row "
+        "table at the same geometry: the share within +-10 %, RMSPE and Kendall tau, for "
+        "latency and peak memory. Runs at a small validation geometry (default frames=4, "
+        "16x16 latent, batch 1) so it finishes in minutes; --geometry changes it.",
+        epilog="examples:\n"
+        "  nas validate latency --device cpu-ort --space search_spaces/temporal.yaml "
+        "--samples 20\n"
+        "  nas validate latency --device cpu-ort --space search_spaces/tiny.yaml --samples 6 "
+        "--geometry frames=2",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("what", choices=["latency"], help="what to validate")
+    p.add_argument("--device", required=True, help="a device that measures here (cpu-ort, ...)")
+    p.add_argument("--space", required=True, metavar="YAML", help="search-space file")
+    p.add_argument("--samples", type=int, default=20, help="arches to measure (default 20)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument(
+        "--geometry",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="validation geometry override, repeatable (e.g. frames=8)",
+    )
+    p.add_argument("--out", metavar="DIR", help="run folder (default experiments/runs/<time>-...)")
+    p.add_argument("--quick", action="store_true", help="fewer repeats (3-5)")
+    p.add_argument("--no-memory", action="store_true", help="skip peak-memory measurement")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_validate)
     return parser
 
 

@@ -60,7 +60,9 @@ class _TimeEmbed(nn.Module):
         self.proj, self.embed = proj, embed
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self.embed(self.proj(t))
+        # Timesteps computes in fp32; cast to the embedding's dtype (fp16 on a GPU)
+        emb = self.proj(t).to(next(self.embed.parameters()).dtype)
+        out: torch.Tensor = self.embed(emb)
         return out
 
 
@@ -72,7 +74,7 @@ def _text(opts: dict[str, str]) -> tuple[int, int]:
 def build_row_module(row: RowSpec, *, seed: int = 0, groups: int = 32) -> RowModule:
     """The module a row measures, with random weights and inputs of the row's shape (fp32).
 
-    ``groups`` is the GroupNorm group count for temporal ops (backbone rows carry their own).
+    ``groups`` is the GroupNorm group count for temporal rows that do not record one.
     """
     from diffusers.models.downsampling import Downsample2D
     from diffusers.models.embeddings import TimestepEmbedding, Timesteps
@@ -94,7 +96,7 @@ def build_row_module(row: RowSpec, *, seed: int = 0, groups: int = 32) -> RowMod
     if row.is_temporal:
         choice = row.choice()
         text_len, text_dim = _text(o) if "text" in o else (1, 1)
-        op = make_temporal_op(choice, c, row.frames, text_dim, groups)
+        op = make_temporal_op(choice, c, row.frames, text_dim, int(o.get("groups", groups)))
         if op is None:
             raise ValueError("a 'none' op has no row")
         # a trained op is not the identity: give the zero-initialised projections weights

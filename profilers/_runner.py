@@ -189,7 +189,7 @@ def profile_space(
                 )
             else:
                 try:
-                    built = build_row_module(spec, groups=space.backbone.config.norm_num_groups)
+                    built = build_row_module(spec)
                     row = prof.measure(spec, built, device, protocol)
                     if row.flops is None and cost is not None:
                         row = replace(row, flops=2 * cost.macs)

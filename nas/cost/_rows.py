@@ -55,7 +55,7 @@ class RowSpec:
             raise ValueError(f"{self.op} is a backbone block, not a temporal op")
         opts: dict[str, object] = {}
         for k, v in self.option_dict().items():
-            if k == "text":  # the text shape, recorded for cross-attention rows
+            if k in ("text", "groups"):  # module details, not op options
                 continue
             opts[k] = v == "true" if v in ("true", "false") else int(v) if v.isdigit() else v
         return OpChoice.make(self.op, **opts)
@@ -71,7 +71,9 @@ def _opts(**kw: object) -> str:
 def temporal_row(choice: OpChoice, slot: Slot, space: SearchSpace, precision: str) -> RowSpec:
     g = space.geometry
     opts = choice.key[len(choice.op) + 1 : -1] if choice.options else ""
-    if choice.op.startswith("x"):  # cross-attention also depends on the text shape
+    # the GroupNorm groups, and for cross-attention the text shape, complete the module
+    opts = f"{opts},groups={space.backbone.config.norm_num_groups}"
+    if choice.op.startswith("x"):
         opts = f"{opts},text={g.text_length}x{g.text_dim}"
     return RowSpec(
         choice.op,

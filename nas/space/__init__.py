@@ -23,6 +23,7 @@ from nas.space._schema import (
     load_space,
     parse_space,
     parse_space_text,
+    with_geometry,
 )
 from nas.space._unet import Block, UNetConfig, parse_unet_config, plan_blocks
 
@@ -55,4 +56,5 @@ __all__ = [
     "plan_blocks",
     "reference_arch",
     "sample_arch",
+    "with_geometry",
 ]

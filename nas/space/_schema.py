@@ -585,6 +585,27 @@ def parse_space(raw: Any, source: str | None = None, base: Path | None = None) -
     return SearchSpace(name, description, backbone, geometry, blocks, slots, groups, source, digest)
 
 
+def with_geometry(space: SearchSpace, **overrides: Any) -> SearchSpace:
+    """The same space (backbone, slots, choices) at another geometry, e.g. ``frames=4``.
+
+    Unknown fields raise ``TypeError``; a geometry the backbone cannot take a ``SpaceError``.
+    """
+    from dataclasses import replace
+
+    geo = replace(space.geometry, **overrides)
+    check_geometry(geo, space.backbone.config)
+    blocks = plan_blocks(space.backbone.config, geo.latent_height, geo.latent_width)
+    slots = tuple(
+        Slot(b.name, b.stage, b.level, b.index, b.out_channels, b.height, b.width)
+        for b in blocks
+        if b.kind == "temporal"
+    )
+    digest = hashlib.sha256(
+        json.dumps(_semantic_dict(space.backbone, geo, space.groups), sort_keys=True).encode()
+    ).hexdigest()[:16]
+    return replace(space, geometry=geo, blocks=blocks, slots=slots, hash=digest)
+
+
 def load_space(path: str | Path) -> SearchSpace:
     """Load a space from a YAML file, or a bundled space by name (``temporal``).
 

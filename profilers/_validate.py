@@ -1,0 +1,187 @@
+"""``nas validate latency``: does the cost model predict whole networks?
+
+Samples N arches (seeded), measures each whole VideoUNet end to end on the device with the same
+protocol as the table rows, and compares with the cost model built from the per-row table at
+the same (small) validation geometry: share within +-10 %, RMSPE and Kendall tau, for latency
+and peak memory. A fixed per-call overhead is fitted on the first half of the arches and
+checked on the held-out half.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nas.cost import CostModel, Table
+from nas.cost._rows import RowSpec
+from nas.cost._table import atomic_write_text
+from nas.errors import NasError
+from nas.space import Arch, SearchSpace, arch_from_indices, arch_indices, sample_arch, with_geometry
+from profilers._base import TimingProtocol
+from profilers._blocks import RowModule
+from profilers._devices import Device
+from profilers._runner import get_profiler, profile_space
+
+__all__ = ["DEFAULT_VALIDATION_GEOMETRY", "ValidationResult", "validate_latency"]
+
+DEFAULT_VALIDATION_GEOMETRY: dict[str, Any] = {
+    "frames": 4,
+    "latent_height": 16,
+    "latent_width": 16,
+    "batch": 1,
+    "cfg": False,
+}
+
+
+@dataclass
+class ValidationResult:
+    records: list[dict[str, Any]]
+    stats: dict[str, dict[str, float]]
+    overhead_ms: float
+    folder: Path
+
+    def table_text(self) -> str:
+        lines = [f"{'metric':<28}{'within 10%':>11}{'RMSPE %':>9}{'Kendall tau':>13}"]
+        for name, s in self.stats.items():
+            lines.append(
+                f"{name:<28}{s['within_10pct'] * 100:>10.0f}%{s['rmspe_pct']:>9.1f}"
+                f"{s['kendall_tau']:>13.3f}"
+            )
+        return "\n".join(lines)
+
+
+def _whole_network(space: SearchSpace, arch: Arch) -> RowModule:
+    import torch
+    from torch import nn
+
+    from nas.model import build_video_unet
+
+    torch.manual_seed(0)
+    model = build_video_unet(space, arch, load_weights=False).eval()
+    # like the table rows: trained ops are not zero, give the zero projections weights
+    for name, p in model.temporal.named_parameters():
+        if name.endswith("weight") and torch.count_nonzero(p) == 0:
+            nn.init.normal_(p, std=0.02)
+    g = space.geometry
+    b = g.effective_batch
+    gen = torch.Generator().manual_seed(0)
+    inputs = (
+        torch.randn(b, g.latent_channels, g.frames, g.latent_height, g.latent_width, generator=gen),
+        torch.full((b,), 500, dtype=torch.int64),
+        torch.randn(b, g.text_length, g.text_dim, generator=gen),
+    )
+    return RowModule(model, inputs, ("sample", "timestep", "text"))
+
+
+def _stats(pred: np.ndarray, meas: np.ndarray) -> dict[str, float]:
+    from scipy.stats import kendalltau
+
+    rel = (pred - meas) / meas
+    tau = float(kendalltau(pred, meas).statistic) if len(pred) > 1 else float("nan")
+    return {
+        "within_10pct": float(np.mean(np.abs(rel) <= 0.10)),
+        "rmspe_pct": float(math.sqrt(float(np.mean(rel**2))) * 100),
+        "kendall_tau": tau,
+    }
+
+
+def validate_latency(
+    space: SearchSpace,
+    device: Device,
+    folder: str | Path,
+    *,
+    samples: int = 20,
+    seed: int = 0,
+    geometry: dict[str, Any] | None = None,
+    protocol: TimingProtocol | None = None,
+    progress: bool = True,
+) -> ValidationResult:
+    """Measure ``samples`` whole arches and compare with the cost model; files go to ``folder``."""
+    if samples < 2:
+        raise NasError("--samples must be at least 2 (a rank correlation needs two arches)")
+    protocol = protocol or TimingProtocol()
+    folder = Path(folder)
+    try:
+        vspace = with_geometry(space, **{**DEFAULT_VALIDATION_GEOMETRY, **(geometry or {})})
+    except TypeError as e:
+        raise NasError(f"--geometry: {e}") from None
+    # 1. the per-row table at the validation geometry (resumable)
+    rep = profile_space(vspace, device, folder / "table", protocol=protocol, progress=progress)
+    if rep.interrupted:
+        raise KeyboardInterrupt
+    model = CostModel(vspace, Table.load(folder / "table"), overhead_ms=0.0)
+    # 2. whole networks, measured with the same backend and protocol
+    rng = np.random.default_rng(seed)
+    archs: list[tuple[Arch, Arch]] = []
+    seen: set[str] = set()
+    while len(archs) < samples:
+        a = sample_arch(space, rng)
+        if a.arch_id not in seen or len(seen) >= space.size:
+            seen.add(a.arch_id)
+            archs.append((a, arch_from_indices(vspace, arch_indices(space, a))))
+    prof = get_profiler(device.backend)
+    records: list[dict[str, Any]] = []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(archs), desc="validate whole networks", unit="arch")
+    g = vspace.geometry
+    for orig, varch in archs:
+        est = model.evaluate(varch)
+        spec = RowSpec(
+            "network",
+            orig.arch_id,
+            0,
+            g.frames,
+            g.latent_height,
+            g.latent_width,
+            g.effective_batch,
+            device.precision,
+        )
+        row = prof.measure(spec, _whole_network(vspace, varch), device, protocol)
+        records.append(
+            {
+                "arch_id": orig.arch_id,
+                "arch": orig.describe(),
+                "predicted_ms": est.latency_ms_step,
+                "measured_ms": row.latency_ms_p50,
+                "measured_ms_p10": row.latency_ms_p10,
+                "measured_ms_p90": row.latency_ms_p90,
+                "predicted_mem_mb": est.peak_mem_mb,
+                "measured_mem_mb": row.peak_mem_mb,
+            }
+        )
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    pred = np.array([r["predicted_ms"] for r in records], dtype=float)
+    meas = np.array([r["measured_ms"] for r in records], dtype=float)
+    half = len(records) // 2
+    overhead = float(np.median(meas[:half] - pred[:half])) if half else 0.0
+    stats = {
+        "latency (sum of rows)": _stats(pred, meas),
+        "latency + overhead (held out)": _stats(pred[half:] + overhead, meas[half:]),
+    }
+    mem_p = np.array([r["predicted_mem_mb"] or np.nan for r in records], dtype=float)
+    mem_m = np.array([r["measured_mem_mb"] or np.nan for r in records], dtype=float)
+    if np.isfinite(mem_m).all() and np.isfinite(mem_p).all():
+        stats["peak memory"] = _stats(mem_p, mem_m)
+    for r in records:
+        r["error_pct"] = (r["predicted_ms"] - r["measured_ms"]) / r["measured_ms"] * 100
+        r["error_pct_with_overhead"] = (
+            (r["predicted_ms"] + overhead - r["measured_ms"]) / r["measured_ms"] * 100
+        )
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(records[0]), lineterminator="\n")
+    w.writeheader()
+    w.writerows(records)
+    atomic_write_text(folder / "validate_latency.csv", buf.getvalue())
+    return ValidationResult(records, stats, overhead, folder)

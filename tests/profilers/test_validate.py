@@ -1,0 +1,73 @@
+"""nas validate latency end to end on the tiny space (real ONNX Runtime measurements)."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.slow
+def test_validate_latency_cli(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nas",
+            "validate",
+            "latency",
+            "--device",
+            "cpu-ort",
+            "--space",
+            "search_spaces/tiny.yaml",
+            "--samples",
+            "4",
+            "--out",
+            str(tmp_path),
+            "--geometry",
+            "frames=2",
+            "--geometry",
+            "latent_height=8",
+            "--geometry",
+            "latent_width=8",
+            "--quick",
+            "--no-memory",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "latency (sum of rows)" in out.stdout and "Kendall tau" in out.stdout
+    rows = list(csv.DictReader((tmp_path / "validate_latency.csv").open()))
+    assert len(rows) == 4 and len({r["arch_id"] for r in rows}) == 4
+    for r in rows:
+        assert float(r["measured_ms"]) > 0 and float(r["predicted_ms"]) > 0
+    assert (tmp_path / "table" / "table.csv").is_file()
+
+
+def test_validate_refuses_devices_that_cannot_measure(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nas",
+            "validate",
+            "latency",
+            "--device",
+            "iphone16pm",
+            "--space",
+            "search_spaces/tiny.yaml",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 2
+    assert out.stderr.startswith("error: cannot validate iphone16pm here")
