@@ -303,8 +303,80 @@ def cmd_validate(args: argparse.Namespace) -> int:
         + ", ".join(f"{k}={v}" for k, v in geometry.items())
     )
     print(res.table_text())
-    print(f"fitted overhead (first half of the arches): {res.overhead_ms:.2f} ms per call")
+    mem = f", {res.overhead_mb:.0f} MB" if res.overhead_mb is not None else ""
+    print(f"fitted overhead (first half of the arches): {res.overhead_ms:.2f} ms per call{mem}")
     print(f"per-arch figures: {out / 'validate_latency.csv'}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from nas.quality import TrainConfig, find_checkpoint, train, train_geometry
+    from nas.space import load_arch
+
+    space = _space_for_arch(args.space, args.arch)
+    arch = load_arch(space, args.arch)
+    if args.out:
+        out = Path(args.out)
+    elif args.resume:
+        raise NasError("--resume needs --out DIR: the run folder to continue")
+    else:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = Path("experiments/runs") / f"{stamp}-train-{arch.arch_id}"
+    existing = find_checkpoint(out)
+    if existing is not None and not args.resume:
+        raise NasError(
+            f"{out} already has a checkpoint ({existing.name}): pass --resume to continue it, "
+            "or give another --out"
+        )
+    if existing is None and args.resume:
+        raise NasError(f"--resume: {out} has no checkpoint to continue (checkpoints/step_*)")
+    given = {
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "ema_decay": args.ema_decay,
+        "objective": args.objective,
+        "precision": args.precision,
+        "width_mult": args.width_mult,
+        "data": args.data,
+        "difficulty": args.difficulty,
+        "seed": args.seed,
+        "checkpoint_every": args.checkpoint_every,
+        "log_every": args.log_every,
+        "num_workers": args.num_workers,
+        "device": args.device,
+    }
+    kwargs: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    if args.no_grad_clip:
+        kwargs["grad_clip"] = None
+    if args.train_spatial:
+        kwargs["freeze_spatial"] = False
+    kwargs["geometry"] = _parse_geometry(args.geometry)
+    config = TrainConfig(**kwargs)
+    main = int(os.environ.get("RANK", "0")) == 0
+    if existing is not None and main:
+        print(f"resuming {out} from {existing.name}", flush=True)
+    res = train(space, arch, config, out, progress=not args.no_progress)
+    if main:
+        g = train_geometry(space, config)
+        head = res.losses[: min(10, len(res.losses))]
+        tail = res.losses[-min(10, len(res.losses)) :]
+        print(
+            f"trained {arch.arch_id} on {space.name} (width x{config.width_mult:g}, "
+            f"{g.frames}x{g.latent_height}x{g.latent_width} latent, {config.data}): steps "
+            f"{res.start_step} -> {res.step}"
+            + (
+                f", loss {sum(head) / len(head):.4f} (first {len(head)}) -> "
+                f"{sum(tail) / len(tail):.4f} (last {len(tail)}), "
+                f"{res.samples_per_s:.1f} samples/s"
+                if res.losses
+                else ""
+            )
+        )
+        print(f"checkpoint  {res.checkpoint}  (ema.safetensors: EMA weights; model.safetensors)")
+        print(f"metrics     {res.metrics}")
     return 0
 
 
@@ -436,6 +508,78 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-memory", action="store_true", help="skip peak-memory measurement")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser(
+        "train",
+        help="train an arch's temporal layers on video data (checkpoints, resume, torchrun)",
+        description="Train the VideoUNet of an arch file: its temporal layers (and the spatial "
+        "ones with --train-spatial) with AdamW, EMA and rectified flow (or eps prediction), "
+        "on the built-in procedural moving-digits videos or a folder of video files or "
+        "latents. Writes config.json, arch.yaml, metrics.csv and safetensors checkpoints "
+        "(model, EMA, optimizer) to the run folder; --resume continues a run bit for bit. "
+        "Under torchrun every process trains on its shard of each batch (DDP).",
+        epilog="examples:\n"
+        "  nas train --arch archs/1a2b3c4d5e6f.yaml --steps 2000\n"
+        "  nas train --arch a.yaml --space search_spaces/tiny.yaml --steps 50 --out runs/t\n"
+        "  nas train --arch a.yaml --width-mult 0.25 --geometry frames=8 "
+        "--geometry latent_height=16 --geometry latent_width=16 --difficulty hard\n"
+        "  nas train --arch a.yaml --data ./latents --batch-size 2    (*.safetensors / *.npz)\n"
+        "  nas train --arch a.yaml --out runs/t --steps 4000 --resume    (continue a run)\n"
+        "  torchrun --nproc_per_node 2 -m nas train --arch a.yaml --out runs/ddp\n\n"
+        "--batch-size is per process. Folders of latents hold latents (C, T, H, W) and text\n"
+        "(L, D) at the (overridden) space geometry; video folders are decoded with PyAV.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--arch", required=True, metavar="YAML", help="arch file (YAML or JSON)")
+    p.add_argument(
+        "--space",
+        metavar="YAML",
+        help="its search space (default: the bundled space the arch file names)",
+    )
+    p.add_argument("--steps", type=int, metavar="N", help="optimizer steps in all (default 1000)")
+    p.add_argument("--batch-size", type=int, metavar="B", help="videos per step (default 4)")
+    p.add_argument("--lr", type=float, help="AdamW learning rate (default 1e-4)")
+    p.add_argument("--ema-decay", type=float, metavar="D", help="EMA decay (default 0.999)")
+    p.add_argument("--no-grad-clip", action="store_true", help="no gradient clipping (default 1)")
+    p.add_argument(
+        "--objective", choices=["rectified_flow", "eps"], help="default rectified_flow"
+    )
+    p.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        help="autocast on CUDA (default auto: bf16 on CUDA, fp32 on CPU)",
+    )
+    p.add_argument(
+        "--width-mult", type=float, metavar="W", help="backbone width multiplier (default 1)"
+    )
+    p.add_argument(
+        "--geometry",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="geometry override, repeatable (frames=8, latent_height=16, text_dim=64, ...)",
+    )
+    p.add_argument(
+        "--data",
+        metavar="procedural|PATH",
+        help="'procedural' (default) or a folder of video files or latents",
+    )
+    p.add_argument(
+        "--difficulty",
+        choices=["easy", "medium", "hard"],
+        help="procedural data: 1 digit / 2 bouncing / 3 with occlusion and acceleration "
+        "(default medium)",
+    )
+    p.add_argument("--train-spatial", action="store_true", help="also train the backbone")
+    p.add_argument("--seed", type=int, help="init, data order and noise seed (default 0)")
+    p.add_argument("--out", metavar="DIR", help="run folder (default experiments/runs/<time>-...)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--checkpoint-every", type=int, metavar="N", help="default 500 steps")
+    p.add_argument("--log-every", type=int, metavar="N", help="metrics row every N (default 10)")
+    p.add_argument("--num-workers", type=int, metavar="N", help="DataLoader workers (default 0)")
+    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, ...")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
     return parser
 
 

@@ -4,7 +4,8 @@ Samples N arches (seeded), measures each whole VideoUNet end to end on the devic
 protocol as the table rows, and compares with the cost model built from the per-row table at
 the same (small) validation geometry: share within +-10 %, RMSPE and Kendall tau, for latency
 and peak memory. A fixed per-call overhead is fitted on the first half of the arches and
-checked on the held-out half.
+checked on the held-out half; the same for peak memory (a runtime's fixed per-session
+memory, e.g. ONNX Runtime keeping the model proto beside its initialised weights).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class ValidationResult:
     records: list[dict[str, Any]]
     stats: dict[str, dict[str, float]]
     overhead_ms: float
+    overhead_mb: float | None
     folder: Path
 
     def table_text(self) -> str:
@@ -89,6 +91,34 @@ def _stats(pred: np.ndarray, meas: np.ndarray) -> dict[str, float]:
         "rmspe_pct": float(math.sqrt(float(np.mean(rel**2))) * 100),
         "kendall_tau": tau,
     }
+
+
+def summarize(
+    records: list[dict[str, Any]],
+) -> tuple[dict[str, dict[str, float]], float, float | None]:
+    """Statistics of predicted vs measured, plain and with a fixed per-call overhead.
+
+    The overheads (latency ms, memory MB) are the median of measured - predicted over the
+    first half of the records; the "with overhead" statistics use only the held-out half.
+    Returns (stats by metric, overhead_ms, overhead_mb or None without memory figures).
+    """
+    half = len(records) // 2
+
+    def offset_stats(pred: np.ndarray, meas: np.ndarray) -> tuple[float, dict[str, float]]:
+        off = float(np.median(meas[:half] - pred[:half])) if half else 0.0
+        return off, _stats(pred[half:] + off, meas[half:])
+
+    pred = np.array([r["predicted_ms"] for r in records], dtype=float)
+    meas = np.array([r["measured_ms"] for r in records], dtype=float)
+    overhead_ms, held = offset_stats(pred, meas)
+    stats = {"latency (sum of rows)": _stats(pred, meas), "latency + overhead (held out)": held}
+    overhead_mb = None
+    mem_p = np.array([r["predicted_mem_mb"] or np.nan for r in records], dtype=float)
+    mem_m = np.array([r["measured_mem_mb"] or np.nan for r in records], dtype=float)
+    if np.isfinite(mem_m).all() and np.isfinite(mem_p).all():
+        stats["peak memory"] = _stats(mem_p, mem_m)
+        overhead_mb, stats["peak memory + overhead (held out)"] = offset_stats(mem_p, mem_m)
+    return stats, overhead_ms, overhead_mb
 
 
 def validate_latency(
@@ -162,26 +192,15 @@ def validate_latency(
             bar.update(1)
     if bar is not None:
         bar.close()
-    pred = np.array([r["predicted_ms"] for r in records], dtype=float)
-    meas = np.array([r["measured_ms"] for r in records], dtype=float)
-    half = len(records) // 2
-    overhead = float(np.median(meas[:half] - pred[:half])) if half else 0.0
-    stats = {
-        "latency (sum of rows)": _stats(pred, meas),
-        "latency + overhead (held out)": _stats(pred[half:] + overhead, meas[half:]),
-    }
-    mem_p = np.array([r["predicted_mem_mb"] or np.nan for r in records], dtype=float)
-    mem_m = np.array([r["measured_mem_mb"] or np.nan for r in records], dtype=float)
-    if np.isfinite(mem_m).all() and np.isfinite(mem_p).all():
-        stats["peak memory"] = _stats(mem_p, mem_m)
+    stats, overhead_ms, overhead_mb = summarize(records)
     for r in records:
         r["error_pct"] = (r["predicted_ms"] - r["measured_ms"]) / r["measured_ms"] * 100
         r["error_pct_with_overhead"] = (
-            (r["predicted_ms"] + overhead - r["measured_ms"]) / r["measured_ms"] * 100
+            (r["predicted_ms"] + overhead_ms - r["measured_ms"]) / r["measured_ms"] * 100
         )
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(records[0]), lineterminator="\n")
     w.writeheader()
     w.writerows(records)
     atomic_write_text(folder / "validate_latency.csv", buf.getvalue())
-    return ValidationResult(records, stats, overhead, folder)
+    return ValidationResult(records, stats, overhead_ms, overhead_mb, folder)

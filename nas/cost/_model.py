@@ -1,9 +1,10 @@
 """CostModel: an Arch's latency and peak memory on a device, from that device's table.
 
 Latency per step = sum of the rows the arch runs through (backbone blocks + temporal ops) +
-a fixed overhead (measured by ``nas validate latency``; 0 until then); per video = steps x step.
-Peak memory = all weights + the largest live activation set: at every block, the skip
-connections held for the up path plus the block's own working set.
+a fixed overhead (fitted by ``nas validate latency``; 0 unless given); per video = steps x
+step. Peak memory = all weights + the largest live activation set (at every block, the skip
+connections held for the up path plus the block's own working set) + a fixed runtime
+overhead (likewise fitted; 0 unless given).
 Lookups are precomputed per slot group and choice, so evaluation is array arithmetic.
 """
 
@@ -68,6 +69,7 @@ class CostModel:
         *,
         quantile: str = "p50",
         overhead_ms: float | None = None,
+        overhead_mb: float | None = None,
     ) -> None:
         self.space = space
         self.table = table
@@ -81,6 +83,9 @@ class CostModel:
             raise MissingRowsError(missing, self.device, space)
         self.overhead_ms = float(
             overhead_ms if overhead_ms is not None else table.meta.get("overhead_ms", 0.0)
+        )
+        self.overhead_mb = float(
+            overhead_mb if overhead_mb is not None else table.meta.get("overhead_mb", 0.0)
         )
         geo = replace(space.geometry, precision=self.precision)
         bpe = geo.bytes_per_element
@@ -194,7 +199,7 @@ class CostModel:
         return {
             "latency_ms_step": ms,
             "latency_s_video": ms * self.space.geometry.steps / 1e3,
-            "peak_mem_mb": weights + act,
+            "peak_mem_mb": weights + act + self.overhead_mb,
             "weights_mb": weights,
         }
 

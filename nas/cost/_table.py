@@ -19,7 +19,7 @@ from typing import Any
 from nas.cost._rows import RowSpec
 from nas.errors import NasError
 
-__all__ = ["SOURCES", "Table", "TableRow", "atomic_write_text"]
+__all__ = ["SOURCES", "Table", "TableRow", "atomic_write_text", "find_table", "shipped_tables"]
 
 SOURCES = ("measured", "estimated", "published", "failed")
 
@@ -175,3 +175,31 @@ def _parse_row(rec: Mapping[str, str]) -> TableRow:
         values[c] = values[c] or ""
     values["repeats"] = values["repeats"] or 0
     return replace(TableRow(spec, "failed"), **values)
+
+
+def shipped_tables() -> Path:
+    """The folder of tables shipped with nas (``latency_tables/`` in a checkout)."""
+    from importlib import resources
+
+    return Path(str(resources.files("nas") / "_data" / "latency_tables"))
+
+
+def find_table(device: str, tables: str | Path | None = None) -> Path:
+    """The table folder for ``device``: under ``tables`` if given, else ``./latency_tables``
+    if it has one, else the table shipped with nas."""
+    if tables is not None:
+        d = Path(tables) / device
+        if not (d / "table.csv").is_file():
+            raise NasError(f"no table for device {device!r} in {tables} (run `nas profile`)")
+        return d
+    local = Path("latency_tables") / device
+    if (local / "table.csv").is_file():
+        return local
+    shipped = shipped_tables() / device
+    if (shipped / "table.csv").is_file():
+        return shipped
+    have = sorted(p.name for p in shipped_tables().glob("*") if (p / "table.csv").is_file())
+    raise NasError(
+        f"no latency table for device {device!r} (shipped: {', '.join(have) or 'none'}); "
+        f"build one with: nas profile --device {device} --space SPACE.yaml"
+    )

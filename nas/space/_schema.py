@@ -200,6 +200,22 @@ def _semantic_dict(
     }
 
 
+def _plan(cfg: UNetConfig, geometry: Geometry) -> tuple[tuple[Block, ...], tuple[Slot, ...]]:
+    """The per-step block plan at ``geometry`` and the slots in it."""
+    blocks = plan_blocks(cfg, geometry.latent_height, geometry.latent_width)
+    slots = tuple(
+        Slot(b.name, b.stage, b.level, b.index, b.out_channels, b.height, b.width)
+        for b in blocks
+        if b.kind == "temporal"
+    )
+    return blocks, slots
+
+
+def _digest(backbone: Backbone, geometry: Geometry, groups: Iterable[SlotGroup]) -> str:
+    payload = json.dumps(_semantic_dict(backbone, geometry, groups), sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
 # ---------------------------------------------------------------------------------------------
 # parsing helpers: each names the YAML path
 # ---------------------------------------------------------------------------------------------
@@ -567,21 +583,14 @@ def parse_space(raw: Any, source: str | None = None, base: Path | None = None) -
                 raise SpaceError(w, f"a set name must be a string, got {_kind(set_name)}; quote it")
             if not isinstance(items, list) or not items:
                 raise SpaceError(w, f"expected a non-empty list of ops, got {_kind(items)}")
-        blocks = plan_blocks(backbone.config, geometry.latent_height, geometry.latent_width)
-        slots = tuple(
-            Slot(b.name, b.stage, b.level, b.index, b.out_channels, b.height, b.width)
-            for b in blocks
-            if b.kind == "temporal"
-        )
+        blocks, slots = _plan(backbone.config, geometry)
         groups = _parse_slots(m["slots"], op_sets, slots)
         for set_name, items in op_sets.items():  # validate sets even if no slot uses them
             for w, item in _parse_ops(items, f"op_sets.{set_name}", {}):
                 _expand_op(item, w)
     except SpaceError as e:
         raise (e.with_source(source) if source and not e.source else e) from None
-    digest = hashlib.sha256(
-        json.dumps(_semantic_dict(backbone, geometry, groups), sort_keys=True).encode()
-    ).hexdigest()[:16]
+    digest = _digest(backbone, geometry, groups)
     return SearchSpace(name, description, backbone, geometry, blocks, slots, groups, source, digest)
 
 
@@ -594,15 +603,8 @@ def with_geometry(space: SearchSpace, **overrides: Any) -> SearchSpace:
 
     geo = replace(space.geometry, **overrides)
     check_geometry(geo, space.backbone.config)
-    blocks = plan_blocks(space.backbone.config, geo.latent_height, geo.latent_width)
-    slots = tuple(
-        Slot(b.name, b.stage, b.level, b.index, b.out_channels, b.height, b.width)
-        for b in blocks
-        if b.kind == "temporal"
-    )
-    digest = hashlib.sha256(
-        json.dumps(_semantic_dict(space.backbone, geo, space.groups), sort_keys=True).encode()
-    ).hexdigest()[:16]
+    blocks, slots = _plan(space.backbone.config, geo)
+    digest = _digest(space.backbone, geo, space.groups)
     return replace(space, geometry=geo, blocks=blocks, slots=slots, hash=digest)
 
 

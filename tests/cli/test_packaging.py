@@ -41,6 +41,10 @@ def test_wheel_ships_data_and_runs_from_elsewhere(root: Path, tmp_path: Path) ->
         "nas/_data/backbones/tiny.json",
         "nas/py.typed",
         "profilers/__init__.py",
+        "profilers/devices/iphone16pm.yaml",
+        "nas/_data/latency_tables/iphone16pm/table.csv",
+        "nas/_data/latency_tables/iphone16pm/meta.json",
+        "nas/_data/latency_tables/cpu-ort/table.csv",
     ):
         assert needed in names, needed
     site = tmp_path / "site"
@@ -75,3 +79,20 @@ def test_wheel_ships_data_and_runs_from_elsewhere(root: Path, tmp_path: Path) ->
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith(str(site))  # the installed copy, not the checkout
     assert '"size": 3761479876608' in out.stdout
+    # the shipped tables and devices are found from the installed copy too
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from nas.cost import CostModel, Table, find_table; from nas.space import load_space;"
+            "from profilers import get_device; get_device('iphone16pm');"
+            "m = CostModel(load_space('temporal'), Table.load(find_table('iphone16pm')));"
+            "print(find_table('iphone16pm'), m.sources)",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(str(site)) and "('estimated',)" in out.stdout

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -137,3 +139,33 @@ def test_provenance_is_reported(space) -> None:  # type: ignore[no-untyped-def]
     table.put(TableRow(r.spec, "estimated", 1, 1, 1, 0, weight_bytes=2**20))
     model = CostModel(space, table)
     assert model.evaluate(reference_arch(space, "none")[0]).sources == ("estimated", "measured")
+
+
+def test_find_table_prefers_local_then_shipped(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from nas.cost import find_table, shipped_tables
+    from nas.errors import NasError
+
+    monkeypatch.chdir(tmp_path)
+    assert find_table("iphone16pm") == shipped_tables() / "iphone16pm"
+    local = tmp_path / "latency_tables" / "iphone16pm"
+    Table({"device": {"name": "iphone16pm"}}).save(local)
+    assert find_table("iphone16pm") == Path("latency_tables") / "iphone16pm"
+    with pytest.raises(NasError, match="nas profile --device nope"):
+        find_table("nope")
+    with pytest.raises(NasError, match="no table for device 'x'"):
+        find_table("x", tmp_path)
+
+
+def test_shipped_tables_cover_the_default_space() -> None:
+    from nas.cost import find_table
+
+    space = load_space("search_spaces/temporal.yaml")
+    iphone = CostModel(space, Table.load(find_table("iphone16pm")))
+    assert iphone.sources == ("estimated",)
+    cpu = CostModel(space, Table.load(find_table("cpu-ort")))
+    assert cpu.sources == ("measured",)
+    a = reference_arch(space, "attn1d")[0]
+    assert (
+        iphone.evaluate(a).latency_ms_step
+        > iphone.evaluate(reference_arch(space, "none")[0]).latency_ms_step
+    )

@@ -71,3 +71,29 @@ def test_validate_refuses_devices_that_cannot_measure(tmp_path: Path) -> None:
     )
     assert out.returncode == 2
     assert out.stderr.startswith("error: cannot validate iphone16pm here")
+
+
+def test_summarize_fits_overheads_on_the_first_half_only() -> None:
+    from profilers._validate import summarize
+
+    # measured = predicted + 10 ms and + 500 MB (a runtime's fixed cost); noise-free
+    records = [
+        {
+            "predicted_ms": 100.0 + i,
+            "measured_ms": 110.0 + i,
+            "predicted_mem_mb": 1000.0 + 7 * i,
+            "measured_mem_mb": 1500.0 + 7 * i,
+        }
+        for i in range(10)
+    ]
+    stats, overhead_ms, overhead_mb = summarize(records)
+    assert overhead_ms == pytest.approx(10.0) and overhead_mb == pytest.approx(500.0)
+    assert stats["latency (sum of rows)"]["within_10pct"] == 1.0  # 10 ms on ~105: < 10 %
+    assert stats["peak memory"]["within_10pct"] == 0.0  # 500 MB on ~1000: 50 % off
+    held = stats["peak memory + overhead (held out)"]
+    assert held["within_10pct"] == 1.0 and held["rmspe_pct"] == pytest.approx(0.0)
+    assert held["kendall_tau"] == pytest.approx(1.0)
+    # without memory figures there is no memory overhead
+    for r in records:
+        r["measured_mem_mb"] = None
+    assert summarize(records)[2] is None
