@@ -14,7 +14,7 @@ from nas.cost._table import TableRow
 from profilers._blocks import RowModule
 from profilers._devices import Device
 
-__all__ = ["Profiler", "TimingProtocol", "now_iso", "time_repeats"]
+__all__ = ["Profiler", "TimingProtocol", "measured_row", "now_iso", "time_repeats"]
 
 
 @dataclass(frozen=True)
@@ -95,3 +95,31 @@ def percentiles(times_ms: list[float]) -> tuple[float, float, float]:
         return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
     return q(0.1), q(0.5), q(0.9)
+
+
+def measured_row(
+    row: RowSpec,
+    times_ms: list[float],
+    *,
+    compute_unit: str,
+    peak_mem_mb: float | None = None,
+    weight_bytes: int | None = None,
+    flops: int | None = None,
+    reason: str = "",
+) -> TableRow:
+    """A ``measured`` row from timed repeats: p10/p50/p90, the repeat count and a timestamp."""
+    p10, p50, p90 = percentiles(times_ms)
+    return TableRow(
+        row,
+        "measured",
+        latency_ms_p10=p10,
+        latency_ms_p50=p50,
+        latency_ms_p90=p90,
+        repeats=len(times_ms),
+        peak_mem_mb=peak_mem_mb,
+        weight_bytes=weight_bytes,
+        flops=flops,
+        compute_unit=compute_unit,
+        reason=reason,
+        measured_at=now_iso(),
+    )

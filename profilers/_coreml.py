@@ -92,7 +92,7 @@ from typing import Any
 
 from nas.cost._rows import RowSpec
 from nas.cost._table import TableRow
-from profilers._base import TimingProtocol, now_iso, percentiles, time_repeats
+from profilers._base import TimingProtocol, measured_row, now_iso, percentiles, time_repeats
 from profilers._blocks import RowModule
 from profilers._devices import Device, Estimator
 
@@ -754,15 +754,15 @@ class CoreMLProfiler:
         model = ct.models.MLModel(str(path), compute_units=_compute_units(ct, device.compute_units))
         feed = _feed(built, device.precision == "fp16")
         times = time_repeats(lambda: model.predict(feed), protocol)
-        p10, p50, p90 = percentiles(times)
-        mem = _peak_mem_mb(summary)
-        return TableRow(
-            row, "measured", p10, p50, p90, repeats=len(times), peak_mem_mb=mem,
-            weight_bytes=summary.weight_bytes, flops=summary.flops,
+        return measured_row(
+            row,
+            times,
             compute_unit=device.compute_units,
+            peak_mem_mb=_peak_mem_mb(summary),
+            weight_bytes=summary.weight_bytes,
+            flops=summary.flops,
             reason="MLModel.predict on this Mac; peak_mem_mb estimated from the MIL program",
-            measured_at=now_iso(),
-        )  # fmt: skip
+        )
 
 
 def _float_bytes(device: Device) -> int:

@@ -44,7 +44,7 @@ from torch import nn
 
 from nas.cost._rows import RowSpec
 from nas.cost._table import TableRow
-from profilers._base import TimingProtocol, now_iso, percentiles, time_repeats
+from profilers._base import TimingProtocol, measured_row, time_repeats
 from profilers._blocks import RowModule
 from profilers._devices import Device
 from profilers._memprobe import memory_method, run_probe
@@ -307,16 +307,6 @@ class OrtProfiler:
                     self.memprobe_timeout,
                 )
                 peak = float(res["peak_mb"])
-        p10, p50, p90 = percentiles(times)
-        return TableRow(
-            row,
-            "measured",
-            latency_ms_p10=p10,
-            latency_ms_p50=p50,
-            latency_ms_p90=p90,
-            repeats=len(times),
-            peak_mem_mb=peak,
-            weight_bytes=weight_bytes,
-            compute_unit="CPU",
-            measured_at=now_iso(),
+        return measured_row(
+            row, times, compute_unit="CPU", peak_mem_mb=peak, weight_bytes=weight_bytes
         )

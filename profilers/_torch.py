@@ -29,7 +29,7 @@ from torch import nn
 
 from nas.cost._rows import RowSpec
 from nas.cost._table import TableRow
-from profilers._base import TimingProtocol, now_iso, percentiles, time_repeats
+from profilers._base import TimingProtocol, measured_row, time_repeats
 from profilers._blocks import RowModule
 from profilers._devices import Device
 from profilers._memprobe import memory_method, run_probe
@@ -139,18 +139,8 @@ class TorchProfiler:
         finally:
             torch.set_num_threads(old_threads)
         peak = self._cpu_memory(module, inputs, device.threads) if protocol.memory else None
-        p10, p50, p90 = percentiles(times)
-        return TableRow(
-            row,
-            "measured",
-            latency_ms_p10=p10,
-            latency_ms_p50=p50,
-            latency_ms_p90=p90,
-            repeats=len(times),
-            peak_mem_mb=peak,
-            weight_bytes=_weight_bytes(module),
-            compute_unit="CPU",
-            measured_at=now_iso(),
+        return measured_row(
+            row, times, compute_unit="CPU", peak_mem_mb=peak, weight_bytes=_weight_bytes(module)
         )
 
     def _cpu_memory(
@@ -188,18 +178,12 @@ class TorchProfiler:
             raise RuntimeError(f"CUDA out of memory on {gpu}: {first}") from None
         finally:
             torch.cuda.empty_cache()
-        p10, p50, p90 = percentiles(times)
-        return TableRow(
+        return measured_row(
             row,
-            "measured",
-            latency_ms_p10=p10,
-            latency_ms_p50=p50,
-            latency_ms_p90=p90,
-            repeats=len(times),
+            times,
+            compute_unit=f"cuda:{gpu}",
             peak_mem_mb=peak if protocol.memory else None,
             weight_bytes=weight_bytes,
-            compute_unit=f"cuda:{gpu}",
-            measured_at=now_iso(),
         )
 
 
