@@ -50,7 +50,7 @@ class ArchEstimate:
     peak_mem_mb: float
     weights_mb: float
     per_slot_ms: dict[str, float]
-    sources: tuple[str, ...]  # provenance of the rows used: measured / estimated / published
+    sources: tuple[str, ...]  # provenance of the table rows behind the model (measured, ...)
 
 
 def _quantile_col(quantile: str) -> str:
