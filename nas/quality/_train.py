@@ -1,0 +1,829 @@
+"""The trainer: train an arch's VideoUNet on video data, with checkpoints, resume and DDP.
+
+``train(space, arch, config, out_dir)`` is the one entry point; ``nas train`` and proxies call
+it. With ``out_dir=None`` nothing is written (a proxy's in-memory run); otherwise the run folder
+holds::
+
+    config.json, arch.yaml        what was trained
+    metrics.csv                   step, loss, lr, grad_norm, samples_per_s (one row per log_every)
+    checkpoints/step_0000020/     model.safetensors   the trained weights (every key)
+                                  ema.safetensors     the same with EMA values: export these
+                                  optimizer.safetensors  AdamW state, flattened
+                                  state.json          step, config, arch, losses, RNG states
+
+A checkpoint folder is written under a temporary name and renamed, so a crash never leaves a
+half checkpoint; the newest ``step_*`` folder is the one to resume from. Running ``train`` again
+on a folder that has one continues from it, bit for bit as if never stopped (on CPU): each
+step's batch, noise and timesteps are functions of ``(seed, step, rank)`` alone.
+
+Under ``torchrun`` (``RANK``/``WORLD_SIZE`` set) each process trains on its shard of every
+global batch (``batch_size`` per process) inside ``DistributedDataParallel``; rank 0 alone
+writes files and shows progress.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import csv
+import io
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from nas import __version__
+from nas.cost._table import atomic_write_text
+from nas.errors import NasError
+from nas.model import VideoUNet, build_video_unet
+from nas.quality._data import DIFFICULTIES, VideoItem, open_dataset
+from nas.quality._objective import OBJECTIVES, corrupt, to_tau
+from nas.space import Arch, Geometry, SearchSpace, arch_from_dict
+
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "find_checkpoint",
+    "load_trained",
+    "train",
+    "train_geometry",
+]
+
+TIMESTEP_SAMPLING = ("logit_normal", "uniform")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# Settings a resumed run may change: none of them alters the trajectory.
+RESUMABLE = frozenset(
+    {"steps", "checkpoint_every", "keep_checkpoints", "log_every", "num_workers", "device"}
+)
+METRICS_COLUMNS = ("step", "loss", "lr", "grad_norm", "samples_per_s")
+CHECKPOINT_FORMAT = "nas-train-checkpoint/1"
+_GEOMETRY_FIELDS = tuple(Geometry.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train one arch. Defaults suit a proxy-scale run on procedural data."""
+
+    steps: int = 1000  # optimizer steps in total (a resumed run may raise it)
+    batch_size: int = 4  # videos per step, per process
+    lr: float = 1e-4  # AdamW learning rate
+    weight_decay: float = 0.01  # AdamW (decoupled) weight decay
+    warmup_steps: int = 0  # linear LR warm-up from 0, then constant
+    ema_decay: float = 0.999  # EMA of trainable weights, warmed up as min(decay, (1+s)/(10+s))
+    grad_clip: float | None = 1.0  # max global grad norm; None: no clipping
+    objective: str = "rectified_flow"  # "rectified_flow" (SnapGen-V) | "eps" (DDPM)
+    timestep_sampling: str = "logit_normal"  # u ~ sigmoid(N(0, 1)) | "uniform"; tau = 1000 u
+    precision: str = "auto"  # "auto" (bf16 on CUDA, fp32 on CPU) | "fp32" | "bf16" | "fp16"
+    freeze_spatial: bool | None = None  # None: the space's backbone.freeze_spatial
+    width_mult: float = 1.0  # channel multiplier of the backbone (proxy scale)
+    geometry: tuple[tuple[str, Any], ...] | Mapping[str, Any] = ()  # e.g. {"frames": 8}
+    data: str = "procedural"  # "procedural" or a folder of video files or latents
+    difficulty: str = "medium"  # procedural data: "easy" | "medium" | "hard"
+    seed: int = 0  # model init, data order, noise and timesteps
+    checkpoint_every: int = 500  # steps between checkpoints (the last step always gets one)
+    keep_checkpoints: int = 2  # newest checkpoint folders kept
+    log_every: int = 10  # steps per metrics.csv row and progress-bar update
+    num_workers: int = 0  # DataLoader worker processes
+    device: str = "auto"  # "auto" (CUDA if present) | "cpu" | "cuda" | "cuda:1" ...
+
+    def __post_init__(self) -> None:
+        geo = self.geometry
+        pairs = geo.items() if isinstance(geo, Mapping) else geo
+        norm = tuple(sorted((str(k), v) for k, v in pairs))
+        for k, v in norm:
+            if k not in _GEOMETRY_FIELDS:
+                raise NasError(
+                    f"geometry override {k!r} is not a geometry field; fields: "
+                    + ", ".join(_GEOMETRY_FIELDS)
+                )
+            if not isinstance(v, (int, str)):
+                raise NasError(f"geometry override {k}={v!r}: expected an integer or a word")
+        object.__setattr__(self, "geometry", norm)
+        object.__setattr__(self, "data", str(self.data))
+        for name in ("steps", "batch_size", "checkpoint_every", "keep_checkpoints", "log_every"):
+            if _bad_int(getattr(self, name), 1):
+                raise NasError(
+                    f"TrainConfig.{name} must be an integer >= 1, got {getattr(self, name)!r}"
+                )
+        for name in ("warmup_steps", "num_workers", "seed"):
+            if _bad_int(getattr(self, name), 0):
+                raise NasError(
+                    f"TrainConfig.{name} must be an integer >= 0, got {getattr(self, name)!r}"
+                )
+        if not self.lr > 0:
+            raise NasError(f"TrainConfig.lr must be > 0, got {self.lr!r}")
+        if not self.weight_decay >= 0:
+            raise NasError(f"TrainConfig.weight_decay must be >= 0, got {self.weight_decay!r}")
+        if not 0 <= self.ema_decay < 1:
+            raise NasError(f"TrainConfig.ema_decay must be in [0, 1), got {self.ema_decay!r}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise NasError(f"TrainConfig.grad_clip must be > 0 or None, got {self.grad_clip!r}")
+        if not self.width_mult > 0:
+            raise NasError(f"TrainConfig.width_mult must be > 0, got {self.width_mult!r}")
+        for name, allowed in (
+            ("objective", OBJECTIVES),
+            ("timestep_sampling", TIMESTEP_SAMPLING),
+            ("precision", PRECISIONS),
+            ("difficulty", DIFFICULTIES),
+        ):
+            if getattr(self, name) not in allowed:
+                raise NasError(
+                    f"TrainConfig.{name} {getattr(self, name)!r} is not one of {list(allowed)}"
+                )
+
+    @property
+    def geometry_overrides(self) -> dict[str, Any]:
+        return dict(self.geometry.items() if isinstance(self.geometry, Mapping) else self.geometry)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["geometry"] = self.geometry_overrides
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> TrainConfig:
+        """The inverse of :meth:`to_dict`; unknown keys are an error naming the valid ones."""
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(raw) - set(names))
+        if unknown:
+            raise NasError(f"unknown TrainConfig key(s) {unknown}; keys: {', '.join(names)}")
+        return cls(**raw)
+
+
+def _bad_int(v: Any, minimum: int) -> bool:
+    return isinstance(v, bool) or not isinstance(v, int) or v < minimum
+
+
+@dataclass(frozen=True, eq=False)
+class TrainResult:
+    """What :func:`train` returns. ``losses[k]`` is the (all-rank mean) loss of step ``k + 1``,
+    from step 1 on, including the steps a resumed run inherited from its checkpoint."""
+
+    step: int  # the last step trained
+    start_step: int  # the step this call started from (0 unless resumed)
+    losses: tuple[float, ...]
+    grad_norms: tuple[float, ...]  # per step as losses, before clipping (0 with nothing to train)
+    checkpoint: Path | None  # the newest checkpoint folder (None when out_dir is None)
+    metrics: Path | None  # metrics.csv
+    samples_per_s: float  # videos per second over this call's steps, all ranks together
+    model: VideoUNet = field(repr=False)  # trained (not EMA) weights, eval mode
+    ema: Mapping[str, torch.Tensor] = field(repr=False)  # EMA of the trainable parameters
+
+    def ema_model(self) -> VideoUNet:
+        """A copy of :attr:`model` with the EMA weights (what to evaluate or export)."""
+        m = copy.deepcopy(self.model)
+        with torch.no_grad():
+            params = dict(m.named_parameters())
+            for name, value in self.ema.items():
+                params[name].copy_(value)
+        return m.eval()
+
+
+# ---------------------------------------------------------------------------------------------
+# distributed
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    created: bool = False  # we initialised the process group, so we tear it down
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _init_dist(device_type: str) -> _Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return _Dist()
+    import torch.distributed as dist
+
+    if not dist.is_available():
+        raise NasError("WORLD_SIZE is set but this PyTorch build has no torch.distributed")
+    created = False
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
+        created = True
+    return _Dist(
+        dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)), created
+    )
+
+
+def _resolve_device(name: str, local_rank: int) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise NasError(f"device {name!r}: no CUDA device here; use device 'cpu' or 'auto'")
+        if device.index is None:
+            device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    return device
+
+
+# ---------------------------------------------------------------------------------------------
+# data order
+# ---------------------------------------------------------------------------------------------
+
+
+def _seed(*parts: int) -> int:
+    """A 63-bit seed from integers: the same on every machine."""
+    return int(np.random.SeedSequence(list(parts)).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+class _StepBatches:
+    """Index lists of this rank's share of each step's global batch.
+
+    Global batch ``s`` is positions ``(s - 1) * G .. s * G - 1`` of an endless stream that walks
+    a fresh seeded permutation of the dataset each epoch (``G = batch * world``); rank ``r``
+    takes its ``batch`` positions ``r * batch ..``. A pure function of the step: resume needs
+    no sampler state.
+    """
+
+    def __init__(
+        self, n: int, batch: int, world: int, rank: int, seed: int, first: int, last: int
+    ) -> None:
+        self.n, self.batch, self.world, self.rank = n, batch, world, rank
+        self.seed, self.first, self.last = seed, first, last
+        self._epoch = -1
+        self._perm = np.arange(0)
+
+    def __len__(self) -> int:
+        return max(0, self.last - self.first + 1)
+
+    def _index(self, pos: int) -> int:
+        epoch, k = divmod(pos, self.n)
+        if epoch != self._epoch:
+            self._perm = np.random.default_rng([self.seed, 0x5A3D, epoch]).permutation(self.n)
+            self._epoch = epoch
+        return int(self._perm[k])
+
+    def __iter__(self) -> Iterator[list[int]]:
+        g = self.batch * self.world
+        for step in range(self.first, self.last + 1):
+            base = (step - 1) * g + self.rank * self.batch
+            yield [self._index(base + j) for j in range(self.batch)]
+
+
+# ---------------------------------------------------------------------------------------------
+# checkpoints
+# ---------------------------------------------------------------------------------------------
+
+
+def find_checkpoint(out_dir: str | Path) -> Path | None:
+    """The newest complete checkpoint folder of a run (``out_dir/checkpoints/step_*``)."""
+    root = Path(out_dir) / "checkpoints"
+    if not root.is_dir():
+        return None
+    done = [
+        p
+        for p in root.iterdir()
+        if p.is_dir() and p.name.startswith("step_") and (p / "state.json").is_file()
+    ]
+    return max(done, key=lambda p: int(p.name.removeprefix("step_")), default=None)
+
+
+def _flatten_optimizer(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    out = {}
+    for idx, st in opt.state_dict()["state"].items():
+        for name, value in st.items():
+            t = value if isinstance(value, torch.Tensor) else torch.tensor(value)
+            out[f"{idx}.{name}"] = t.detach().cpu().contiguous()
+    return out
+
+
+def _unflatten_optimizer(flat: Mapping[str, torch.Tensor]) -> dict[int, dict[str, torch.Tensor]]:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in flat.items():
+        idx, _, name = key.partition(".")
+        state.setdefault(int(idx), {})[name] = value
+    return state
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _save_checkpoint(
+    root: Path,
+    step: int,
+    model: VideoUNet,
+    ema: Mapping[str, torch.Tensor],
+    opt: torch.optim.Optimizer | None,
+    state: dict[str, Any],
+    keep: int,
+) -> Path:
+    from safetensors.torch import save_file
+
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step_{step:07d}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=root))
+    try:
+        weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(weights, str(tmp / "model.safetensors"))
+        with_ema = dict(weights)
+        with_ema.update({k: v.detach().cpu().contiguous() for k, v in ema.items()})
+        save_file(with_ema, str(tmp / "ema.safetensors"))
+        files = ["model.safetensors", "ema.safetensors"]
+        if opt is not None:
+            save_file(_flatten_optimizer(opt), str(tmp / "optimizer.safetensors"))
+            files.append("optimizer.safetensors")
+        state = {**state, "files": files}
+        (tmp / "state.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
+        for name in [*files, "state.json"]:
+            _fsync(tmp / name)
+        if final.exists():  # left by a run that stopped after this step and was resumed earlier
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = sorted(
+        (p for p in root.iterdir() if p.is_dir() and p.name.startswith("step_") and p != final),
+        key=lambda p: int(p.name.removeprefix("step_")),
+    )
+    for p in old[: max(0, len(old) - (keep - 1))]:
+        shutil.rmtree(p, ignore_errors=True)
+    return final
+
+
+def _check_resumable(
+    state: Mapping[str, Any], config: TrainConfig, arch: Arch, space: SearchSpace, ckpt: Path
+) -> None:
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise NasError(f"{ckpt}: not a nas train checkpoint (format {state.get('format')!r})")
+    if state["arch"]["arch_id"] != arch.arch_id:
+        raise NasError(
+            f"{ckpt.parent.parent}: its checkpoint trains arch {state['arch']['arch_id']}, not "
+            f"{arch.arch_id}; give another out dir to train this arch"
+        )
+    if state["space"]["hash"] != space.hash:
+        raise NasError(
+            f"{ckpt.parent.parent}: its checkpoint is from space {state['space']['name']!r} "
+            f"(hash {state['space']['hash']}), not this one ({space.hash}); use another out dir"
+        )
+    saved = TrainConfig.from_dict(state["config"]).to_dict()
+    now = config.to_dict()
+    diffs = [k for k in now if k not in RESUMABLE and saved[k] != now[k]]
+    if diffs:
+        shown = "; ".join(f"{k}: checkpoint {saved[k]!r}, now {now[k]!r}" for k in diffs)
+        raise NasError(
+            f"{ckpt.parent.parent} has a checkpoint at step {state['step']} trained with other "
+            f"settings ({shown}). Resume with the same settings (only "
+            f"{', '.join(sorted(RESUMABLE))} may change) or use another out dir"
+        )
+    if state["step"] > config.steps:
+        raise NasError(
+            f"{ckpt}: the run is already at step {state['step']}, beyond steps={config.steps}; "
+            "raise steps to continue it"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# metrics
+# ---------------------------------------------------------------------------------------------
+
+
+class _Metrics:
+    """metrics.csv, appended one row at a time; a resumed run drops rows past its checkpoint."""
+
+    def __init__(self, path: Path, start_step: int) -> None:
+        self.path = path
+        kept: list[list[str]] = []
+        if start_step > 0 and path.is_file():
+            with path.open(newline="", encoding="utf-8") as f:
+                rows = list(csv.reader(f))
+            kept = [r for r in rows[1:] if r and int(r[0]) <= start_step]
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows([list(METRICS_COLUMNS), *kept])
+        atomic_write_text(path, buf.getvalue())
+
+    def add(self, step: int, loss: float, lr: float, grad_norm: float, speed: float) -> None:
+        with self.path.open("a", newline="", encoding="utf-8") as f:
+            csv.writer(f, lineterminator="\n").writerow(
+                [step, f"{loss:.6g}", f"{lr:.6g}", f"{grad_norm:.6g}", f"{speed:.4g}"]
+            )
+
+
+# ---------------------------------------------------------------------------------------------
+# training
+# ---------------------------------------------------------------------------------------------
+
+
+def train_geometry(space: SearchSpace, config: TrainConfig) -> Geometry:
+    """The space's geometry with the config's overrides (the proxy-scale video)."""
+    return replace(space.geometry, **config.geometry_overrides)
+
+
+def _amp(precision: str, device: torch.device) -> torch.dtype | None:
+    if precision == "fp32":
+        return None
+    if precision == "auto":
+        cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if cuda_bf16 else None
+    if device.type != "cuda":
+        raise NasError(
+            f"precision {precision} (autocast) needs a CUDA device; on {device.type} use fp32"
+        )
+    return torch.bfloat16 if precision == "bf16" else torch.float16
+
+
+def _needs_unused_search(model: VideoUNet, geo: Geometry, device: torch.device) -> bool:
+    """Whether some trainable parameter gets no gradient (DDP then needs
+    ``find_unused_parameters``, which costs a graph walk per step): one batch-1 probe."""
+    x = torch.zeros(
+        1, geo.latent_channels, geo.frames, geo.latent_height, geo.latent_width, device=device
+    )
+    text = torch.zeros(1, geo.text_length, geo.text_dim, device=device)
+    out: torch.Tensor = model(x, torch.full((1,), 500.0, device=device), text)
+    torch.autograd.backward(out.float().square().mean())
+    unused = any(p.grad is None for p in model.parameters() if p.requires_grad)
+    model.zero_grad(set_to_none=True)
+    return unused
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None) -> Any:
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+class _Diverged(Exception):
+    def __init__(self, step: int, what: str) -> None:
+        self.step = step
+        self.what = what
+
+
+def train(
+    space: SearchSpace,
+    arch: Arch,
+    config: TrainConfig,
+    out_dir: str | Path | None,
+    *,
+    progress: bool = True,
+    dataset: Dataset[VideoItem] | None = None,
+) -> TrainResult:
+    """Train ``arch``'s VideoUNet for ``config.steps`` steps and return losses and the model.
+
+    The model is built at ``config.width_mult`` and the space's geometry with
+    ``config.geometry`` overrides; spatial weights are frozen unless ``config.freeze_spatial``
+    (default: the space's) says otherwise. Data is ``dataset`` if given, else
+    ``config.data``. ``out_dir=None`` writes nothing; a folder that holds a checkpoint is
+    resumed (with the same settings, else a ``NasError`` naming the differences).
+
+    A non-finite loss or gradient stops training with a ``NasError`` naming the step; the
+    checkpoints written before it are kept. Under ``torchrun`` this runs distributed (see the
+    module docstring).
+    """
+    want = config.device
+    pre_type = (
+        "cuda"
+        if want.startswith("cuda") or (want == "auto" and torch.cuda.is_available())
+        else "cpu"
+    )
+    dist = _init_dist(pre_type)
+    try:
+        return _train(space, arch, config, out_dir, progress, dataset, dist)
+    finally:
+        if dist.created:
+            import torch.distributed as tdist
+
+            tdist.destroy_process_group()
+
+
+def _train(
+    space: SearchSpace,
+    arch: Arch,
+    config: TrainConfig,
+    out_dir: str | Path | None,
+    progress: bool,
+    dataset: Dataset[VideoItem] | None,
+    dist: _Dist,
+) -> TrainResult:
+    import torch.distributed as tdist
+    from tqdm import tqdm
+
+    device = _resolve_device(config.device, dist.local_rank)
+    amp_dtype = _amp(config.precision, device)
+    if dist.world > 1 and out_dir is not None:  # rank 0's folder (a default may hold a time)
+        shared: list[Any] = [str(out_dir)]
+        tdist.broadcast_object_list(shared, src=0)
+        out_dir = Path(shared[0])
+    out = Path(out_dir) if out_dir is not None else None
+    try:
+        geo = train_geometry(space, config)
+    except TypeError as e:
+        raise NasError(f"geometry overrides {config.geometry_overrides}: {e}") from None
+    if dataset is None:  # first: a wrong data folder fails before anything is written
+        dataset = open_dataset(config.data, geo, difficulty=config.difficulty, seed=config.seed)
+    n = len(dataset)  # type: ignore[arg-type]
+    if n < 1:
+        raise NasError("the dataset is empty")
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        model = build_video_unet(space, arch, width_mult=config.width_mult, geometry=geo)
+    if config.freeze_spatial is not None:
+        model.freeze_spatial(config.freeze_spatial)
+    model.to(device)
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    params = [p for _, p in named]
+    opt = (
+        torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+        if params
+        else None
+    )
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+    ema = {n: p.detach().float().clone() for n, p in named}
+
+    start, losses, grad_norms, ckpt = 0, list[float](), list[float](), None
+    if out is not None:
+        if dist.main:
+            for stale in (out / "checkpoints").glob(".tmp-step_*"):  # left by a killed run
+                shutil.rmtree(stale, ignore_errors=True)
+        ckpt = find_checkpoint(out)
+    if ckpt is not None:
+        start, losses, grad_norms = _resume(
+            ckpt, space, arch, config, model, ema, opt, scaler, device
+        )
+    elif out is not None and dist.main:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "arch.yaml", arch.to_yaml())
+        atomic_write_text(
+            out / "config.json",
+            json.dumps(
+                {
+                    "config": config.to_dict(),
+                    "arch_id": arch.arch_id,
+                    "space": {"name": space.name, "hash": space.hash, "source": space.source},
+                    "geometry": geo.to_dict(),
+                    "world_size": dist.world,
+                    "nas_version": __version__,
+                },
+                indent=2,
+            ),
+        )
+    metrics = _Metrics(out / "metrics.csv", start) if out is not None and dist.main else None
+
+    batches = _StepBatches(
+        n, config.batch_size, dist.world, dist.rank, config.seed, start + 1, config.steps
+    )
+    loader = DataLoader(dataset, batch_sampler=batches, num_workers=config.num_workers)
+
+    net: torch.nn.Module = model
+    if dist.world > 1 and params:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        unused = _needs_unused_search(model, geo, device)
+        net = DDP(
+            model,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=unused,
+        )
+    model.train()
+
+    bar = tqdm(
+        total=config.steps,
+        initial=start,
+        disable=not (progress and dist.main),
+        unit="step",
+        desc=f"train {arch.arch_id}",
+        dynamic_ncols=True,
+    )
+    per_step = config.batch_size * dist.world
+    train_time = 0.0
+    window: list[tuple[float, float]] = []
+    window_time = 0.0
+    step = start
+    try:
+        t0 = time.perf_counter()
+        for step, batch in enumerate(loader, start=start + 1):
+            x0 = batch["video"].to(device, non_blocking=True)
+            text = batch["text"].to(device, non_blocking=True)
+            gen = torch.Generator().manual_seed(_seed(config.seed, step, dist.rank))
+            noise = torch.randn(x0.shape, generator=gen).to(device)
+            b = x0.shape[0]
+            if config.timestep_sampling == "logit_normal":
+                u = torch.sigmoid(torch.randn(b, generator=gen))
+            else:
+                u = torch.rand(b, generator=gen)
+            xt, model_t, target = corrupt(
+                config.objective, x0, noise, to_tau(u, config.objective).to(device)
+            )
+            lr = config.lr * (min(1.0, step / config.warmup_steps) if config.warmup_steps else 1.0)
+            grad_norm = torch.zeros((), device=device)
+            with _autocast(device, amp_dtype):
+                if opt is None:
+                    with torch.no_grad():
+                        pred: torch.Tensor = net(xt, model_t, text)
+                else:
+                    pred = net(xt, model_t, text)
+            loss = F.mse_loss(pred.float(), target.float())
+            if opt is not None:
+                for g in opt.param_groups:
+                    g["lr"] = lr
+                opt.zero_grad(set_to_none=True)
+                if scaler is not None:
+                    torch.autograd.backward(scaler.scale(loss))
+                    scaler.unscale_(opt)
+                else:
+                    torch.autograd.backward(loss)
+                grad_norm = torch.nn.utils.clip_grad_norm_(
+                    params, config.grad_clip if config.grad_clip is not None else float("inf")
+                )
+            loss_det = loss.detach()
+            if dist.world > 1:
+                tdist.all_reduce(loss_det)
+                loss_det = loss_det / dist.world
+            loss_val = float(loss_det)
+            gn = float(grad_norm)
+            if not np.isfinite(loss_val):
+                raise _Diverged(step, f"the loss is {loss_val}")
+            if opt is not None:
+                if scaler is not None:
+                    scaler.step(opt)
+                    scaler.update()
+                else:
+                    if not np.isfinite(gn):
+                        raise _Diverged(step, f"the gradient norm is {gn}")
+                    opt.step()
+                decay = min(config.ema_decay, (1 + step) / (10 + step))
+                with torch.no_grad():
+                    for name, p in named:
+                        ema[name].lerp_(p.detach().float(), 1.0 - decay)
+            losses.append(loss_val)
+            grad_norms.append(gn)
+            t1 = time.perf_counter()
+            train_time += t1 - t0
+            window_time += t1 - t0
+            window.append((loss_val, gn))
+            if step % config.log_every == 0 or step == config.steps:
+                speed = len(window) * per_step / max(window_time, 1e-9)
+                mean_loss = float(np.mean([w[0] for w in window]))
+                if metrics is not None:
+                    metrics.add(step, mean_loss, lr, float(np.mean([w[1] for w in window])), speed)
+                bar.set_postfix(loss=f"{mean_loss:.4f}", samples_s=f"{speed:.1f}", refresh=False)
+                window, window_time = [], 0.0
+            bar.update(1)
+            if out is not None and (step % config.checkpoint_every == 0 or step == config.steps):
+                if not all(bool(torch.isfinite(p).all()) for p in params):
+                    raise _Diverged(step, "the weights became non-finite")
+                if dist.main:
+                    ckpt = _save_checkpoint(
+                        out / "checkpoints",
+                        step,
+                        model,
+                        ema,
+                        opt,
+                        _state(step, config, arch, space, geo, losses, grad_norms, dist, scaler),
+                        config.keep_checkpoints,
+                    )
+                else:
+                    ckpt = out / "checkpoints" / f"step_{step:07d}"
+            t0 = time.perf_counter()
+    except _Diverged as e:
+        last = find_checkpoint(out) if out is not None else None
+        kept = (
+            f"the last good checkpoint is kept: {last}"
+            if last is not None
+            else "no checkpoint had been written yet"
+        )
+        raise NasError(
+            f"step {e.step}: {e.what}; training stopped ({kept}). Lower the learning rate "
+            f"(lr={config.lr:g}), set grad_clip, or check the data for NaN/inf values"
+        ) from None
+    finally:
+        bar.close()
+    if dist.world > 1:
+        tdist.barrier()  # rank 0's last checkpoint is on disk before anyone returns
+    model.eval()
+    ran = step - start
+    return TrainResult(
+        step=step,
+        start_step=start,
+        losses=tuple(losses),
+        grad_norms=tuple(grad_norms),
+        checkpoint=ckpt,
+        metrics=metrics.path if metrics is not None else (out / "metrics.csv" if out else None),
+        samples_per_s=ran * per_step / train_time if train_time > 0 else 0.0,
+        model=model,
+        ema=ema,
+    )
+
+
+def _state(
+    step: int,
+    config: TrainConfig,
+    arch: Arch,
+    space: SearchSpace,
+    geo: Geometry,
+    losses: list[float],
+    grad_norms: list[float],
+    dist: _Dist,
+    scaler: torch.amp.GradScaler | None,
+) -> dict[str, Any]:
+    rng: dict[str, Any] = {"torch_cpu": torch.get_rng_state().tolist()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
+        rng["torch_cuda"] = [s.tolist() for s in torch.cuda.get_rng_state_all()]
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "step": step,
+        "config": config.to_dict(),
+        "arch": arch.to_dict(),
+        "space": {"name": space.name, "hash": space.hash},
+        "geometry": geo.to_dict(),
+        "world_size": dist.world,
+        "losses": losses,
+        "grad_norms": grad_norms,
+        "rng": rng,
+        "grad_scaler": scaler.state_dict() if scaler is not None else None,
+        "nas_version": __version__,
+        "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _resume(
+    ckpt: Path,
+    space: SearchSpace,
+    arch: Arch,
+    config: TrainConfig,
+    model: VideoUNet,
+    ema: dict[str, torch.Tensor],
+    opt: torch.optim.Optimizer | None,
+    scaler: torch.amp.GradScaler | None,
+    device: torch.device,
+) -> tuple[int, list[float], list[float]]:
+    from safetensors.torch import load_file
+
+    try:
+        state = json.loads((ckpt / "state.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise NasError(f"{ckpt / 'state.json'}: cannot be read: {e}") from None
+    _check_resumable(state, config, arch, space, ckpt)
+    model.load_state_dict(load_file(str(ckpt / "model.safetensors")))
+    saved_ema = load_file(str(ckpt / "ema.safetensors"))
+    for name in ema:
+        ema[name] = saved_ema[name].to(device=device, dtype=torch.float32)
+    if opt is not None:
+        sd = opt.state_dict()
+        sd["state"] = _unflatten_optimizer(load_file(str(ckpt / "optimizer.safetensors")))
+        opt.load_state_dict(sd)
+    if scaler is not None and state.get("grad_scaler"):
+        scaler.load_state_dict(state["grad_scaler"])
+    rng = state.get("rng", {})
+    if "torch_cpu" in rng:
+        torch.set_rng_state(torch.tensor(rng["torch_cpu"], dtype=torch.uint8))
+    if "torch_cuda" in rng and device.type == "cuda":
+        cuda_states = [torch.tensor(s, dtype=torch.uint8) for s in rng["torch_cuda"]]
+        torch.cuda.set_rng_state_all(cuda_states)
+    return (
+        int(state["step"]),
+        [float(x) for x in state["losses"]],
+        [float(x) for x in state["grad_norms"]],
+    )
+
+
+def load_trained(space: SearchSpace, checkpoint: str | Path, *, ema: bool = True) -> VideoUNet:
+    """The VideoUNet of a ``nas train`` checkpoint (a ``step_*`` folder, or a run folder for its
+    newest one), at the width and geometry it was trained at, in eval mode on the CPU."""
+    from safetensors.torch import load_file
+
+    ckpt = Path(checkpoint)
+    if not (ckpt / "state.json").is_file():
+        found = find_checkpoint(ckpt)
+        if found is None:
+            raise NasError(f"{ckpt}: no nas train checkpoint (state.json) here or in checkpoints/")
+        ckpt = found
+    state = json.loads((ckpt / "state.json").read_text(encoding="utf-8"))
+    config = TrainConfig.from_dict(state["config"])
+    arch = arch_from_dict(space, state["arch"], str(ckpt / "state.json"))
+    model = build_video_unet(
+        space,
+        arch,
+        width_mult=config.width_mult,
+        geometry=train_geometry(space, config),
+        load_weights=False,
+    )
+    weights = ckpt / ("ema.safetensors" if ema else "model.safetensors")
+    model.load_state_dict(load_file(str(weights)))
+    return model.eval()

@@ -1,0 +1,222 @@
+"""The trainer on the tiny space: loss goes down, checkpoints, bitwise resume, metrics, NaN
+stop, frozen spatial weights; evaluation: deterministic validation loss, flicker, sampling."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import Dataset
+
+from nas.errors import NasError
+from nas.model import build_video_unet
+from nas.quality import (
+    ProceduralVideos,
+    ToyTextEncoder,
+    TrainConfig,
+    VideoItem,
+    find_checkpoint,
+    flicker_score,
+    load_trained,
+    sample_video,
+    train,
+    validation_loss,
+    weighted_validation_loss,
+    write_latents,
+)
+from nas.space import sample_arch
+
+CFG = TrainConfig(
+    steps=20, batch_size=2, lr=1e-2, checkpoint_every=10, log_every=5, difficulty="easy"
+)
+
+
+@pytest.fixture(scope="module")
+def arch(tiny_space):  # type: ignore[no-untyped-def]
+    return sample_arch(tiny_space, np.random.default_rng(0))
+
+
+@pytest.fixture(scope="module")
+def full_run(tiny_space, arch, tmp_path_factory):  # type: ignore[no-untyped-def]
+    out = tmp_path_factory.mktemp("full")
+    return out, train(tiny_space, arch, CFG, out, progress=False)
+
+
+def test_training_lowers_the_loss_and_writes_a_run(full_run) -> None:  # type: ignore[no-untyped-def]
+    out, res = full_run
+    assert res.step == 20 and res.start_step == 0 and len(res.losses) == 20
+    assert all(np.isfinite(res.losses))
+    assert np.mean(res.losses[-5:]) < np.mean(res.losses[:5])
+    assert len(res.grad_norms) == 20 and all(g > 0 for g in res.grad_norms)
+    assert res.samples_per_s > 0
+    ckpt = find_checkpoint(out)
+    assert ckpt == res.checkpoint == out / "checkpoints" / "step_0000020"
+    names = {p.name for p in ckpt.iterdir()}
+    assert {"model.safetensors", "ema.safetensors", "optimizer.safetensors", "state.json"} <= names
+    assert [p.name for p in sorted((out / "checkpoints").iterdir())] == [
+        "step_0000010", "step_0000020"
+    ]  # fmt: skip
+    state = json.loads((ckpt / "state.json").read_text())
+    assert state["step"] == 20 and state["losses"] == list(res.losses)
+    assert (out / "arch.yaml").is_file() and (out / "config.json").is_file()
+    with (out / "metrics.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["step", "loss", "lr", "grad_norm", "samples_per_s"]
+    assert [int(r["step"]) for r in rows] == [5, 10, 15, 20]
+    assert float(rows[0]["loss"]) == pytest.approx(np.mean(res.losses[:5]), rel=1e-5)
+    assert all(float(r["grad_norm"]) > 0 and float(r["samples_per_s"]) > 0 for r in rows)
+
+
+def test_resume_reproduces_the_uninterrupted_run(tiny_space, arch, full_run, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    _, full = full_run
+    first = train(tiny_space, arch, replace(CFG, steps=10), tmp_path, progress=False)
+    assert first.step == 10
+    rest = train(tiny_space, arch, CFG, tmp_path, progress=False)
+    assert rest.start_step == 10 and rest.step == 20
+    assert rest.losses == full.losses  # bitwise, on CPU
+    for (name, a), b in zip(rest.model.state_dict().items(), full.model.state_dict().values(),
+                            strict=True):  # fmt: skip
+        assert torch.equal(a, b), name
+    for name in full.ema:
+        assert torch.equal(rest.ema[name], full.ema[name]), name
+    with (tmp_path / "metrics.csv").open() as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [5, 10, 15, 20]
+    again = train(tiny_space, arch, CFG, tmp_path, progress=False)  # finished: nothing to do
+    assert again.start_step == again.step == 20 and again.losses == full.losses
+    with pytest.raises(NasError, match=r"lr: checkpoint 0\.01, now 0\.001"):
+        train(tiny_space, arch, replace(CFG, steps=30, lr=1e-3), tmp_path, progress=False)
+    other = sample_arch(tiny_space, np.random.default_rng(5))
+    with pytest.raises(NasError, match="another out dir"):
+        train(tiny_space, other, CFG, tmp_path, progress=False)
+
+
+class _NanAfter(Dataset[VideoItem]):
+    """Procedural items, NaN from the ``bad_from``-th fetch on (fetches happen in step order)."""
+
+    def __init__(self, base: ProceduralVideos, bad_from: int) -> None:
+        self.base, self.bad_from, self.calls = base, bad_from, 0
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int) -> VideoItem:
+        self.calls += 1
+        item = self.base[i]
+        if self.calls > self.bad_from:
+            item["video"] = torch.full_like(item["video"], float("nan"))
+        return item
+
+
+def test_a_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_space, arch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    data = _NanAfter(ProceduralVideos.for_geometry(tiny_space.geometry), bad_from=2 * 4)
+    cfg = replace(CFG, steps=8, checkpoint_every=3, log_every=1)
+    with pytest.raises(NasError, match=r"step 5: the loss is nan.*step_0000003") as e:
+        train(tiny_space, arch, cfg, tmp_path, progress=False, dataset=data)
+    assert "lower the learning rate" in str(e.value).lower()
+    assert find_checkpoint(tmp_path) == tmp_path / "checkpoints" / "step_0000003"
+    assert not any(p.name.startswith(".tmp") for p in (tmp_path / "checkpoints").iterdir())
+    with (tmp_path / "metrics.csv").open() as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [1, 2, 3, 4]
+
+
+def test_frozen_spatial_weights_stay_and_in_memory_runs_write_nothing(
+    tiny_space, arch, tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)
+    res = train(tiny_space, arch, replace(CFG, steps=3), None, progress=False)
+    assert res.checkpoint is None and res.metrics is None and not any(tmp_path.iterdir())
+    torch.manual_seed(CFG.seed)
+    init = build_video_unet(tiny_space, arch)
+    for (name, a), b in zip(res.model.unet.state_dict().items(), init.unet.state_dict().values(),
+                            strict=True):  # fmt: skip
+        assert torch.equal(a, b), f"spatial {name} changed"
+    moved = [n for n, p in res.model.temporal.named_parameters()
+             if not torch.equal(p, dict(init.temporal.named_parameters())[n])]  # fmt: skip
+    assert moved, "no temporal parameter trained"
+    assert set(res.ema) == {n for n, p in res.model.named_parameters() if p.requires_grad}
+    assert all(n.startswith("temporal.") for n in res.ema)
+
+
+def test_eps_objective_and_config_errors(tiny_space, arch) -> None:  # type: ignore[no-untyped-def]
+    res = train(tiny_space, arch, replace(CFG, steps=2, objective="eps"), None, progress=False)
+    assert len(res.losses) == 2 and all(np.isfinite(res.losses))
+    with pytest.raises(NasError, match="objective 'flow' is not one of"):
+        TrainConfig(objective="flow")
+    with pytest.raises(NasError, match="geometry override 'frame'"):
+        TrainConfig(geometry={"frame": 2})
+    with pytest.raises(NasError, match="steps must be an integer >= 1"):
+        TrainConfig(steps=0)
+    with pytest.raises(NasError, match="needs a CUDA device"):
+        train(tiny_space, arch, replace(CFG, precision="bf16", device="cpu"), None,
+              progress=False)  # fmt: skip
+    assert TrainConfig.from_dict(CFG.to_dict()) == CFG
+
+
+def test_trains_on_a_latents_folder(tiny_space, arch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    gen = torch.Generator().manual_seed(0)
+    for i in range(3):
+        write_latents(tmp_path / f"v{i}", torch.randn(4, 4, 8, 8, generator=gen).clamp(-1, 1),
+                      caption=f"{i} moves up fast")  # fmt: skip
+    res = train(tiny_space, arch, replace(CFG, steps=2, data=str(tmp_path)), None, progress=False)
+    assert len(res.losses) == 2 and all(np.isfinite(res.losses))
+    with pytest.raises(NasError, match=r"v0\.safetensors: latents has shape \(4, 4, 8, 8\)"):
+        train(tiny_space, arch, replace(CFG, data=str(tmp_path), geometry={"frames": 2}),
+              tmp_path / "run", progress=False)  # fmt: skip
+    assert not (tmp_path / "run").exists()  # the data is checked before anything is written
+
+
+def test_proxy_scale_geometry_and_load_trained(tiny_space, arch, full_run) -> None:  # type: ignore[no-untyped-def]
+    cfg = replace(CFG, steps=2, geometry={"frames": 2, "text_dim": 8})
+    res = train(tiny_space, arch, cfg, None, progress=False)
+    assert res.model.geometry.frames == 2 and res.model.geometry.text_dim == 8
+    out, full = full_run
+    model = load_trained(tiny_space, out)
+    ema = full.ema_model()
+    for (name, a), b in zip(model.state_dict().items(), ema.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_validation_loss_is_deterministic(tiny_space, full_run) -> None:  # type: ignore[no-untyped-def]
+    _, res = full_run
+    val = ProceduralVideos.for_geometry(tiny_space.geometry, split="val", difficulty="easy")
+    model = res.ema_model().train()
+    a = validation_loss(model, val, n_videos=5, batch_size=2)
+    assert model.training  # its mode is restored
+    b = validation_loss(model, val, n_videos=5, batch_size=5)
+    assert list(a) == [200, 500, 800] and all(np.isfinite(list(a.values())))
+    for t in a:
+        assert a[t] == pytest.approx(b[t], rel=1e-5)
+    assert validation_loss(model, val, n_videos=5, batch_size=2) == a
+    assert validation_loss(model, val, n_videos=5, seed=1) != a
+    w = weighted_validation_loss(a)
+    assert w == pytest.approx(0.2 * a[200] + 0.3 * a[500] + 0.5 * a[800])
+    assert weighted_validation_loss({100: 1.0, 300: 2.0}) == pytest.approx(1.75)
+
+
+def test_flicker_score_and_sampler(tiny_space, full_run) -> None:  # type: ignore[no-untyped-def]
+    still = torch.rand(4, 1, 8, 8).repeat(1, 6, 1, 1)
+    assert flicker_score(still) == 0.0
+    noise = torch.randn(2, 4, 16, 32, 32, generator=torch.Generator().manual_seed(0))
+    assert flicker_score(noise) == pytest.approx(2**0.5, rel=0.02)
+    data = ProceduralVideos(frames=8, height=16, width=16, channels=4, text_length=4, text_dim=8)
+    videos = torch.stack([data[i]["video"] for i in range(8)])
+    shuffled = videos[:, :, torch.randperm(8, generator=torch.Generator().manual_seed(0))]
+    # what a per-frame model makes: each frame plausible, frame t from another video
+    frames_of_others = torch.stack(
+        [torch.stack([videos[(i + t) % 8, :, t] for t in range(8)], dim=1) for i in range(8)]
+    )
+    assert flicker_score(videos) < 0.6 < flicker_score(frames_of_others)
+    assert flicker_score(shuffled) > flicker_score(videos)
+    _, res = full_run
+    model = res.ema_model()
+    enc = ToyTextEncoder(tiny_space.geometry.text_length, tiny_space.geometry.text_dim)
+    text = torch.stack([enc.encode("3 moves left fast"), enc.encode("7 moves up slow")])
+    a = sample_video(model, text, steps=3, seed=1)
+    assert a.shape == (2, 4, 4, 8, 8) and bool(torch.isfinite(a).all())
+    assert torch.equal(a, sample_video(model, text, steps=3, seed=1))
+    assert not torch.equal(a, sample_video(model, text, steps=3, seed=2))
+    assert sample_video(model, text[0], steps=2, objective="eps").shape == (1, 4, 4, 8, 8)
