@@ -268,6 +268,48 @@ def _parse_geometry(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+def _validate_proxy(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    import torch
+
+    from nas.quality import ProxyValidationConfig, validate_proxies
+    from nas.space import load_space
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise NasError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    space = load_space(args.space)
+    given = {
+        "n": args.n,
+        "seeds": args.seeds,
+        "steps": args.steps,
+        "proxy_steps": args.proxy_steps,
+        "width_mult": args.width_mult,
+        "difficulty": args.difficulty,
+        "lr": args.lr,
+        "quality": args.quality,
+        "proxies": tuple(args.proxies.split(",")) if args.proxies else None,
+        "seed": args.seed,
+    }
+    kwargs: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    config = ProxyValidationConfig(**kwargs, geometry=_parse_geometry(args.geometry))
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out) if args.out else Path("experiments/runs") / f"{stamp}-validate-proxy"
+    res = validate_proxies(
+        space,
+        out,
+        config,
+        progress=not args.no_progress,
+        log=lambda m: print(m, file=sys.stderr, flush=True),
+    )
+    print(res.table_text())
+    print(f"per-arch figures: {out / 'proxy_validation.csv'}")
+    print(f"summary: {out / 'summary.json'}; plot: {out / 'proxy_validation.html'}")
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from datetime import datetime
 
@@ -275,6 +317,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from profilers import TimingProtocol, get_device
     from profilers._validate import DEFAULT_VALIDATION_GEOMETRY, validate_latency
 
+    if args.what == "proxy":
+        return _validate_proxy(args)
+    if args.device is None:
+        raise NasError("validate latency: --device is required (see `nas profile --list-devices`)")
+    if args.samples is None:
+        args.samples = 20
     device = get_device(args.device)
     ok, why = device.can_measure_here()
     if not ok:
@@ -478,24 +526,64 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "validate",
-        help="check the cost model against whole networks (validate latency)",
+        help="check the cost model (validate latency) or the quality proxies (validate proxy)",
         description="validate latency: sample N arches (seeded), measure each whole VideoUNet "
         "end to end on the device, and compare with the cost model built from the per-row "
         "table at the same geometry: the share within +-10 %, RMSPE and Kendall tau, for "
         "latency and peak memory. Runs at a small validation geometry (default frames=4, "
-        "16x16 latent, batch 1) so it finishes in minutes; --geometry changes it.",
+        "16x16 latent, batch 1) so it finishes in minutes; --geometry changes it.\n\n"
+        "validate proxy: pick N diverse arches (seeded), train each at proxy scale (width "
+        "x0.125, 8 frames of 16x16 latents, batch 4) with several seeds, take the validation "
+        "loss at high noise (t=800, EMA weights) as trained quality, measure the noise ceiling "
+        "(rank agreement between seeds), and compare every proxy (naswot, synflow, params, "
+        "train) with the seed-mean quality: Kendall tau and Spearman rho with bootstrap 95 % "
+        "intervals, and each proxy's cost relative to one full training. Writes "
+        "proxy_validation.csv, summary.json and proxy_validation.html; rerunning the same "
+        "command in the same --out resumes the full trainings.",
         epilog="examples:\n"
         "  nas validate latency --device cpu-ort --space search_spaces/temporal.yaml "
         "--samples 20\n"
         "  nas validate latency --device cpu-ort --space search_spaces/tiny.yaml --samples 6 "
-        "--geometry frames=2",
+        "--geometry frames=2\n"
+        "  nas validate proxy --space search_spaces/temporal.yaml            (~30 min, 2 cores)\n"
+        "  nas validate proxy --space search_spaces/tiny.yaml --n 4 --seeds 2 --steps 20 "
+        "--proxy-steps 4\n\n"
+        "On a busy machine --threads 1 is often much faster than more threads than free cores.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("what", choices=["latency"], help="what to validate")
-    p.add_argument("--device", required=True, help="a device that measures here (cpu-ort, ...)")
+    p.add_argument("what", choices=["latency", "proxy"], help="what to validate")
+    p.add_argument("--device", help="latency: a device that measures here (cpu-ort, ...); required")
     p.add_argument("--space", required=True, metavar="YAML", help="search-space file")
-    p.add_argument("--samples", type=int, default=20, help="arches to measure (default 20)")
+    p.add_argument("--samples", type=int, help="latency: arches to measure (default 20)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument("--n", type=int, metavar="N", help="proxy: arches to train (default 8)")
+    p.add_argument(
+        "--seeds", type=int, metavar="S", help="proxy: full trainings per arch (default 3)"
+    )
+    p.add_argument(
+        "--steps", type=int, metavar="FULL", help="proxy: full training budget (default 150)"
+    )
+    p.add_argument(
+        "--proxy-steps", type=int, metavar="K", help="proxy: training-proxy steps (default 6)"
+    )
+    p.add_argument(
+        "--width-mult", type=float, metavar="W", help="proxy: backbone width (default 0.125)"
+    )
+    p.add_argument(
+        "--difficulty", choices=["easy", "medium", "hard"], help="proxy: data (default medium)"
+    )
+    p.add_argument("--lr", type=float, help="proxy: learning rate of every training (default 1e-3)")
+    p.add_argument(
+        "--quality",
+        choices=["t800_ema", "t800_raw", "weighted_ema", "weighted_raw"],
+        help="proxy: what trained quality means (default t800_ema)",
+    )
+    p.add_argument(
+        "--proxies",
+        metavar="A,B",
+        help="proxy: comma-separated proxies (default naswot,synflow,params,train)",
+    )
+    p.add_argument("--threads", type=int, metavar="N", help="proxy: torch CPU threads")
     p.add_argument(
         "--geometry",
         action="append",
@@ -521,8 +609,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
         "  nas train --arch archs/1a2b3c4d5e6f.yaml --steps 2000\n"
         "  nas train --arch a.yaml --space search_spaces/tiny.yaml --steps 50 --out runs/t\n"
-        "  nas train --arch a.yaml --width-mult 0.25 --geometry frames=8 "
-        "--geometry latent_height=16 --geometry latent_width=16 --difficulty hard\n"
+        "  nas train --arch a.yaml --width-mult 0.25 --difficulty hard \\\n"
+        "      --geometry frames=8 --geometry latent_height=16 --geometry latent_width=16\n"
         "  nas train --arch a.yaml --data ./latents --batch-size 2    (*.safetensors / *.npz)\n"
         "  nas train --arch a.yaml --out runs/t --steps 4000 --resume    (continue a run)\n"
         "  torchrun --nproc_per_node 2 -m nas train --arch a.yaml --out runs/ddp\n\n"
@@ -537,13 +625,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="its search space (default: the bundled space the arch file names)",
     )
     p.add_argument("--steps", type=int, metavar="N", help="optimizer steps in all (default 1000)")
-    p.add_argument("--batch-size", type=int, metavar="B", help="videos per step (default 4)")
+    p.add_argument(
+        "--batch-size", type=int, metavar="B", help="videos per step and process (default 4)"
+    )
     p.add_argument("--lr", type=float, help="AdamW learning rate (default 1e-4)")
     p.add_argument("--ema-decay", type=float, metavar="D", help="EMA decay (default 0.999)")
-    p.add_argument("--no-grad-clip", action="store_true", help="no gradient clipping (default 1)")
     p.add_argument(
-        "--objective", choices=["rectified_flow", "eps"], help="default rectified_flow"
+        "--no-grad-clip", action="store_true", help="do not clip the gradient norm (default: at 1)"
     )
+    p.add_argument("--objective", choices=["rectified_flow", "eps"], help="default rectified_flow")
     p.add_argument(
         "--precision",
         choices=["auto", "fp32", "bf16", "fp16"],

@@ -8,6 +8,12 @@ A proxy trains an arch briefly and scores it::
                                                    "latent_width": 16}), out_dir=None)
     val = ProceduralVideos.for_geometry(res.model.geometry, split="val")
     losses = validation_loss(res.ema_model(), val)     # {200: ..., 500: ..., 800: ...}
+
+Proxies estimate that quality cheaply (lower is better) and ``validate_proxies`` (``nas
+validate proxy``) measures how well they rank arches::
+
+    proxy = make_proxy("naswot", space)                 # or "train", "synflow", "params"
+    score = proxy.evaluate(arch)
 """
 
 from nas.quality._data import (
@@ -32,6 +38,26 @@ from nas.quality._eval import (
     weighted_validation_loss,
 )
 from nas.quality._objective import OBJECTIVES, corrupt
+from nas.quality._proxies import (
+    DEFAULT_PROXY_GEOMETRY,
+    DEFAULT_PROXY_WIDTH_MULT,
+    PROXIES,
+    NaswotProxy,
+    ParamsProxy,
+    ProbeBatch,
+    Proxy,
+    ProxyPruned,
+    Rung,
+    SynflowProxy,
+    TrainingProxy,
+    list_proxies,
+    make_proxy,
+    naswot_score,
+    probe_batch,
+    proxy_geometry,
+    synflow_score,
+    unzeroed_outputs,
+)
 from nas.quality._train import (
     TrainConfig,
     TrainResult,
@@ -40,30 +66,64 @@ from nas.quality._train import (
     train,
     train_geometry,
 )
+from nas.quality._validate_proxy import (
+    QUALITY_DEFINITIONS,
+    ProxyValidation,
+    ProxyValidationConfig,
+    pick_diverse_arches,
+    rank_stats,
+    render_proxy_validation_html,
+    validate_proxies,
+)
 
 __all__ = [
+    "DEFAULT_PROXY_GEOMETRY",
+    "DEFAULT_PROXY_WIDTH_MULT",
     "DEFAULT_TIMESTEP_WEIGHTS",
     "DIFFICULTIES",
     "DIRECTIONS",
     "OBJECTIVES",
+    "PROXIES",
+    "QUALITY_DEFINITIONS",
     "SPEEDS",
     "LatentsFolder",
+    "NaswotProxy",
     "ObjectMotion",
+    "ParamsProxy",
+    "ProbeBatch",
     "ProceduralVideos",
+    "Proxy",
+    "ProxyPruned",
+    "ProxyValidation",
+    "ProxyValidationConfig",
+    "Rung",
+    "SynflowProxy",
     "ToyTextEncoder",
     "TrainConfig",
     "TrainResult",
+    "TrainingProxy",
     "VideoFolder",
     "VideoItem",
     "VideoSpec",
     "corrupt",
     "find_checkpoint",
     "flicker_score",
+    "list_proxies",
     "load_trained",
+    "make_proxy",
+    "naswot_score",
     "open_dataset",
+    "pick_diverse_arches",
+    "probe_batch",
+    "proxy_geometry",
+    "rank_stats",
+    "render_proxy_validation_html",
     "sample_video",
+    "synflow_score",
     "train",
     "train_geometry",
+    "unzeroed_outputs",
+    "validate_proxies",
     "validation_loss",
     "weighted_validation_loss",
     "write_latents",

@@ -496,12 +496,10 @@ class ParamsProxy(_ZeroCost):
 
 @dataclass(frozen=True)
 class Rung:
-    """One measurement of a :class:`TrainingProxy` run: after ``step`` optimizer steps."""
+    """One measurement of a :class:`TrainingProxy` run: its value after ``step`` steps."""
 
     step: int
-    value: float  # what the proxy reports: ema_loss or raw_loss
-    raw_loss: float  # validation loss at the proxy's timestep, trained weights
-    ema_loss: float  # the same with the EMA weights
+    value: float  # validation loss at the proxy's timestep (EMA or trained weights)
 
 
 class TrainingProxy:
@@ -574,11 +572,10 @@ class TrainingProxy:
         return list(self._rungs.get(arch_id, []))
 
     def _measure(self, res: TrainResult) -> Rung:
+        model = res.ema_model() if self.ema else res.model
         taus = (self.timestep,)
-        raw = validation_loss(res.model, self._val, timesteps=taus, n_videos=self.n_val)
-        ema = validation_loss(res.ema_model(), self._val, timesteps=taus, n_videos=self.n_val)
-        r, e = raw[self.timestep], ema[self.timestep]
-        return Rung(res.step, e if self.ema else r, r, e)
+        loss = validation_loss(model, self._val, timesteps=taus, n_videos=self.n_val)
+        return Rung(res.step, loss[self.timestep])
 
     def evaluate(self, arch: Arch) -> float:
         """Train ``steps`` steps in one go and return the value (cached by ``arch_id``)."""

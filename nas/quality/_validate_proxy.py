@@ -39,6 +39,7 @@ from nas.quality._proxies import (
     DEFAULT_PROXY_WIDTH_MULT,
     PROXIES,
     TrainingProxy,
+    _build,
     _geometry_overrides,
     make_proxy,
     proxy_geometry,
@@ -72,8 +73,8 @@ class ProxyValidationConfig:
 
     n: int = 8  # arches
     seeds: int = 3  # full trainings per arch (seeds 0 .. seeds-1)
-    steps: int = 200  # the full budget (optimizer steps per training)
-    proxy_steps: int = 8  # the training proxy's budget K (rungs K/4, K/2, K)
+    steps: int = 150  # the full budget (optimizer steps per training)
+    proxy_steps: int = 6  # the training proxy's budget K
     width_mult: float = DEFAULT_PROXY_WIDTH_MULT  # proxy-scale backbone width
     geometry: tuple[tuple[str, Any], ...] | Mapping[str, Any] = ()  # over DEFAULT_PROXY_GEOMETRY
     difficulty: str = "medium"  # procedural data
@@ -250,11 +251,12 @@ class ProxyValidation:
     arches: list[dict[str, Any]]  # arch_id, arch (describe), indices
     # quality definition -> (n, seeds) matrix as nested lists
     quality: dict[str, list[list[float]]]
-    full_train_s: list[list[float]]  # (n, seeds) wall seconds of each full training
+    full_train_s: list[list[float]]  # (n, seeds) wall seconds of each full training + 1 eval
     scores: dict[str, list[float]]  # proxy (or variant) -> per-arch value, lower is better
     times: dict[str, list[float]]  # proxy (or variant) -> per-arch wall seconds
     stats: dict[str, dict[str, float]]  # proxy -> rank_stats + cost_ratio
     ceilings: dict[str, dict[str, float]]  # quality definition -> noise_ceiling
+    full_cost_s: float  # mean seconds of one full training (+ eval) of an arch that trains
     folder: Path
     notes: list[str] = field(default_factory=list)
 
@@ -271,7 +273,7 @@ class ProxyValidation:
             "quality_definition": self.config.quality,
             "noise_ceiling": self.ceilings,
             "proxies": self.stats,
-            "mean_full_train_s": float(np.mean(self.full_train_s)),
+            "full_cost_s": self.full_cost_s,
             "arches": [
                 {
                     **a,
@@ -289,21 +291,22 @@ class ProxyValidation:
         ceil = self.ceilings[c.quality]
         lines = [
             f"trained quality = {c.quality} validation loss after {c.steps} steps, mean of "
-            f"{c.seeds} seeds; {len(self.arches)} arches; mean full training "
-            f"{float(np.mean(self.full_train_s)):.1f} s",
+            f"{c.seeds} seeds; {len(self.arches)} arches; one full training (+ eval) "
+            f"{self.full_cost_s:.1f} s",
             f"noise ceiling (mean pairwise between seeds): Kendall {ceil['kendall']:.3f}, "
             f"Spearman {ceil['spearman']:.3f}  (seed vs mean of the others: Kendall "
             f"{ceil['kendall_loo']:.3f})",
             "",
-            f"{'proxy':<18}{'Kendall tau [95% CI]':<26}{'Spearman rho [95% CI]':<26}"
-            f"{'s/arch':>8}{'cost':>9}",
+            f"{'proxy':<14}{'Kendall tau [95% CI]':<26}{'Spearman rho [95% CI]':<26}"
+            f"{'s/arch':>8}{'cost':>9}{'seed tau':>10}",
         ]
         for name, s in self.stats.items():
+            seed_tau = f"{s['seed_kendall']:>10.3f}" if "seed_kendall" in s else f"{'':>10}"
             lines.append(
-                f"{name:<18}"
+                f"{name:<14}"
                 f"{s['kendall']:>6.3f} [{s['kendall_lo']:>6.3f}, {s['kendall_hi']:>6.3f}]  "
                 f"{s['spearman']:>6.3f} [{s['spearman_lo']:>6.3f}, {s['spearman_hi']:>6.3f}]  "
-                f"{s['seconds_per_arch']:>8.2f}{s['cost_ratio'] * 100:>8.2f}%"
+                f"{s['seconds_per_arch']:>8.2f}{s['cost_ratio'] * 100:>8.2f}%{seed_tau}"
             )
         others = [
             f"{q} K {v['kendall']:.2f}/S {v['spearman']:.2f}"
@@ -312,8 +315,9 @@ class ProxyValidation:
         ]
         lines += [
             "",
-            "cost = proxy seconds per arch / seconds of one full training; "
-            "proxy values: lower is better",
+            "proxy values: lower is better; cost = proxy seconds per arch / seconds of one full "
+            "training (+ its evaluation)",
+            "seed tau = Kendall tau between the proxy's own rankings under two of its seeds",
             "noise ceilings of the other quality definitions: " + "; ".join(others),
         ]
         return "\n".join(lines)
@@ -323,6 +327,7 @@ class ProxyValidation:
         buf = io.StringIO()
         fields = ["arch_id", "arch", "quality_mean"]
         fields += [f"quality_seed{s}" for s in range(self.config.seeds)]
+        fields.append("full_train_s")
         for name in self.scores:
             fields += [name, f"{name}_s"]
         for qname in QUALITY_DEFINITIONS:
@@ -338,6 +343,7 @@ class ProxyValidation:
             }
             for s in range(self.config.seeds):
                 row[f"quality_seed{s}"] = f"{q[i][s]:.6g}"
+            row["full_train_s"] = f"{float(np.mean(self.full_train_s[i])):.2f}"
             for name, vals in self.scores.items():
                 row[name] = f"{vals[i]:.6g}"
                 row[f"{name}_s"] = f"{self.times[name][i]:.3f}"
@@ -499,6 +505,10 @@ def validate_proxies(
     # A first, untimed call pays for one-off set-up (oneDNN kernels, imports) once.
     train(space, arches[-1], replace(_train_config(c, space, 0), steps=2), None, progress=False)
 
+    def trainable(arch: Arch) -> bool:
+        """Whether training changes anything (a temporal op, or a backbone that trains)."""
+        return not space.backbone.freeze_spatial or any(ch.op != "none" for _, ch in arch.choices)
+
     # 1. full trainings (resumable through trained.jsonl)
     key = _run_key(c, space)
     jsonl = folder / "trained.jsonl"
@@ -510,18 +520,26 @@ def validate_proxies(
                     bar.update(1)
                 continue
             t0 = time.perf_counter()
-            res = train(space, arch, _train_config(c, space, s), None, progress=False)
+            last: list[float] = []
+            if trainable(arch):
+                res = train(space, arch, _train_config(c, space, s), None, progress=False)
+                model, ema_model, last = res.model, res.ema_model(), list(res.losses[-10:])
+            else:  # nothing to train: the model stays as built, as train() would leave it
+                model = _build(space, arch, c.width_mult, geo, s)
+                ema_model = model
+            raw = validation_loss(model, val, timesteps=TIMESTEPS, n_videos=c.n_val)
+            # one evaluation is part of a full training's cost: a search needs its number
             train_s = time.perf_counter() - t0
-            raw = validation_loss(res.model, val, timesteps=TIMESTEPS, n_videos=c.n_val)
-            ema = validation_loss(res.ema_model(), val, timesteps=TIMESTEPS, n_videos=c.n_val)
+            ema = validation_loss(ema_model, val, timesteps=TIMESTEPS, n_videos=c.n_val)
             rec = {
                 "key": key,
                 "arch_id": arch.arch_id,
                 "seed": s,
+                "trainable": trainable(arch),
                 "train_s": train_s,
                 "raw": raw,
                 "ema": ema,
-                "final_train_loss": float(np.mean(res.losses[-10:])),
+                "final_train_loss": float(np.mean(last)) if last else None,
             }
             with jsonl.open("a", encoding="utf-8") as f:
                 f.write(json.dumps(rec) + "\n")
@@ -536,7 +554,8 @@ def validate_proxies(
         for q in QUALITY_DEFINITIONS
     }
     full_s = [[float(done[(a.arch_id, s)]["train_s"]) for s in range(c.seeds)] for a in arches]
-    mean_full = float(np.mean(full_s))
+    trained_s = [t for a, row in zip(arches, full_s, strict=True) if trainable(a) for t in row]
+    mean_full = float(np.mean(trained_s or full_s))
 
     # 2. proxies, each timed per arch
     scores: dict[str, list[float]] = {}
@@ -547,21 +566,21 @@ def validate_proxies(
         "difficulty": c.difficulty,
         "seed": c.proxy_seed,
     }
+    reseeded: dict[str, list[float]] = {}  # the same proxies with seed proxy_seed + 1
     for name in c.proxies:
-        opts = dict(common)
-        if name == "train":
-            opts.update(steps=c.proxy_steps, batch_size=c.batch_size, lr=c.lr, n_val=c.n_val)
-        proxy = make_proxy(name, space, **opts)
         say(f"proxy {name} ...")
-        if isinstance(proxy, TrainingProxy):
-            _run_training_proxy(proxy, arches, scores, times)
+        if name == "train":
+            _run_training_proxies(space, c, common, arches, scores, times, reseeded)
             continue
+        proxy = make_proxy(name, space, **common)
         scores[name], times[name] = [], []
         for arch in arches:
             t0 = time.perf_counter()
             v = proxy.evaluate(arch)
             times[name].append(time.perf_counter() - t0)
             scores[name].append(v)
+        again = make_proxy(name, space, **{**common, "seed": c.proxy_seed + 1})
+        reseeded[name] = [again.evaluate(a) for a in arches]
 
     # 3. statistics
     target = np.array([np.mean(r) for r in quality[c.quality]])
@@ -572,6 +591,8 @@ def validate_proxies(
         )
         st["seconds_per_arch"] = float(np.mean(times[name]))
         st["cost_ratio"] = float(np.mean(times[name])) / mean_full
+        if name in reseeded:  # does the proxy's own seed change its ranking?
+            st["seed_kendall"] = _corr(np.array(vals), np.array(reseeded[name]), "kendall")
         stats[name] = st
     ceilings = {q: noise_ceiling(np.array(m)) for q, m in quality.items()}
     notes = []
@@ -590,6 +611,7 @@ def validate_proxies(
         times=times,
         stats=stats,
         ceilings=ceilings,
+        full_cost_s=mean_full,
         folder=folder,
         notes=notes,
     )
@@ -599,32 +621,45 @@ def validate_proxies(
     return info
 
 
-def _run_training_proxy(
-    proxy: TrainingProxy,
+def _run_training_proxies(
+    space: SearchSpace,
+    c: ProxyValidationConfig,
+    common: Mapping[str, Any],
     arches: Sequence[Arch],
     scores: dict[str, list[float]],
     times: dict[str, list[float]],
+    reseeded: dict[str, list[float]],
 ) -> None:
-    """The training proxy in rungs: besides ``train`` (K steps) each earlier rung is a proxy
-    of its own (``train@k``, timed up to that rung), and ``train[raw]``/``train[ema]`` is the
-    other weights' value at K steps."""
-    other = "train[raw]" if proxy.ema else "train[ema]"
+    """The training proxy as a search uses it, and two views of it.
+
+    ``train``: ``TrainingProxy(steps=K).evaluate`` (EMA weights), timed; ``train[raw]``: the
+    same with the trained weights. ``train@k`` for k = K/2, K, 2K, 4K: one run of 4K steps
+    in rungs (:meth:`TrainingProxy.evaluate_with_reports`), each rung timed from the start of
+    the run, so its cost includes the rung checkpoints and the earlier rungs' evaluations.
+    ``train`` and ``train[raw]`` are also run with the next seed (``reseeded``).
+    """
+    k = c.proxy_steps
+    opts = {**common, "steps": k, "batch_size": c.batch_size, "lr": c.lr, "n_val": c.n_val}
+    for name, ema in (("train", True), ("train[raw]", False)):
+        proxy = TrainingProxy(space, **opts, ema=ema)
+        scores[name], times[name] = [], []
+        for arch in arches:
+            t0 = time.perf_counter()
+            scores[name].append(proxy.evaluate(arch))
+            times[name].append(time.perf_counter() - t0)
+        again = TrainingProxy(space, **{**opts, "seed": c.proxy_seed + 1}, ema=ema)
+        reseeded[name] = [again.evaluate(a) for a in arches]
+    fractions = (0.125, 0.25, 0.5, 1.0)
+    sweep = TrainingProxy(space, **{**opts, "steps": 4 * k}, rungs=fractions)
     for arch in arches:
-        marks: list[tuple[int, float]] = []
+        marks: list[float] = []
         t0 = time.perf_counter()
 
-        def report(
-            step: int, value: float, _t0: float = t0, _m: list[tuple[int, float]] = marks
-        ) -> bool:
-            _m.append((step, time.perf_counter() - _t0))
+        def report(_step: int, _value: float, _t0: float = t0, _m: list[float] = marks) -> bool:
+            _m.append(time.perf_counter() - _t0)
             return False
 
-        proxy.evaluate_with_reports(arch, report)
-        rungs = proxy.rungs(arch.arch_id)
-        for rung, (step, secs) in zip(rungs, marks, strict=True):
-            name = "train" if step == proxy.steps else f"train@{step}"
-            scores.setdefault(name, []).append(rung.value)
-            times.setdefault(name, []).append(secs)
-        last = rungs[-1]
-        scores.setdefault(other, []).append(last.raw_loss if proxy.ema else last.ema_loss)
-        times.setdefault(other, []).append(marks[-1][1])
+        sweep.evaluate_with_reports(arch, report)
+        for rung, secs in zip(sweep.rungs(arch.arch_id), marks, strict=True):
+            scores.setdefault(f"train@{rung.step}", []).append(rung.value)
+            times.setdefault(f"train@{rung.step}", []).append(secs)
