@@ -428,6 +428,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_arch_args(p: argparse.ArgumentParser) -> None:
+    """--arch and --space, for commands that act on one arch file (see _space_for_arch)."""
+    p.add_argument("--arch", required=True, metavar="YAML", help="arch file (YAML or JSON)")
+    p.add_argument(
+        "--space",
+        metavar="YAML",
+        help="its search space (default: the bundled space the arch file names)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nas",
@@ -513,12 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out a.mlpackage",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--arch", required=True, metavar="YAML", help="arch file (YAML or JSON)")
-    p.add_argument(
-        "--space",
-        metavar="YAML",
-        help="its search space (default: the bundled space the arch file names)",
-    )
+    _add_arch_args(p)
     p.add_argument("--format", required=True, choices=["onnx", "coreml"])
     p.add_argument("--checkpoint", metavar="SAFETENSORS", help="trained weights (nas train)")
     p.add_argument("--out", metavar="PATH", help="output file (default: next to the arch file)")
@@ -618,12 +623,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(L, D) at the (overridden) space geometry; video folders are decoded with PyAV.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--arch", required=True, metavar="YAML", help="arch file (YAML or JSON)")
-    p.add_argument(
-        "--space",
-        metavar="YAML",
-        help="its search space (default: the bundled space the arch file names)",
-    )
+    _add_arch_args(p)
     p.add_argument("--steps", type=int, metavar="N", help="optimizer steps in all (default 1000)")
     p.add_argument(
         "--batch-size", type=int, metavar="B", help="videos per step and process (default 4)"
