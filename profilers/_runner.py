@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import importlib
 import platform
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -169,8 +171,28 @@ def profile_space(
         bar = tqdm(total=len(todo), desc=f"profile {device.name}", unit="row", dynamic_ncols=True)
     budget_bytes = device.memory_budget_mb * 2**20
     interrupted = False
+    # Ctrl-C asks to stop after the row in flight is saved (libraries such as exporters may
+    # swallow a KeyboardInterrupt raised inside them); a second Ctrl-C stops at once.
+    stop_requested = False
+
+    def on_sigint(signum: int, frame: object) -> None:
+        nonlocal stop_requested
+        if stop_requested:
+            raise KeyboardInterrupt
+        stop_requested = True
+        print(
+            "\ninterrupt: saving the current row, then stopping (Ctrl-C again to stop now)",
+            file=sys.stderr,
+        )
+
+    old_handler = None
+    if threading.current_thread() is threading.main_thread():
+        old_handler = signal.signal(signal.SIGINT, on_sigint)
     try:
         for spec in todo:
+            if stop_requested:
+                interrupted = True
+                break
             if bar is not None:
                 bar.set_postfix_str(spec.key[:60])
             cost = analytic.get(spec.key)
@@ -207,9 +229,12 @@ def profile_space(
                 on_row(row)
             if bar is not None:
                 bar.update(1)
+        interrupted = interrupted or stop_requested
     except KeyboardInterrupt:
         interrupted = True
     finally:
+        if old_handler is not None:
+            signal.signal(signal.SIGINT, old_handler)
         if bar is not None:
             bar.close()
     return ProfileReport(table, folder, done, failed, kept, interrupted)
