@@ -48,7 +48,8 @@ def main() -> None:
     print(f"space {space.name} ({space.size:,} arches), table {args.device}: "
           f"CostModel built in {build_s * 1e3:.0f} ms")
     print(f"{'method':<36}{'arches/s':>14}{'vs one-at-a-time':>18}")
-    print(f"{'CostModel.evaluate_indices (n=' + str(args.n) + ')':<36}{vec:>14,.0f}{vec / one:>17.0f}x")
+    label = f"CostModel.evaluate_indices (n={args.n})"
+    print(f"{label:<36}{vec:>14,.0f}{vec / one:>17.0f}x")
     print(f"{'CostModel.evaluate (n=' + str(m) + ')':<36}{one:>14,.0f}{1:>17.0f}x")
     print(f"{'analytic arch_cost (n=' + str(m) + ')':<36}{ana:>14,.0f}{ana / one:>17.2f}x")
 

@@ -292,6 +292,7 @@ def _validate_proxy(args: argparse.Namespace) -> int:
         "quality": args.quality,
         "proxies": tuple(args.proxies.split(",")) if args.proxies else None,
         "seed": args.seed,
+        "proxy_geometry": _parse_geometry(args.proxy_geometry) if args.proxy_geometry else None,
     }
     kwargs: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     config = ProxyValidationConfig(**kwargs, geometry=_parse_geometry(args.geometry))
@@ -538,7 +539,7 @@ def build_parser() -> argparse.ArgumentParser:
         "latency and peak memory. Runs at a small validation geometry (default frames=4, "
         "16x16 latent, batch 1) so it finishes in minutes; --geometry changes it.\n\n"
         "validate proxy: pick N diverse arches (seeded), train each at proxy scale (width "
-        "x0.125, 8 frames of 16x16 latents, batch 4) with several seeds, take the validation "
+        "x0.125, 8 frames of 16x16 latents, batch 4, 150 steps) with 3 seeds, take the validation "
         "loss at high noise (t=800, EMA weights) as trained quality, measure the noise ceiling "
         "(rank agreement between seeds), and compare every proxy (naswot, synflow, params, "
         "train) with the seed-mean quality: Kendall tau and Spearman rho with bootstrap 95 % "
@@ -553,6 +554,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  nas validate proxy --space search_spaces/temporal.yaml            (~30 min, 2 cores)\n"
         "  nas validate proxy --space search_spaces/tiny.yaml --n 4 --seeds 2 --steps 20 "
         "--proxy-steps 4\n\n"
+        "The training proxy (train) trains --proxy-steps steps at --proxy-geometry (default 8x8\n"
+        "latents); train@k rows are one longer proxy run measured at rungs.\n"
         "On a busy machine --threads 1 is often much faster than more threads than free cores.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -569,7 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--steps", type=int, metavar="FULL", help="proxy: full training budget (default 150)"
     )
     p.add_argument(
-        "--proxy-steps", type=int, metavar="K", help="proxy: training-proxy steps (default 6)"
+        "--proxy-steps", type=int, metavar="K", help="proxy: training-proxy steps (default 16)"
     )
     p.add_argument(
         "--width-mult", type=float, metavar="W", help="proxy: backbone width (default 0.125)"
@@ -587,6 +590,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--proxies",
         metavar="A,B",
         help="proxy: comma-separated proxies (default naswot,synflow,params,train)",
+    )
+    p.add_argument(
+        "--proxy-geometry",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="proxy: the training proxy's geometry over --geometry, repeatable (default "
+        "latent_height=8 latent_width=8)",
     )
     p.add_argument("--threads", type=int, metavar="N", help="proxy: torch CPU threads")
     p.add_argument(

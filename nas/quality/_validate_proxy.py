@@ -74,9 +74,14 @@ class ProxyValidationConfig:
     n: int = 8  # arches
     seeds: int = 3  # full trainings per arch (seeds 0 .. seeds-1)
     steps: int = 150  # the full budget (optimizer steps per training)
-    proxy_steps: int = 6  # the training proxy's budget K
+    proxy_steps: int = 16  # the training proxy's budget K
     width_mult: float = DEFAULT_PROXY_WIDTH_MULT  # proxy-scale backbone width
     geometry: tuple[tuple[str, Any], ...] | Mapping[str, Any] = ()  # over DEFAULT_PROXY_GEOMETRY
+    # the training proxy's video: these overrides on top of the full trainings' geometry
+    proxy_geometry: tuple[tuple[str, Any], ...] | Mapping[str, Any] = (
+        ("latent_height", 8),
+        ("latent_width", 8),
+    )
     difficulty: str = "medium"  # procedural data
     batch_size: int = 4  # videos per step (full trainings and the training proxy)
     lr: float = 1e-3  # AdamW learning rate (full trainings and the training proxy)
@@ -89,9 +94,10 @@ class ProxyValidationConfig:
     n_val: int = 16  # held-out videos per validation loss
 
     def __post_init__(self) -> None:
-        geo = self.geometry
-        pairs = geo.items() if isinstance(geo, Mapping) else geo
-        object.__setattr__(self, "geometry", tuple(sorted((str(k), v) for k, v in pairs)))
+        for name in ("geometry", "proxy_geometry"):
+            geo = getattr(self, name)
+            pairs = geo.items() if isinstance(geo, Mapping) else geo
+            object.__setattr__(self, name, tuple(sorted((str(k), v) for k, v in pairs)))
         object.__setattr__(self, "proxies", tuple(self.proxies))
         if self.n < 3:
             raise NasError(f"--n must be at least 3 (rank correlations need arches), got {self.n}")
@@ -115,9 +121,17 @@ class ProxyValidationConfig:
         geo = self.geometry
         return dict(geo.items() if isinstance(geo, Mapping) else geo)
 
+    @property
+    def proxy_geometry_overrides(self) -> dict[str, Any]:
+        """The training proxy's geometry overrides: ``geometry``, then ``proxy_geometry``."""
+        geo = self.proxy_geometry
+        return {**self.geometry_overrides, **dict(geo.items() if isinstance(geo, Mapping) else geo)}
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["geometry"] = self.geometry_overrides
+        geo = self.proxy_geometry
+        out["proxy_geometry"] = dict(geo.items() if isinstance(geo, Mapping) else geo)
         out["proxies"] = list(self.proxies)
         return out
 
@@ -640,6 +654,7 @@ def _run_training_proxies(
     """
     k = c.proxy_steps
     opts = {**common, "steps": k, "batch_size": c.batch_size, "lr": c.lr, "n_val": c.n_val}
+    opts["geometry"] = c.proxy_geometry_overrides
     for name, ema in (("train", True), ("train[raw]", False)):
         proxy = TrainingProxy(space, **opts, ema=ema)
         scores[name], times[name] = [], []

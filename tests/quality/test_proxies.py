@@ -39,6 +39,16 @@ from nas.space import reference_arch
 SMALL = {"frames": 4, "latent_height": 8, "latent_width": 8, "text_length": 6, "text_dim": 16}
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():  # type: ignore[no-untyped-def]
+    # Tiny models gain nothing from threads, and on a shared CPU more threads than free cores
+    # make small ops many times slower.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _ref(space, op: str):  # type: ignore[no-untyped-def]
     arch, hits = reference_arch(space, op)
     assert hits > 0
@@ -135,7 +145,6 @@ def test_training_proxy_is_deterministic_finite_and_cached(tiny_space, monkeypat
     assert _train_proxy(tiny_space, seed=1).evaluate(arch) != v
 
 
-@pytest.mark.slow
 def test_training_proxy_reports_rungs_and_prunes(tiny_space) -> None:  # type: ignore[no-untyped-def]
     arch = _ref(tiny_space, "conv1d")
     seen: list[tuple[int, float]] = []
