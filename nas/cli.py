@@ -145,6 +145,17 @@ def _profile_list_devices() -> int:
     return 0
 
 
+def _timing_protocol(args: argparse.Namespace) -> Any:
+    """The timing protocol from --quick and --no-memory (profile and validate latency)."""
+    from profilers import TimingProtocol
+
+    if args.quick:
+        return TimingProtocol(
+            warmup=1, min_repeats=3, max_repeats=5, max_seconds=5.0, memory=not args.no_memory
+        )
+    return TimingProtocol(memory=not args.no_memory)
+
+
 def _table_dir(args: argparse.Namespace, device: str) -> Path:
     return Path(args.out) if args.out else Path("latency_tables") / device
 
@@ -153,7 +164,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     if args.list_devices:
         return _profile_list_devices()
     from nas.cost import Table
-    from profilers import TimingProtocol, get_device, import_rows, profile_space
+    from profilers import get_device, import_rows, profile_space
 
     if args.device is None:
         raise NasError("--device is required (see `nas profile --list-devices`)")
@@ -184,11 +195,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
         raise NasError(f"cannot measure {device.name} here: {why}")
     if not ok:
         print(f"note: {why}", file=sys.stderr)
-    protocol = TimingProtocol(memory=not args.no_memory)
-    if args.quick:
-        protocol = TimingProtocol(
-            warmup=1, min_repeats=3, max_repeats=5, max_seconds=5.0, memory=not args.no_memory
-        )
+    protocol = _timing_protocol(args)
     report = profile_space(
         space,
         device,
@@ -315,7 +322,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from datetime import datetime
 
     from nas.space import load_space
-    from profilers import TimingProtocol, get_device
+    from profilers import get_device
     from profilers._validate import DEFAULT_VALIDATION_GEOMETRY, validate_latency
 
     if args.what == "proxy":
@@ -332,11 +339,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out) if args.out else Path("experiments/runs") / f"{stamp}-validate-latency"
     geometry = {**DEFAULT_VALIDATION_GEOMETRY, **_parse_geometry(args.geometry)}
-    protocol = TimingProtocol(memory=not args.no_memory)
-    if args.quick:
-        protocol = TimingProtocol(
-            warmup=1, min_repeats=3, max_repeats=5, max_seconds=5.0, memory=not args.no_memory
-        )
+    protocol = _timing_protocol(args)
     res = validate_latency(
         space,
         device,
