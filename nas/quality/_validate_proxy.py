@@ -308,19 +308,25 @@ class ProxyValidation:
             f"{c.seeds} seeds; {len(self.arches)} arches; one full training (+ eval) "
             f"{self.full_cost_s:.1f} s",
             f"noise ceiling (mean pairwise between seeds): Kendall {ceil['kendall']:.3f}, "
-            f"Spearman {ceil['spearman']:.3f}  (seed vs mean of the others: Kendall "
-            f"{ceil['kendall_loo']:.3f})",
+            f"Spearman {ceil['spearman']:.3f}",
+            f"  one seed vs the mean of the others: Kendall {ceil['kendall_loo']:.3f}"
+            + (
+                f"; without the all-none arch: Kendall {ceil['kendall_without_none']:.3f}"
+                if "kendall_without_none" in ceil
+                else ""
+            ),
             "",
             f"{'proxy':<14}{'Kendall tau [95% CI]':<26}{'Spearman rho [95% CI]':<26}"
-            f"{'s/arch':>8}{'cost':>9}{'seed tau':>10}",
+            f"{'s/arch':>8}{'cost':>9}{'seed tau':>10}{'tau -none':>10}",
         ]
         for name, s in self.stats.items():
             seed_tau = f"{s['seed_kendall']:>10.3f}" if "seed_kendall" in s else f"{'':>10}"
+            no_none = f"{s['kendall_without_none']:>10.3f}" if "kendall_without_none" in s else ""
             lines.append(
                 f"{name:<14}"
                 f"{s['kendall']:>6.3f} [{s['kendall_lo']:>6.3f}, {s['kendall_hi']:>6.3f}]  "
                 f"{s['spearman']:>6.3f} [{s['spearman_lo']:>6.3f}, {s['spearman_hi']:>6.3f}]  "
-                f"{s['seconds_per_arch']:>8.2f}{s['cost_ratio'] * 100:>8.2f}%{seed_tau}"
+                f"{s['seconds_per_arch']:>8.2f}{s['cost_ratio'] * 100:>8.2f}%{seed_tau}{no_none}"
             )
         others = [
             f"{q} K {v['kendall']:.2f}/S {v['spearman']:.2f}"
@@ -331,7 +337,8 @@ class ProxyValidation:
             "",
             "proxy values: lower is better; cost = proxy seconds per arch / seconds of one full "
             "training (+ its evaluation)",
-            "seed tau = Kendall tau between the proxy's own rankings under two of its seeds",
+            "seed tau = Kendall tau between the proxy's own rankings under two of its seeds; "
+            "tau -none = Kendall tau without the all-none arch",
             "noise ceilings of the other quality definitions: " + "; ".join(others),
         ]
         return "\n".join(lines)
@@ -598,6 +605,7 @@ def validate_proxies(
 
     # 3. statistics
     target = np.array([np.mean(r) for r in quality[c.quality]])
+    none_idx = [i for i, a in enumerate(arches) if all(ch.op == "none" for _, ch in a.choices)]
     stats: dict[str, dict[str, float]] = {}
     for name, vals in scores.items():
         st = rank_stats(
@@ -605,10 +613,17 @@ def validate_proxies(
         )
         st["seconds_per_arch"] = float(np.mean(times[name]))
         st["cost_ratio"] = float(np.mean(times[name])) / mean_full
+        if none_idx:  # the all-none arch is easy to rank last: the tau without it
+            keep = [i for i in range(len(arches)) if i not in none_idx]
+            st["kendall_without_none"] = _corr(np.array(vals)[keep], target[keep], "kendall")
         if name in reseeded:  # does the proxy's own seed change its ranking?
             st["seed_kendall"] = _corr(np.array(vals), np.array(reseeded[name]), "kendall")
         stats[name] = st
     ceilings = {q: noise_ceiling(np.array(m)) for q, m in quality.items()}
+    if none_idx and len(arches) - len(none_idx) >= 2:
+        for q, m in quality.items():
+            rest = noise_ceiling(np.delete(np.array(m), none_idx, axis=0))
+            ceilings[q]["kendall_without_none"] = rest["kendall"]
     notes = []
     if any(not math.isfinite(v) for vals in scores.values() for v in vals):
         notes.append("some proxy values are not finite")
