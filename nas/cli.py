@@ -234,6 +234,9 @@ def _space_for_arch(space_arg: str | None, arch_file: str) -> Any:
 
     if space_arg:
         return load_space(space_arg)
+    run_space = Path(arch_file).resolve().parent.parent / "space.yaml"
+    if Path(arch_file).resolve().parent.name == "archs" and run_space.is_file():
+        return load_space(run_space)  # an arch from a search run dir: the run's own space
     raw = load_yaml_file(Path(arch_file))
     name = raw.get("space", {}).get("name") if isinstance(raw, dict) else None
     if isinstance(name, str) and name in _resources.list_spaces():
@@ -432,6 +435,43 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    from nas.search import compose_config, run_search
+
+    overrides = list(args.overrides)
+    if args.workers is not None:
+        overrides.append(f"search.workers={args.workers}")
+    if args.storage is not None:
+        overrides.append(f"search.storage={args.storage}")
+    if args.study is not None:
+        overrides.append(f"search.study={args.study}")
+    if args.trials is not None:
+        overrides.append(f"search.trials={args.trials}")
+    cfg, raw = compose_config(overrides, conf_dir=args.config_dir)
+    if args.print_config:
+        import yaml
+
+        print(yaml.safe_dump(raw, sort_keys=False), end="")
+        return 0
+    result = run_search(
+        args.space, cfg, raw, resume=args.resume, new=args.new, progress=not args.no_progress
+    )
+    print()
+    print(
+        f"{len(result.records)} trials, {result.feasible} feasible; "
+        f"Pareto front: {len(result.front)} arch(es); hypervolume {result.hypervolume:.3f} "
+        "(normalised)"
+    )
+    if result.front:
+        print(result.table())
+    if result.stopped_early:
+        print(f"stopped early ({result.stopped_early}); re-run the same command to resume")
+    print(f"\nrun dir: {result.run_dir}")
+    print(f"  dashboard: {result.run_dir / 'dashboard.html'}")
+    print(f"  train an arch: nas train --arch {result.run_dir / 'archs'}/<arch_id>.yaml")
+    return 130 if result.stopped_early == "interrupted" else 0
+
+
 def _add_arch_args(p: argparse.ArgumentParser) -> None:
     """--arch and --space, for commands that act on one arch file (see _space_for_arch)."""
     p.add_argument("--arch", required=True, metavar="YAML", help="arch file (YAML or JSON)")
@@ -513,6 +553,54 @@ def build_parser() -> argparse.ArgumentParser:
     pi.add_argument("--out", metavar="DIR", help="table folder (default latency_tables/<device>)")
     pi.add_argument("file", help="CSV file of measurements")
     pi.set_defaults(func=cmd_profile, list_devices=False)
+
+    p = sub.add_parser(
+        "search",
+        help="multi-objective search of temporal layers: latency, memory, proxy quality",
+        description="Search the type and placement of the temporal layers of a space with an "
+        "Optuna study: latency and peak memory come from the device's table (no model is "
+        "built), quality from a proxy (default: the training proxy), and budgets are "
+        "constraints checked before the proxy runs. Writes experiments/runs/<time>-<name>/ "
+        "with config.yaml, the study storage, trials.csv, pareto.csv, archs/<arch_id>.yaml "
+        "and dashboard.html, and prints the Pareto front. Re-running the same command resumes "
+        "the run (after Ctrl-C or a killed process) with no completed trial lost or repeated.",
+        epilog="configuration (Hydra, from experiments/conf/; trailing key=value overrides):\n"
+        "  device=iphone16pm|iphone14pm|mac|cpu-ort|torch-cpu|cuda   the table to read\n"
+        "  sampler=nsga2|tpe|random|gp|brute      sampler.population_size=32\n"
+        "  proxy=train|naswot|synflow|params|none proxy.pruner=sha  proxy.options.steps=32\n"
+        "  constraints=snapgen|none      constraints.latency_s=5  constraints.memory_mb=3000\n"
+        "  search.trials=300  search.seed=1  search.objectives=[latency,memory,quality]\n"
+        "  search.latency=step  search.timeout_s=600  experiment=cost_only|quick\n\n"
+        "examples:\n"
+        "  nas search --space search_spaces/temporal.yaml\n"
+        "  nas search --space search_spaces/temporal.yaml device=iphone16pm search.trials=300 "
+        "constraints.latency_s=5\n"
+        "  nas search --space search_spaces/temporal.yaml experiment=cost_only sampler=tpe\n"
+        "  nas search --space search_spaces/temporal.yaml --workers 2\n"
+        "  nas search --space S.yaml --storage postgresql://user@host/db --study s1   "
+        "(one per machine)\n"
+        "  nas search --space search_spaces/temporal.yaml --print-config\n\n"
+        "The study storage is a journal file in the run dir unless --storage says otherwise;\n"
+        "optuna-dashboard opens either (optuna-dashboard RUN_DIR/study.journal).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--space",
+        default="search_spaces/temporal.yaml",
+        metavar="YAML",
+        help="search-space file or bundled name (default search_spaces/temporal.yaml)",
+    )
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides (below)")
+    p.add_argument("--trials", type=int, metavar="N", help="the same as search.trials=N")
+    p.add_argument("--workers", type=int, metavar="N", help="local worker processes (default 1)")
+    p.add_argument("--storage", metavar="URL", help="an Optuna storage URL or a .journal path")
+    p.add_argument("--study", metavar="NAME", help="the study's name in --storage")
+    p.add_argument("--resume", metavar="RUN_DIR", help="resume this run dir")
+    p.add_argument("--new", action="store_true", help="start a new run even if this one exists")
+    p.add_argument("--config-dir", metavar="DIR", help="your own Hydra config folder")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config, exit")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_search)
 
     p = sub.add_parser(
         "export",

@@ -194,9 +194,7 @@ def _semantic_dict(
             if k != "diffusers_json"
         },
         "geometry": geometry.to_dict(),
-        "groups": [
-            {"slots": list(g.slots), "choices": [c.key for c in g.choices]} for g in groups
-        ],
+        "groups": [{"slots": list(g.slots), "choices": [c.key for c in g.choices]} for g in groups],
     }
 
 

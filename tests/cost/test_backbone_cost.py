@@ -96,9 +96,7 @@ def _params(modules: list[nn.Module]) -> int:
     return sum(p.numel() for m in modules for p in m.parameters())
 
 
-def _run(
-    unet: Any, cfg: UNetConfig, block: Block, geometry: Geometry
-) -> tuple[int, torch.Tensor]:
+def _run(unet: Any, cfg: UNetConfig, block: Block, geometry: Geometry) -> tuple[int, torch.Tensor]:
     """Run the block's real module(s) on random inputs; return (counted MACs, output)."""
     n = geometry.effective_batch * geometry.frames
     x = torch.randn(n, block.in_channels, block.height, block.width)

@@ -1,0 +1,324 @@
+"""The search configuration: Hydra composes it at the edge, then it is typed and validated once.
+
+``compose_config(overrides)`` reads ``experiments/conf/`` (shipped with nas, or a folder given
+by the user), applies ``key=value`` overrides and returns a frozen :class:`SearchConfig`.
+Nothing inside the search sees a ``DictConfig``. Every mistake is one ``NasError`` line that
+names the key and lists the valid keys or values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nas.errors import NasError
+
+__all__ = [
+    "OBJECTIVES",
+    "PRUNERS",
+    "SAMPLERS",
+    "ConstraintsConfig",
+    "DeviceConfig",
+    "ProxyConfig",
+    "SamplerConfig",
+    "SearchConfig",
+    "SearchSettings",
+    "compose_config",
+    "config_dir",
+]
+
+OBJECTIVES = ("latency", "memory", "quality")
+PRUNERS = ("none", "median", "sha", "hyperband")
+# sampler name -> its options (beyond `name`) and their default values
+SAMPLERS: dict[str, dict[str, Any]] = {
+    "nsga2": {"population_size": 16, "mutation_prob": None, "crossover_prob": 0.9},
+    "tpe": {"n_startup_trials": 10, "multivariate": True},
+    "random": {},
+    "gp": {"n_startup_trials": 10},
+    "brute": {},
+}
+GROUPS = ("device", "sampler", "proxy", "constraints", "experiment")
+
+
+def config_dir() -> Path:
+    """The shipped configuration folder (``experiments/conf`` in a checkout)."""
+    from importlib import resources
+
+    return Path(str(resources.files("nas") / "_data" / "conf"))
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    name: str  # a device of profilers/devices/ with a table
+    table: str | None  # a folder holding <name>/table.csv; None: ./latency_tables, else shipped
+    quantile: str  # "p50" | "p90"
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    name: str  # a key of SAMPLERS
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    name: str  # a proxy of nas.quality.PROXIES, or "none"
+    pruner: str  # a key of PRUNERS
+    threads: int  # torch threads per worker
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ConstraintsConfig:
+    latency_s: float | None  # per video
+    latency_ms_step: float | None
+    memory_mb: float | str | None  # a number, "device" or None
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    trials: int
+    seed: int
+    timeout_s: float | None
+    workers: int
+    objectives: tuple[str, ...]
+    latency: str  # "video" | "step"
+    storage: str | None
+    study: str | None
+    runs_dir: str
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything a search run needs besides the space file."""
+
+    name: str | None
+    device: DeviceConfig
+    sampler: SamplerConfig
+    proxy: ProxyConfig
+    constraints: ConstraintsConfig
+    search: SearchSettings
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["search"]["objectives"] = list(self.search.objectives)
+        d["sampler"] = {"name": self.sampler.name, **self.sampler.options}
+        return d
+
+    def identity(self, space_digest: str) -> str:
+        """A hash of what decides the study's results: everything but the trial count, the
+        worker count and the time limit (so a re-run with more trials extends a run)."""
+        d = self.to_dict()
+        for k in ("trials", "workers", "timeout_s", "runs_dir"):
+            d["search"].pop(k)
+        blob = json.dumps({"config": d, "space": space_digest}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    @staticmethod
+    def from_dict(raw: dict[str, Any]) -> SearchConfig:
+        return _typed(raw)
+
+
+# ---------------------------------------------------------------------------------------------
+# typing and validation
+# ---------------------------------------------------------------------------------------------
+
+
+def _keys(raw: dict[str, Any], where: str, allowed: set[str]) -> None:
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise NasError(
+            f"config: unknown key {where}.{unknown[0]}; valid keys under {where}: "
+            f"{', '.join(sorted(allowed))}"
+        )
+
+
+def _num(v: Any, where: str, *, allow_none: bool = True, positive: bool = True) -> float | None:
+    if v is None and allow_none:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
+        raise NasError(f"config: {where}={v!r} is not a number")
+    if positive and float(v) <= 0:
+        raise NasError(f"config: {where}={v!r} must be > 0")
+    return float(v)
+
+
+def _int(v: Any, where: str, minimum: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+        raise NasError(f"config: {where}={v!r} must be an integer >= {minimum}")
+    return int(v)
+
+
+def _typed(raw: dict[str, Any]) -> SearchConfig:
+    from nas.quality._proxies import PROXIES  # torch-free registry is in the same module
+
+    _keys(raw, "config", {"name", *GROUPS, "search"} - {"experiment"})
+    dev = raw["device"]
+    _keys(dev, "device", {"name", "table", "quantile"})
+    if dev["quantile"] not in ("p50", "p90"):
+        raise NasError(f"config: device.quantile={dev['quantile']!r}; valid: p50, p90")
+    device = DeviceConfig(str(dev["name"]), dev.get("table"), str(dev["quantile"]))
+
+    smp = dict(raw["sampler"])
+    name = smp.pop("name", None)
+    if name not in SAMPLERS:
+        raise NasError(f"config: sampler.name={name!r}; valid: {', '.join(SAMPLERS)}")
+    _keys(smp, "sampler", set(SAMPLERS[name]))
+    sampler = SamplerConfig(name, {**SAMPLERS[name], **smp})
+    if name == "nsga2":
+        _int(sampler.options["population_size"], "sampler.population_size", 2)
+    if "n_startup_trials" in sampler.options:
+        _int(sampler.options["n_startup_trials"], "sampler.n_startup_trials", 0)
+
+    px = raw["proxy"]
+    _keys(px, "proxy", {"name", "pruner", "threads", "options"})
+    if px["name"] != "none" and px["name"] not in PROXIES:
+        raise NasError(f"config: proxy.name={px['name']!r}; valid: {', '.join(PROXIES)}, none")
+    if px["pruner"] not in PRUNERS:
+        raise NasError(f"config: proxy.pruner={px['pruner']!r}; valid: {', '.join(PRUNERS)}")
+    proxy = ProxyConfig(
+        str(px["name"]),
+        str(px["pruner"]),
+        _int(px["threads"], "proxy.threads", 1),
+        dict(px.get("options") or {}),
+    )
+
+    con = raw["constraints"]
+    _keys(con, "constraints", {"latency_s", "latency_ms_step", "memory_mb"})
+    mem = con["memory_mb"]
+    if mem != "device":
+        mem = _num(mem, "constraints.memory_mb")
+    constraints = ConstraintsConfig(
+        _num(con["latency_s"], "constraints.latency_s"),
+        _num(con["latency_ms_step"], "constraints.latency_ms_step"),
+        mem,
+    )
+
+    s = raw["search"]
+    _keys(
+        s,
+        "search",
+        {
+            "trials",
+            "seed",
+            "timeout_s",
+            "workers",
+            "objectives",
+            "latency",
+            "storage",
+            "study",
+            "runs_dir",
+        },
+    )
+    objectives = s["objectives"]
+    if isinstance(objectives, str):
+        objectives = [objectives]
+    if not objectives or any(o not in OBJECTIVES for o in objectives):
+        raise NasError(
+            f"config: search.objectives={list(objectives)}; choose one or more of "
+            f"{', '.join(OBJECTIVES)}"
+        )
+    if len(set(objectives)) != len(objectives):
+        raise NasError(f"config: search.objectives={list(objectives)} repeats an objective")
+    if "quality" in objectives and proxy.name == "none":
+        raise NasError(
+            "config: search.objectives has quality but proxy=none; pick a proxy "
+            "(proxy=train|naswot|synflow|params) or drop quality from search.objectives"
+        )
+    if s["latency"] not in ("video", "step"):
+        raise NasError(f"config: search.latency={s['latency']!r}; valid: video, step")
+    if proxy.pruner != "none" and proxy.name != "train":
+        raise NasError(
+            f"config: proxy.pruner={proxy.pruner} needs a proxy with intermediate values "
+            f"(proxy=train), not proxy={proxy.name}"
+        )
+    timeout = _num(s["timeout_s"], "search.timeout_s")
+    settings = SearchSettings(
+        trials=_int(s["trials"], "search.trials", 1),
+        seed=_int(s["seed"], "search.seed", 0),
+        timeout_s=timeout,
+        workers=_int(s["workers"], "search.workers", 1),
+        objectives=tuple(objectives),
+        latency=str(s["latency"]),
+        storage=None if s["storage"] is None else str(s["storage"]),
+        study=None if s["study"] is None else str(s["study"]),
+        runs_dir=str(s["runs_dir"]),
+    )
+    name = raw.get("name")
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        raise NasError(f"config: name={name!r} must be a non-empty string")
+    return SearchConfig(name, device, sampler, proxy, constraints, settings)
+
+
+# ---------------------------------------------------------------------------------------------
+# Hydra at the edge
+# ---------------------------------------------------------------------------------------------
+
+
+def _group_options(conf: Path, group: str) -> list[str]:
+    return sorted(p.stem for p in (conf / group).glob("*.yaml"))
+
+
+def _check_overrides(conf: Path, overrides: list[str]) -> None:
+    """One-line errors for an unknown group option or a malformed override, before Hydra's
+    multi-line ones."""
+    for ov in overrides:
+        if "=" not in ov:
+            raise NasError(
+                f"override {ov!r} is not key=value (e.g. search.trials=100, device=cpu-ort)"
+            )
+        key, value = ov.split("=", 1)
+        key = key.lstrip("+~")
+        if key in GROUPS:
+            valid = _group_options(conf, key)
+            if value not in valid and not (key == "experiment" and value == "null"):
+                raise NasError(f"unknown {key} {value!r}; valid: {', '.join(valid)}")
+
+
+def compose_config(
+    overrides: list[str] | tuple[str, ...] = (), conf_dir: str | Path | None = None
+) -> tuple[SearchConfig, dict[str, Any]]:
+    """Compose ``config.yaml`` with ``overrides`` (Hydra syntax, e.g. ``search.trials=300``,
+    ``device=cpu-ort``, ``experiment=cost_only``); return the typed config and the plain
+    resolved dict (what a run dir saves)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    conf = Path(conf_dir) if conf_dir is not None else config_dir()
+    conf = conf.resolve()
+    if not (conf / "config.yaml").is_file():
+        raise NasError(f"no config.yaml in {conf}")
+    overrides = list(overrides)
+    _check_overrides(conf, overrides)
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+            cfg = compose("config", overrides=overrides)
+    except Exception as e:  # Hydra's errors are multi-line; keep the first line and the fix
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "Could not override" in msg or "not in struct" in msg or "Key '" in msg:
+            key = msg.split("'")[1] if "'" in msg else "?"
+            parent = key.rsplit(".", 1)[0] if "." in key else ""
+            with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+                base = OmegaConf.to_container(compose("config"), resolve=True)
+            node: Any = base
+            for part in parent.split(".") if parent else []:
+                node = node.get(part, {}) if isinstance(node, dict) else {}
+            valid = ", ".join(sorted(node)) if isinstance(node, dict) else "?"
+            where = parent or "the top level"
+            raise NasError(
+                f"unknown config key {key!r}; valid keys under {where}: {valid}"
+            ) from None
+        raise NasError(f"config: {msg}") from None
+    finally:
+        GlobalHydra.instance().clear()
+    raw = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(raw, dict)
+    raw.pop("experiment", None)
+    plain: dict[str, Any] = {str(k): v for k, v in raw.items()}
+    return _typed(plain), plain

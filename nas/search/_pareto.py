@@ -1,0 +1,101 @@
+"""Pareto math on plain ``(n, m)`` arrays of minimised values: no Optuna, no I/O."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["hypervolume", "hypervolume_history", "non_dominated", "normalise"]
+
+
+def non_dominated(values: np.ndarray) -> np.ndarray:
+    """Boolean mask of the rows no other row dominates (all <= and one <). Duplicated rows
+    are all kept. Rows with a non-finite value are never on the front."""
+    v = np.asarray(values, dtype=float)
+    n = v.shape[0]
+    finite = np.all(np.isfinite(v), axis=1) if n else np.zeros(0, bool)
+    mask = finite.copy()
+    idx = np.flatnonzero(finite)
+    # sort by the first objective so a row can only be dominated by earlier-or-equal rows
+    order = idx[np.lexsort(v[idx].T[::-1])]
+    front: list[int] = []
+    for i in order:
+        p = v[i]
+        dominated = False
+        for j in front:
+            q = v[j]
+            if np.all(q <= p) and np.any(q < p):
+                dominated = True
+                break
+        if dominated:
+            mask[i] = False
+        else:
+            front.append(int(i))
+    return mask
+
+
+def _hv2(points: np.ndarray, ref: np.ndarray) -> float:
+    pts = points[np.all(points < ref, axis=1)]
+    if len(pts) == 0:
+        return 0.0
+    pts = pts[np.lexsort((pts[:, 1], pts[:, 0]))]
+    hv, best_y = 0.0, float(ref[1])
+    for x, y in pts:
+        if y < best_y:
+            hv += (float(ref[0]) - float(x)) * (best_y - float(y))
+            best_y = float(y)
+    return hv
+
+
+def hypervolume(points: np.ndarray, ref: np.ndarray) -> float:
+    """The volume dominated by ``points`` (minimised) and bounded by ``ref``; exact for any
+    number of objectives (slicing on the last one; fine for the front sizes a search makes)."""
+    p = np.asarray(points, dtype=float)
+    r = np.asarray(ref, dtype=float)
+    if p.size == 0:
+        return 0.0
+    p = p[np.all(np.isfinite(p), axis=1) & np.all(p < r, axis=1)]
+    if len(p) == 0:
+        return 0.0
+    m = p.shape[1]
+    if m == 1:
+        return float(r[0] - p[:, 0].min())
+    p = p[non_dominated(p)]
+    if m == 2:
+        return _hv2(p, r)
+    # slice along the last objective: between consecutive levels, the (m-1)-D volume of the
+    # points at or below the level
+    levels = np.unique(p[:, -1])
+    hv = 0.0
+    for k, z in enumerate(levels):
+        top = levels[k + 1] if k + 1 < len(levels) else r[-1]
+        hv += hypervolume(p[p[:, -1] <= z][:, :-1], r[:-1]) * float(top - z)
+    return hv
+
+
+def normalise(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Scale each objective to [0, 1] over [lo, hi] (a zero range maps to 0)."""
+    span = np.where(hi > lo, hi - lo, 1.0)
+    out: np.ndarray = (np.asarray(values, dtype=float) - lo) / span
+    return out
+
+
+def hypervolume_history(values: np.ndarray, feasible: np.ndarray) -> np.ndarray:
+    """Hypervolume after each trial, in the unit box of the feasible values' range with the
+    reference point at 1.1 per objective (so the curve is comparable within a run)."""
+    v = np.asarray(values, dtype=float)
+    ok = np.asarray(feasible, dtype=bool) & np.all(np.isfinite(v), axis=1)
+    out = np.zeros(len(v))
+    if not ok.any():
+        return out
+    lo, hi = v[ok].min(axis=0), v[ok].max(axis=0)
+    norm = normalise(v, lo, hi)
+    ref = np.full(v.shape[1], 1.1)
+    front = np.zeros((0, v.shape[1]))
+    hv = 0.0
+    for i in range(len(v)):
+        if ok[i]:
+            front = np.vstack([front, norm[i]])
+            front = front[non_dominated(front)]
+            hv = hypervolume(front, ref)
+        out[i] = hv
+    return out

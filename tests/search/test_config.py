@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from nas.errors import NasError
+from nas.search import compose_config
+
+
+def test_defaults_compose_to_the_documented_search() -> None:
+    cfg, raw = compose_config()
+    assert cfg.device.name == "iphone16pm"
+    assert cfg.sampler.name == "nsga2"
+    assert cfg.proxy.name == "train"
+    assert cfg.search.objectives == ("latency", "quality")
+    assert cfg.constraints.latency_s == 4.0 and cfg.constraints.memory_mb == "device"
+    assert raw["search"]["trials"] == cfg.search.trials
+
+
+def test_overrides_groups_and_experiments() -> None:
+    cfg, raw = compose_config(
+        [
+            "device=cpu-ort",
+            "sampler=tpe",
+            "search.trials=7",
+            "constraints.latency_s=5",
+            "sampler.n_startup_trials=3",
+            "proxy.options.steps=4",
+        ]
+    )
+    assert (cfg.device.name, cfg.sampler.name, cfg.search.trials) == ("cpu-ort", "tpe", 7)
+    assert cfg.constraints.latency_s == 5.0
+    assert cfg.sampler.options["n_startup_trials"] == 3
+    assert cfg.proxy.options["steps"] == 4
+    assert raw["sampler"]["name"] == "tpe"
+    cfg, _ = compose_config(["experiment=cost_only"])
+    assert cfg.proxy.name == "none" and cfg.search.objectives == ("latency", "memory")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (["device=nokia"], "unknown device 'nokia'; valid: cpu-ort, cuda, iphone14pm"),
+        (["sampler=cmaes"], "unknown sampler 'cmaes'; valid: brute, gp, nsga2, random, tpe"),
+        (["experiment=nope"], "unknown experiment 'nope'; valid: cost_only, quick"),
+        (["search.trails=5"], "unknown config key 'search.trails'; valid keys under search:"),
+        (["constraints.latency=5"], "valid keys under constraints: latency_ms_step, latency_s"),
+        (["search.trials=0"], "search.trials=0 must be an integer >= 1"),
+        (["search.trials=many"], "search.trials='many' must be an integer >= 1"),
+        (["constraints.latency_s=-1"], "constraints.latency_s=-1 must be > 0"),
+        (["search.objectives=[latency,speed]"], "choose one or more of latency, memory, quality"),
+        (["proxy=none"], "search.objectives has quality but proxy=none"),
+        (["proxy=naswot", "proxy.pruner=sha"], "proxy.pruner=sha needs a proxy with"),
+        (["proxy.pruner=always"], "proxy.pruner='always'; valid: none, median, sha, hyperband"),
+        (["search.latency=frame"], "search.latency='frame'; valid: video, step"),
+        (["device.quantile=p99"], "device.quantile='p99'; valid: p50, p90"),
+        (["trials"], "override 'trials' is not key=value"),
+    ],
+)
+def test_bad_overrides_are_one_line_errors(override: list[str], message: str) -> None:
+    with pytest.raises(NasError) as e:
+        compose_config(override)
+    assert message in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_cli_bad_override_exits_2_without_traceback() -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "nas", "search", "search.trails=5"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    assert r.stderr.strip().startswith("error: unknown config key 'search.trails'")
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_cli_print_config(capsys: pytest.CaptureFixture[str]) -> None:
+    from nas.cli import main
+
+    assert main(["search", "--print-config", "sampler=random", "--trials", "9"]) == 0
+    out = capsys.readouterr().out
+    assert "name: random" in out and "trials: 9" in out

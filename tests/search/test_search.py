@@ -1,0 +1,278 @@
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _search_helpers import TINY, subprocess_env, tiny_overrides
+
+from nas.search import (
+    RunInfo,
+    compose_config,
+    non_dominated,
+    open_run_study,
+    run_search,
+)
+from nas.space import load_arch, load_space
+
+
+def _search(tables: Path, *overrides: str, **kw: object):  # type: ignore[no-untyped-def]
+    cfg, raw = compose_config(tiny_overrides(tables, *overrides))
+    return run_search(TINY, cfg, raw, progress=False, log=lambda _m: None, **kw)  # type: ignore[arg-type]
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def test_cost_only_search_writes_complete_consistent_outputs(
+    in_tmp: Path, tiny_tables: Path
+) -> None:
+    res = _search(
+        tiny_tables, "experiment=cost_only", "search.trials=40", "constraints.latency_s=0.42"
+    )
+    d = res.run_dir
+    assert d.resolve().parent == in_tmp / "experiments" / "runs"
+    for name in (
+        "config.yaml",
+        "space.yaml",
+        "run.json",
+        "study.journal",
+        "trials.csv",
+        "pareto.csv",
+        "dashboard.html",
+    ):
+        assert (d / name).is_file(), name
+    trials = _rows(d / "trials.csv")
+    assert len(trials) == 40 and all(t["state"] == "COMPLETE" for t in trials)
+    assert {t["feasible"] for t in trials} == {"true", "false"}  # the budget bites
+    for t in trials:  # recorded values agree with the constraint
+        assert (float(t["latency_s_video"]) <= 0.42) == (t["feasible"] == "true")
+    # pareto.csv is exactly the non-dominated feasible arches of trials.csv
+    feas = {t["arch_id"]: t for t in trials if t["feasible"] == "true"}
+    v = np.array([[float(t["latency_s_video"]), float(t["peak_mem_mb"])] for t in feas.values()])
+    expected = {a for a, m in zip(feas, non_dominated(v), strict=True) if m}
+    front = _rows(d / "pareto.csv")
+    assert {r["arch_id"] for r in front} == expected
+    space = load_space(d / "space.yaml")
+    for r in front:  # every front arch has its YAML, loadable against the space
+        arch = load_arch(space, d / r["arch_yaml"])
+        assert arch.arch_id == r["arch_id"]
+    assert json.loads((d / "run.json").read_text())["status"] == "complete"
+    assert "search:\n  trials: 40" in (d / "config.yaml").read_text()
+
+
+def test_infeasible_arches_skip_the_proxy_and_duplicates_reuse_it(
+    in_tmp: Path, tiny_tables: Path
+) -> None:
+    # tiny has 216 arches: 150 random trials must propose some twice
+    res = _search(
+        tiny_tables,
+        "proxy=params",
+        "sampler=random",
+        "search.trials=150",
+        "constraints.latency_s=0.42",
+    )
+    trials = _rows(res.run_dir / "trials.csv")
+    infeasible = [t for t in trials if t["feasible"] == "false"]
+    assert infeasible and all(
+        t["quality_status"] == "skipped: infeasible" and t["proxy_s"] == "" for t in infeasible
+    )
+    feasible = [t for t in trials if t["feasible"] == "true"]
+    assert all(t["quality"] != "" for t in feasible)
+    evaluated = Counter(t["arch_id"] for t in feasible if t["quality_status"] == "evaluated")
+    assert max(evaluated.values()) == 1  # each arch's proxy ran once
+    cached = [t for t in feasible if t["quality_status"] == "cached"]
+    assert cached
+    by_id = {t["arch_id"]: t["quality"] for t in feasible if t["quality_status"] == "evaluated"}
+    assert all(t["quality"] == by_id[t["arch_id"]] for t in cached)
+    assert {r["arch_id"] for r in _rows(res.run_dir / "pareto.csv")} <= {
+        t["arch_id"] for t in feasible
+    }
+
+
+def test_rerunning_the_same_command_resumes_or_extends(in_tmp: Path, tiny_tables: Path) -> None:
+    first = _search(tiny_tables, "experiment=cost_only", "search.trials=10")
+    again = _search(tiny_tables, "experiment=cost_only", "search.trials=10")
+    assert again.run_dir == first.run_dir and again.resumed and len(again.records) == 10
+    more = _search(tiny_tables, "experiment=cost_only", "search.trials=16")
+    assert more.run_dir == first.run_dir and len(more.records) == 16
+    assert [r.values for r in more.records[:10]] == [r.values for r in first.records]
+    other = _search(tiny_tables, "experiment=cost_only", "search.trials=10", "search.seed=3")
+    assert other.run_dir != first.run_dir
+    new = _search(tiny_tables, "experiment=cost_only", "search.trials=10", new=True)
+    assert new.run_dir not in (first.run_dir, other.run_dir)
+
+
+def test_samplers_run_and_are_seeded(in_tmp: Path, tiny_tables: Path) -> None:
+    for sampler in ("nsga2", "tpe", "random", "brute"):
+        a = _search(
+            tiny_tables, "experiment=cost_only", f"sampler={sampler}", "search.trials=12", new=True
+        )
+        b = _search(
+            tiny_tables, "experiment=cost_only", f"sampler={sampler}", "search.trials=12", new=True
+        )
+        assert [r.arch_id for r in a.records] == [r.arch_id for r in b.records], sampler
+        assert len(a.records) == 12
+
+
+def test_brute_force_covers_the_space(in_tmp: Path, tiny_tables: Path) -> None:
+    res = _search(tiny_tables, "experiment=cost_only", "sampler=brute", "search.trials=500")
+    assert len({r.arch_id for r in res.records}) == 216  # the tiny space, each arch once
+
+
+def test_front_arch_works_with_train_and_export(in_tmp: Path, tiny_tables: Path) -> None:
+    from nas.cli import main
+
+    res = _search(tiny_tables, "experiment=cost_only", "search.trials=8")
+    arch_yaml = res.run_dir / "archs" / f"{res.front[0].arch_id}.yaml"
+    assert main(["export", "--arch", str(arch_yaml), "--format", "onnx", "--out", "a.onnx"]) == 0
+    assert Path("a.onnx").stat().st_size > 0
+    assert (
+        main(["train", "--arch", str(arch_yaml), "--steps", "2", "--out", "t", "--no-progress"])
+        == 0
+    )
+    assert any(Path("t").glob("*.safetensors")) or any(Path("t").rglob("*.safetensors"))
+
+
+def test_cli_prints_the_front_and_run_dir(
+    in_tmp: Path, tiny_tables: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from nas.cli import main
+
+    argv = [
+        "search",
+        "--space",
+        TINY,
+        "--no-progress",
+        *tiny_overrides(tiny_tables),
+        "experiment=cost_only",
+        "search.trials=6",
+    ]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "6 trials" in out and "Pareto front" in out and "run dir: experiments/runs/" in out
+    assert "arch_id" in out
+
+
+def _counts(run_dir: Path) -> Counter[str]:
+    return Counter(t.state.name for t in open_run_study(run_dir).get_trials(deepcopy=False))
+
+
+def _cmd(tables: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "nas",
+        "search",
+        "--space",
+        TINY,
+        "--no-progress",
+        *tiny_overrides(tables, *extra),
+    ]
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9_loses_nothing_and_repeats_nothing(
+    in_tmp: Path, tiny_tables: Path
+) -> None:
+    # the training proxy at 3 steps: about a second per trial, long enough to kill mid-trial
+    cmd = _cmd(
+        tiny_tables,
+        "proxy=train",
+        "proxy.options.steps=3",
+        "proxy.threads=1",
+        "sampler=random",
+        "search.trials=14",
+        "constraints=none",
+    )
+    p = subprocess.Popen(
+        cmd,
+        cwd=in_tmp,
+        env=subprocess_env(),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    run_dir = None
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline:
+            time.sleep(0.3)
+            runs = list((in_tmp / "experiments" / "runs").glob("*/study.journal"))
+            if runs:
+                run_dir = runs[0].parent
+                c = _counts(run_dir)
+                if c["COMPLETE"] >= 4 and c["RUNNING"] == 1:
+                    break
+        else:
+            pytest.fail("the search did not get going")
+    finally:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+    assert run_dir is not None
+    before = {
+        t.number: (t.user_attrs["arch_id"], t.values)
+        for t in open_run_study(run_dir).get_trials(deepcopy=False)
+        if t.state.name == "COMPLETE"
+    }
+    assert _counts(run_dir)["RUNNING"] == 1  # killed mid-trial
+    r = subprocess.run(
+        cmd,
+        cwd=in_tmp,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    assert f"resuming {run_dir.relative_to(in_tmp)}" in r.stdout
+    trials = open_run_study(run_dir).get_trials(deepcopy=False)
+    after = {
+        t.number: (t.user_attrs["arch_id"], t.values) for t in trials if t.state.name == "COMPLETE"
+    }
+    assert all(after[n] == v for n, v in before.items())  # nothing lost or changed
+    assert len(after) == 14
+    fails = [t for t in trials if t.state.name == "FAIL"]
+    assert len(fails) == 1 and "worker died" in fails[0].user_attrs["error"]
+    retried = [t for t in trials if t.user_attrs.get("retry_of") == fails[0].number]
+    assert len(retried) == 1 and retried[0].params == fails[0].params
+    evaluated = Counter(
+        t.user_attrs["arch_id"] for t in trials if t.user_attrs.get("quality_status") == "evaluated"
+    )
+    assert max(evaluated.values()) == 1  # no arch's proxy ran twice
+    assert RunInfo.load(run_dir).status == "complete"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("storage", ["journal", "sqlite"])
+def test_two_local_workers_share_one_study(in_tmp: Path, tiny_tables: Path, storage: str) -> None:
+    extra = ["proxy=params", "sampler=random", "search.trials=30", "--workers", "2"]
+    if storage == "sqlite":
+        extra += ["--storage", f"sqlite:///{in_tmp / 'shared.db'}", "--study", "s"]
+    r = subprocess.run(
+        _cmd(tiny_tables, *extra),
+        cwd=in_tmp,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    run_dir = next((in_tmp / "experiments" / "runs").iterdir())
+    trials = open_run_study(run_dir).get_trials(deepcopy=False)
+    assert Counter(t.state.name for t in trials) == {"COMPLETE": 30}
+    assert sorted(t.number for t in trials) == list(range(30))
+    assert len({t.user_attrs["worker"] for t in trials}) == 2  # both processes worked
+    assert len(_rows(run_dir / "trials.csv")) == 30
