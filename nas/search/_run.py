@@ -74,6 +74,7 @@ class RunInfo:
     created: str
     status: str  # "running" | "complete" | "interrupted" | "incomplete"
     space_source: str
+    table: dict[str, Any] = field(default_factory=dict)  # the table's path and provenance
 
     @staticmethod
     def load(run_dir: str | Path) -> RunInfo:
@@ -92,6 +93,7 @@ class RunInfo:
             raw["created"],
             raw["status"],
             raw.get("space_source", ""),
+            raw.get("table", {}),
         )
 
     def save(self, **changes: Any) -> RunInfo:
@@ -300,6 +302,28 @@ def build_cost_model(cfg: SearchConfig, space: SearchSpace) -> Any:
 
     table = Table.load(find_table(cfg.device.name, cfg.device.table))
     return CostModel(space, table, quantile=cfg.device.quantile)
+
+
+def table_provenance(cfg: SearchConfig, cost: Any) -> dict[str, Any]:
+    """Where the latency/memory numbers come from: path, device, row sources, versions."""
+    from collections import Counter
+
+    from nas.cost import find_table
+
+    meta = cost.table.meta
+    sources = Counter(r.source for r in cost.table.rows.values())
+    return {
+        "path": str(find_table(cfg.device.name, cfg.device.table).resolve()),
+        "device": meta.get("device", {}).get("name", cfg.device.name),
+        "description": meta.get("device", {}).get("description", ""),
+        "backend": meta.get("backend", ""),
+        "sources": dict(sorted(sources.items())),  # rows per provenance (measured, estimated, ...)
+        "quantile": cfg.device.quantile,
+        "versions": meta.get("versions", {}),
+        "created": meta.get("created", ""),
+        "updated": meta.get("updated", ""),
+        "memory_budget_mb": cost.memory_budget_mb,
+    }
 
 
 def build_proxy(cfg: SearchConfig, space: SearchSpace) -> Any | None:
@@ -857,9 +881,9 @@ def run_search(
     with _run_lock(d):
         storage = open_storage(info.storage, d)
         study = _create_study(storage, info.study, cfg)
-        # fail fast on a bad table or proxy before any worker starts
+        # fail fast on a bad table before any worker starts; record its provenance
         cost = build_cost_model(cfg, space)
-        del cost
+        info = info.save(table=table_provenance(cfg, cost))
         local = (
             info.storage.startswith("journal:")
             and not Path(info.storage[len("journal:") :]).is_absolute()
