@@ -472,6 +472,21 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 130 if result.stopped_early == "interrupted" else 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from nas.search import write_outputs
+
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        raise NasError(f"{run_dir} is not a directory (pass a run dir written by nas search)")
+    result = write_outputs(run_dir)
+    print(
+        f"{len(result.records)} trials, {result.feasible} feasible; Pareto front: "
+        f"{len(result.front)} arch(es)"
+    )
+    print(run_dir / "dashboard.html")
+    return 0
+
+
 def _add_arch_args(p: argparse.ArgumentParser) -> None:
     """--arch and --space, for commands that act on one arch file (see _space_for_arch)."""
     p.add_argument("--arch", required=True, metavar="YAML", help="arch file (YAML or JSON)")
@@ -601,6 +616,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--print-config", action="store_true", help="print the resolved config, exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser(
+        "report",
+        help="rewrite a search run's dashboard.html (and its csvs and arch files)",
+        description="Regenerate the outputs of a search run dir from its study: trials.csv, "
+        "pareto.csv, archs/*.yaml and dashboard.html, the self-contained Pareto dashboard "
+        "(front, all trials against the budgets, hypervolume, the temporal op of every front "
+        "arch per slot, each arch's latency and memory by level and block kind). Open the page "
+        "in a browser from disk; it needs no network. See docs/dashboard.md.",
+        epilog="examples:\n"
+        "  nas report experiments/runs/20261122-224621-temporal\n"
+        '  xdg-open "$(nas report RUN_DIR | tail -1)"    (the page path is printed last)',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run dir written by nas search")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser(
         "export",

@@ -22,7 +22,13 @@ from nas.search._config import (
     compose_config,
     config_dir,
 )
-from nas.search._objective import ArchCosts, Evaluator, constraint_names
+from nas.search._objective import (
+    ArchCosts,
+    Evaluator,
+    constraint_names,
+    objective_column,
+    objective_unit,
+)
 from nas.search._pareto import hypervolume, hypervolume_history, non_dominated, normalise
 from nas.search._run import (
     RunInfo,
@@ -66,6 +72,8 @@ __all__ = [
     "make_sampler",
     "non_dominated",
     "normalise",
+    "objective_column",
+    "objective_unit",
     "open_run_study",
     "run_search",
     "run_worker",

@@ -93,7 +93,8 @@ def hypervolume_history(values: np.ndarray, feasible: np.ndarray) -> np.ndarray:
     front = np.zeros((0, v.shape[1]))
     hv = 0.0
     for i in range(len(v)):
-        if ok[i]:
+        # a point the front already weakly dominates adds no volume: skip the recomputation
+        if ok[i] and not (len(front) and np.all(front <= norm[i], axis=1).any()):
             front = np.vstack([front, norm[i]])
             front = front[non_dominated(front)]
             hv = hypervolume(front, ref)

@@ -75,6 +75,7 @@ class RunInfo:
     status: str  # "running" | "complete" | "interrupted" | "incomplete"
     space_source: str
     table: dict[str, Any] = field(default_factory=dict)  # the table's path and provenance
+    finished: str = ""  # when the last invocation ended (UTC, ISO 8601)
 
     @staticmethod
     def load(run_dir: str | Path) -> RunInfo:
@@ -94,6 +95,7 @@ class RunInfo:
             raw["status"],
             raw.get("space_source", ""),
             raw.get("table", {}),
+            raw.get("finished", ""),
         )
 
     def save(self, **changes: Any) -> RunInfo:
@@ -302,6 +304,16 @@ def build_cost_model(cfg: SearchConfig, space: SearchSpace) -> Any:
 
     table = Table.load(find_table(cfg.device.name, cfg.device.table))
     return CostModel(space, table, quantile=cfg.device.quantile)
+
+
+def run_cost_model(info: RunInfo, cfg: SearchConfig, space: SearchSpace) -> Any:
+    """The cost model of a run: the table recorded in run.json, else the configured one."""
+    from nas.cost import CostModel, Table
+
+    path = info.table.get("path")
+    if path and (Path(path) / "table.csv").is_file():
+        return CostModel(space, Table.load(path), quantile=cfg.device.quantile)
+    return build_cost_model(cfg, space)
 
 
 def table_provenance(cfg: SearchConfig, cost: Any) -> dict[str, Any]:
@@ -734,7 +746,7 @@ def write_outputs(run_dir: str | Path) -> SearchResult:
     cfg, _ = info.config()
     space = info.space()
     study = open_run_study(info.run_dir)
-    cost = build_cost_model(cfg, space)
+    cost = run_cost_model(info, cfg, space)
     cons = [n for n, _, _ in constraint_names(cfg, cost)]
     records = load_records(study, space, cons)
     objectives = [
@@ -905,13 +917,15 @@ def run_search(
         if remaining:
             stopped = _run_workers(d, cfg, study, remaining, target, done, progress, log)
         counts = _count(study)
-        result = write_outputs(d)
         status = (
             "complete"
             if _done(counts) >= target
             else ("interrupted" if stopped == "interrupted" else "incomplete")
         )
-        info.save(status=status)
+        info.save(
+            status=status, finished=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        )
+        result = write_outputs(d)
     return SearchResult(
         result.run_dir,
         result.records,

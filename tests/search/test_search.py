@@ -276,3 +276,25 @@ def test_two_local_workers_share_one_study(in_tmp: Path, tiny_tables: Path, stor
     assert sorted(t.number for t in trials) == list(range(30))
     assert len({t.user_attrs["worker"] for t in trials}) == 2  # both processes worked
     assert len(_rows(run_dir / "trials.csv")) == 30
+
+
+@pytest.mark.slow
+def test_pruner_stops_weak_proxy_runs_early(in_tmp: Path, tiny_tables: Path) -> None:
+    res = _search(
+        tiny_tables,
+        "proxy=train",
+        "proxy.options.steps=4",
+        "proxy.threads=1",
+        "proxy.pruner=sha",
+        "sampler=random",
+        "constraints=none",
+        "search.trials=12",
+    )
+    states = Counter(r.state for r in res.records)
+    assert states["PRUNED"] >= 1 and states["COMPLETE"] >= 1
+    assert states["PRUNED"] + states["COMPLETE"] == 12
+    pruned = [r for r in res.records if r.state == "PRUNED"]
+    assert all(r.quality_status.startswith("pruned at step") for r in pruned)
+    assert all(r.latency_s_video is not None for r in pruned)  # costs are still recorded
+    aux = open_run_study(res.run_dir)._storage.get_all_studies()
+    assert any(s.study_name.endswith(".proxy") for s in aux)  # the pruner's own study

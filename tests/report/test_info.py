@@ -1,0 +1,238 @@
+"""ParetoInfo: the numbers the dashboard draws, checked against the run's own files."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _report_helpers import EVIL_NAME, EVIL_STUDY
+
+from nas.cost import CostModel, Table
+from nas.errors import NasError
+from nas.report import ParetoInfo, pareto_info
+from nas.search import hypervolume_history, non_dominated
+from nas.space import load_arch, load_space
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def quality(quality_run: Path) -> ParetoInfo:
+    return pareto_info(quality_run)
+
+
+@pytest.fixture(scope="module")
+def cost(cost_run: Path) -> ParetoInfo:
+    return pareto_info(cost_run)
+
+
+def test_metadata_and_provenance(quality: ParetoInfo, quality_run: Path) -> None:
+    m = quality.meta
+    assert (m.name, m.study) == (EVIL_NAME, EVIL_STUDY)  # kept verbatim; the page escapes
+    assert m.run_dir == str(quality_run.resolve())
+    assert (m.space_name, m.space_size, m.device, m.sampler, m.proxy) == (
+        "tiny",
+        216,
+        "cpu-ort",
+        "random",
+        "params",
+    )
+    assert m.status == "complete" and m.trials_target == 30
+    assert m.created and m.trial_seconds > 0
+    assert [(o.name, o.column, o.unit) for o in quality.objectives] == [
+        ("latency", "latency_s_video", "s"),
+        ("quality", "quality", "proxy loss"),
+    ]
+    assert {(c.name, c.column, c.budget) for c in quality.constraints} == {
+        ("latency_s", "latency_s_video", 0.42),
+        ("memory_mb", "peak_mem_mb", 100.0),  # the table's device budget
+    }
+    # the hand-made table is all measured: no banner
+    assert quality.table.sources == {"measured": 19}
+    assert quality.table.known and not quality.table.estimated
+    assert quality.notes == ()
+
+
+def test_estimated_flag() -> None:
+    from nas.report import TableInfo
+
+    def info(sources: dict[str, int]) -> TableInfo:
+        return TableInfo("", "d", "", "", sources, "p50", "", {})
+
+    assert not info({"measured": 4}).estimated
+    assert not info({"measured": 4, "failed": 1}).estimated  # failed rows carry no numbers
+    assert info({"measured": 4, "estimated": 1}).estimated
+    assert info({"published": 2}).unmeasured == {"published": 2}
+    assert not info({}).known
+
+
+def test_trials_match_trials_csv(quality: ParetoInfo, quality_run: Path) -> None:
+    rows = _rows(quality_run / "trials.csv")
+    assert len(quality.trials) == len(rows) == 30
+    assert [t.number for t in quality.trials] == sorted(int(r["trial"]) for r in rows)
+    by = {int(r["trial"]): r for r in rows}
+    for t in quality.trials:
+        r = by[t.number]
+        assert t.arch_id == r["arch_id"] and t.state == r["state"]
+        assert t.feasible == (r["feasible"] == "true")
+        assert t.latency_s_video == pytest.approx(float(r["latency_s_video"]))
+        assert t.peak_mem_mb == pytest.approx(float(r["peak_mem_mb"]))
+        assert (t.quality is None) == (r["quality"] == "")
+        assert t.quality_status == r["quality_status"]
+        # infeasible arches skip the proxy
+        assert t.feasible or t.quality is None
+        assert len(t.choices) == len(quality.groups) and -1 not in t.choices
+    assert quality.feasible == sum(r["feasible"] == "true" for r in rows)
+    assert 0 < quality.feasible < 30  # the budget bites, so both kinds are drawn
+    assert sum(quality.states.values()) == 30
+
+
+@pytest.mark.parametrize("which", ["quality", "cost"])
+def test_front_is_the_non_dominated_feasible_arches(
+    which: str, request: pytest.FixtureRequest
+) -> None:
+    info: ParetoInfo = request.getfixturevalue(which)
+    run = Path(info.meta.run_dir)
+    cols = [o.column for o in info.objectives]
+    feasible: dict[str, list[float]] = {}
+    for t in info.trials:
+        if t.complete and t.feasible and t.arch_id not in feasible:
+            feasible[t.arch_id] = [float(t.value(c)) for c in cols]  # type: ignore[arg-type]
+    ids = list(feasible)
+    mask = non_dominated(np.array(list(feasible.values())))
+    expected = {a for a, m in zip(ids, mask, strict=True) if m}
+    assert {f.arch_id for f in info.front} == expected
+    assert [f.arch_id for f in info.front] == [r["arch_id"] for r in _rows(run / "pareto.csv")]
+    # best first by the first objective; values in objective order; arch files exist
+    firsts = [f.values[0] for f in info.front]
+    assert firsts == sorted(firsts)
+    space = load_space(run / "space.yaml")
+    for f in info.front:
+        assert list(f.values) == pytest.approx(feasible[f.arch_id])
+        assert f.yaml == f"archs/{f.arch_id}.yaml"
+        arch = load_arch(space, run / f.yaml)
+        assert arch.arch_id == f.arch_id
+        assert list(f.choices) == [arch.choice(g.slots[0]).key for g in space.groups]
+
+
+def test_breakdowns_sum_to_the_arch_totals(cost: ParetoInfo) -> None:
+    run = Path(cost.meta.run_dir)
+    space = load_space(run / "space.yaml")
+    model = CostModel(space, Table.load(cost.table.path))
+    assert cost.parts is not None and len(cost.breakdowns) == len(cost.front) > 0
+    for f, b in zip(cost.front, cost.breakdowns, strict=True):
+        assert b.arch_id == f.arch_id
+        est = model.evaluate(load_arch(space, run / f.yaml))
+        # latency: the cells plus the fixed overhead are the arch's latency per step
+        assert sum(c.ms for c in b.cells) + b.overhead_ms == pytest.approx(
+            est.latency_ms_step, rel=1e-9
+        )
+        assert b.latency_ms_step == pytest.approx(est.latency_ms_step, rel=1e-5)  # csv: 6 digits
+        assert b.backbone_ms + b.temporal_ms == pytest.approx(b.latency_ms_step - b.overhead_ms)
+        # memory: the weights are additive; peak = weights + activations + overhead
+        assert sum(c.weights_mb for c in b.cells) == pytest.approx(est.weights_mb, rel=1e-9)
+        assert b.activation_mb > 0
+        assert b.weights_mb + b.activation_mb + b.overhead_mb == pytest.approx(b.peak_mem_mb)
+        # temporal cells are the arch's ops, per level, as the cost model's per-slot figures
+        per_level: dict[str, float] = {}
+        for s in space.slots:
+            where = f"{s.stage}.{s.level}"
+            per_level[where] = per_level.get(where, 0.0) + est.per_slot_ms[s.name]
+        for where, ms in per_level.items():
+            got = sum(c.ms for c in b.cells if c.temporal and c.where == where)
+            assert got == pytest.approx(ms, abs=1e-9)
+        ops = {c.kind for c in b.cells if c.temporal}
+        assert ops == {op for op, n in load_arch(space, run / f.yaml).op_counts().items() if n} - {
+            "none"
+        }
+        # one cell per (level, kind), levels in execution order
+        keys = [(c.where, c.kind) for c in b.cells]
+        assert len(keys) == len(set(keys))
+        order = [cost.parts.wheres.index(c.where) for c in b.cells]
+        assert order == sorted(order)
+        assert {c.kind for c in b.cells if not c.temporal} >= {"resnet", "conv_in", "conv_out"}
+
+
+def test_heatmap_is_the_front_choices(cost: ParetoInfo) -> None:
+    h = cost.heatmap
+    assert h.groups == tuple(g.name for g in cost.groups)
+    assert h.arch_ids == tuple(f.arch_id for f in cost.front)
+    assert len(h.ops) == len(h.groups) and all(len(r) == len(h.arch_ids) for r in h.ops)
+    for j, f in enumerate(cost.front):
+        for i in range(len(h.groups)):
+            assert h.choices[i][j] == f.choices[i]
+            assert h.ops[i][j] == f.choices[i].split("(")[0]
+            assert h.ops[i][j] in h.op_kinds
+    assert h.op_kinds[0] == "none"
+    assert h.where == tuple(g.where for g in cost.groups)
+    assert h.where[0] == "down.0"
+
+
+def test_hypervolume_history(cost: ParetoInfo, quality: ParetoInfo) -> None:
+    for info in (cost, quality):
+        hv = np.array(info.hypervolume)
+        assert len(hv) == len(info.trials)
+        assert np.all(np.diff(hv) >= -1e-12) and hv[-1] > 0
+        cols = [o.column for o in info.objectives]
+        v = np.array(
+            [[math.inf if t.value(c) is None else t.value(c) for c in cols] for t in info.trials],
+            dtype=float,
+        )
+        feas = np.array([t.complete and t.feasible for t in info.trials])
+        assert hv == pytest.approx(hypervolume_history(v, feas))
+
+
+def test_edge_cases(one_trial_run: Path, infeasible_run: Path) -> None:
+    one = pareto_info(one_trial_run)
+    assert len(one.trials) == 1 and len(one.front) == 1 and len(one.breakdowns) == 1
+    assert one.hypervolume[0] > 0 or one.hypervolume == (0.0,)
+    none = pareto_info(infeasible_run)
+    assert len(none.trials) == 6 and none.feasible == 0
+    assert none.front == () and none.breakdowns == () and none.heatmap.arch_ids == ()
+    assert none.hypervolume == (0.0,) * 6
+    assert none.parts is not None  # any clicked arch still gets its breakdown
+
+
+def test_not_a_run_dir(tmp_path: Path) -> None:
+    with pytest.raises(NasError, match="not a search run dir"):
+        pareto_info(tmp_path)
+    with pytest.raises(NasError, match="not a directory"):
+        pareto_info(tmp_path / "missing")
+
+
+def test_missing_trials_csv_names_the_fix(cost_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    d = tmp_path / "run"
+    shutil.copytree(cost_run, d)
+    (d / "trials.csv").unlink()
+    with pytest.raises(NasError, match=r"no trials.csv; regenerate the outputs with: nas report"):
+        pareto_info(d)
+
+
+def test_missing_table_degrades_to_a_note(cost_run: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    d = tmp_path / "run"
+    shutil.copytree(cost_run, d)
+    import yaml
+
+    raw = json.loads((d / "run.json").read_text())
+    raw["table"]["path"] = str(tmp_path / "gone")
+    (d / "run.json").write_text(json.dumps(raw))
+    cfg = yaml.safe_load((d / "config.yaml").read_text())
+    cfg["device"]["table"] = str(tmp_path / "gone")
+    (d / "config.yaml").write_text(yaml.safe_dump(cfg))
+    info = pareto_info(d)
+    assert info.parts is None and info.breakdowns == ()
+    assert len(info.notes) == 1 and "no per-block breakdown" in info.notes[0]
+    # the budgets still come from the config and the device budget run.json recorded
+    assert {c.name for c in info.constraints} == {"latency_s", "memory_mb"}
+    assert len(info.front) == len(pareto_info(cost_run).front)
