@@ -45,8 +45,10 @@ def main() -> None:
     ana_s = time.perf_counter() - t0
     assert np.allclose(out["latency_ms_step"][:m], [e.latency_ms_step for e in single])
     vec, one, ana = args.n / vec_s, m / one_s, m / ana_s
-    print(f"space {space.name} ({space.size:,} arches), table {args.device}: "
-          f"CostModel built in {build_s * 1e3:.0f} ms")
+    print(
+        f"space {space.name} ({space.size:,} arches), table {args.device}: "
+        f"CostModel built in {build_s * 1e3:.0f} ms"
+    )
     print(f"{'method':<36}{'arches/s':>14}{'vs one-at-a-time':>18}")
     label = f"CostModel.evaluate_indices (n={args.n})"
     print(f"{label:<36}{vec:>14,.0f}{vec / one:>17.0f}x")

@@ -39,7 +39,7 @@ from nas.search._objective import (
     objective_column,
     objective_unit,
 )
-from nas.search._pareto import hypervolume_history, non_dominated
+from nas.search._pareto import hypervolume, hypervolume_history, non_dominated, normalise
 from nas.space import Arch, SearchSpace, arch_from_indices, load_space
 
 __all__ = [
@@ -1052,14 +1052,20 @@ class _Tracker:
             self.bar.update(1)
 
     def _postfix(self) -> None:
+        if self.bar.disable:
+            return
         feas = sum(self.feasible)
+        front, hv = 0, 0.0
         if feas:
             v = np.array(self.values)
             ok = np.array(self.feasible) & np.all(np.isfinite(v), axis=1)
-            front = int(non_dominated(v[ok]).sum()) if ok.any() else 0
-            hv = hypervolume_history(v, ok)[-1]
-        else:
-            front, hv = 0, 0.0
+            if ok.any():
+                pts = v[ok]
+                on_front = pts[non_dominated(pts)]
+                front = len(on_front)
+                # the same normalisation as hypervolume_history: the feasible range, ref 1.1
+                norm = normalise(on_front, pts.min(axis=0), pts.max(axis=0))
+                hv = hypervolume(norm, np.full(v.shape[1], 1.1))
         self.bar.set_postfix_str(f"feasible={feas} front={front} hv={hv:.3f}", refresh=False)
 
     def on_trial(self, study: Any, ft: Any) -> None:
