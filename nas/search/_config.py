@@ -304,8 +304,9 @@ def compose_config(
         if "Could not override" in msg or "not in struct" in msg or "Key '" in msg:
             key = msg.split("'")[1] if "'" in msg else "?"
             parent = key.rsplit(".", 1)[0] if "." in key else ""
+            groups = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") in GROUPS]
             with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-                base = OmegaConf.to_container(compose("config"), resolve=True)
+                base = OmegaConf.to_container(compose("config", overrides=groups), resolve=True)
             node: Any = base
             for part in parent.split(".") if parent else []:
                 node = node.get(part, {}) if isinstance(node, dict) else {}

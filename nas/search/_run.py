@@ -979,7 +979,10 @@ def _run_workers(
             stopped = _spawn(run_dir, cfg, study, workers, remaining, tracker)
     except KeyboardInterrupt:
         stopped = "interrupted"
-        log("\ninterrupted: completed trials are saved; re-run the same command to resume")
+        print(
+            "\ninterrupted: completed trials are saved; re-run the same command to resume",
+            file=sys.stderr,
+        )
     finally:
         bar.close()
     if cfg.search.timeout_s is not None and time.monotonic() - t0 >= cfg.search.timeout_s:

@@ -46,6 +46,10 @@ def test_overrides_groups_and_experiments() -> None:
         (["sampler=cmaes"], "unknown sampler 'cmaes'; valid: brute, gp, nsga2, random, tpe"),
         (["experiment=nope"], "unknown experiment 'nope'; valid: cost_only, quick"),
         (["search.trails=5"], "unknown config key 'search.trails'; valid keys under search:"),
+        (
+            ["sampler=tpe", "sampler.population_size=8"],
+            "valid keys under sampler: multivariate, n_startup_trials, name",
+        ),
         (["constraints.latency=5"], "valid keys under constraints: latency_ms_step, latency_s"),
         (["search.trials=0"], "search.trials=0 must be an integer >= 1"),
         (["search.trials=many"], "search.trials='many' must be an integer >= 1"),
