@@ -507,7 +507,8 @@ def run_worker(
     seeds its sampler with ``seed + 1000 * worker``)."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Optuna logs a traceback per failed trial (Ctrl-C included): one line of ours instead
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     info = RunInfo.load(run_dir)
     cfg, _ = info.config()
     space = info.space()
@@ -524,6 +525,9 @@ def run_worker(
         counts = _count(study)
         if _done(counts) + counts.get("RUNNING", 0) >= total:
             study.stop()
+        if ft.state.name == "FAIL" and ft.user_attrs.get("error"):
+            msg = f"trial {ft.number} failed: {ft.user_attrs['error']}"
+            print(msg[:300], file=sys.stderr)
         if on_trial is not None:
             on_trial(study, ft)
 

@@ -298,3 +298,61 @@ def test_pruner_stops_weak_proxy_runs_early(in_tmp: Path, tiny_tables: Path) -> 
     assert all(r.latency_s_video is not None for r in pruned)  # costs are still recorded
     aux = open_run_study(res.run_dir)._storage.get_all_studies()
     assert any(s.study_name.endswith(".proxy") for s in aux)  # the pruner's own study
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_the_run_and_the_same_command_finishes_it(
+    in_tmp: Path, tiny_tables: Path
+) -> None:
+    cmd = _cmd(
+        tiny_tables,
+        "proxy=train",
+        "proxy.options.steps=3",
+        "proxy.threads=1",
+        "sampler=random",
+        "search.trials=10",
+        "constraints=none",
+    )
+    p = subprocess.Popen(
+        cmd,
+        cwd=in_tmp,
+        env=subprocess_env(),
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 240
+    run_dir = None
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        runs = list((in_tmp / "experiments" / "runs").glob("*/study.journal"))
+        if runs and _counts(runs[0].parent)["COMPLETE"] >= 3:
+            run_dir = runs[0].parent
+            break
+    assert run_dir is not None, "the search did not get going"
+    os.killpg(p.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    _out, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err
+    assert "Traceback" not in err and "re-run the same command to resume" in err
+    assert RunInfo.load(run_dir).status == "interrupted"
+    done_before = {
+        t.number: t.values
+        for t in open_run_study(run_dir).get_trials(deepcopy=False)
+        if t.state.name == "COMPLETE"
+    }
+    assert len(_rows(run_dir / "trials.csv")) >= len(done_before)  # outputs were written
+    r = subprocess.run(
+        cmd,
+        cwd=in_tmp,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    trials = open_run_study(run_dir).get_trials(deepcopy=False)
+    after = {t.number: t.values for t in trials if t.state.name == "COMPLETE"}
+    assert all(after[n] == v for n, v in done_before.items())
+    assert len(after) == 10 and RunInfo.load(run_dir).status == "complete"
