@@ -11,8 +11,8 @@ from _report_helpers import (
     browser_missing,
     chromium,
     make_run,
-    make_tiny_table,
 )
+from _tiny_table import make_tiny_table
 
 
 @pytest.fixture(scope="session")

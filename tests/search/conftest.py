@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _search_helpers import make_tiny_table
+from _tiny_table import make_tiny_table
 
 
 @pytest.fixture(scope="session")
