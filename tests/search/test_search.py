@@ -356,3 +356,31 @@ def test_ctrl_c_saves_the_run_and_the_same_command_finishes_it(
     after = {t.number: t.values for t in trials if t.state.name == "COMPLETE"}
     assert all(after[n] == v for n, v in done_before.items())
     assert len(after) == 10 and RunInfo.load(run_dir).status == "complete"
+
+
+def test_gp_sampler_runs_when_scipy_is_present(in_tmp: Path, tiny_tables: Path) -> None:
+    pytest.importorskip("scipy")
+    res = _search(
+        tiny_tables,
+        "experiment=cost_only",
+        "sampler=gp",
+        "sampler.n_startup_trials=3",
+        "search.trials=6",
+    )
+    assert len(res.records) == 6 and all(r.state == "COMPLETE" for r in res.records)
+
+
+def test_time_limit_stops_early_and_the_same_command_continues(
+    in_tmp: Path, tiny_tables: Path
+) -> None:
+    over = ("proxy=params", "search.trials=400", "search.timeout_s=1", "constraints=none")
+    first = _search(tiny_tables, *over)
+    assert first.stopped_early == "timeout"
+    assert 0 < len(first.records) < 400
+    assert RunInfo.load(first.run_dir).status == "incomplete"
+    again = _search(tiny_tables, *over)
+    assert again.run_dir == first.run_dir and again.resumed
+    assert len(again.records) > len(first.records)
+    assert [r.values for r in again.records[: len(first.records)]] == [
+        r.values for r in first.records
+    ]
