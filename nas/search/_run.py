@@ -404,12 +404,20 @@ class _Objective:
         arch = _arch_of(self.space, params)
         costs: ArchCosts = self.ev.costs(arch)
         trial.set_user_attr("arch_id", arch.arch_id)
-        for k in ("latency_s_video", "latency_ms_step", "peak_mem_mb", "weights_mb"):
-            trial.set_user_attr(k, float(getattr(costs, k)))
-        trial.set_user_attr("constraints", list(costs.constraints))
+        # one attribute for all the costs: each write is an fsync on the journal file
+        trial.set_user_attr(
+            "costs",
+            {
+                "latency_s_video": float(costs.latency_s_video),
+                "latency_ms_step": float(costs.latency_ms_step),
+                "peak_mem_mb": float(costs.peak_mem_mb),
+                "weights_mb": float(costs.weights_mb),
+                "constraints": list(costs.constraints),
+                "feasible": costs.feasible,
+            },
+        )
         for (cname, _, _), slack in zip(self.ev.constraints, costs.constraints, strict=True):
             trial.set_constraint(cname, slack)  # samplers prefer feasible arches
-        trial.set_user_attr("feasible", costs.feasible)
         values = {
             "latency": costs.latency_s_video
             if self.cfg.search.latency == "video"
@@ -639,7 +647,7 @@ def load_records(study: Any, space: SearchSpace, cons: list[str]) -> list[TrialR
     out = []
     groups = [g.name for g in space.groups]
     for t in study.get_trials(deepcopy=False):
-        a = t.user_attrs
+        a = {**t.user_attrs.get("costs", {}), **t.user_attrs}
         dur = (
             (t.datetime_complete - t.datetime_start).total_seconds()
             if t.datetime_complete and t.datetime_start
@@ -1053,7 +1061,7 @@ class _Tracker:
         self.seen.add(ft.number)
         if ft.state.name == "COMPLETE" and ft.values is not None:
             self.values.append(list(ft.values))
-            self.feasible.append(bool(ft.user_attrs.get("feasible", True)))
+            self.feasible.append(bool(ft.user_attrs.get("costs", {}).get("feasible", True)))
         if count:
             self._postfix()
             self.bar.update(1)
