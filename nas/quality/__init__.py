@@ -37,6 +37,16 @@ from nas.quality._eval import (
     validation_loss,
     weighted_validation_loss,
 )
+from nas.quality._evaluator import (
+    DEFAULT_EVALUATOR_CACHE,
+    EvaluatorConfig,
+    MotionPrediction,
+    VideoEvaluator,
+    evaluate_generation,
+    frechet_distance,
+    shuffle_frames,
+    train_video_evaluator,
+)
 from nas.quality._objective import OBJECTIVES, corrupt
 from nas.quality._proxies import (
     DEFAULT_PROXY_GEOMETRY,
@@ -77,6 +87,14 @@ from nas.quality._validate_proxy import (
 )
 
 __all__ = [
+    "train_video_evaluator",
+    "shuffle_frames",
+    "frechet_distance",
+    "evaluate_generation",
+    "VideoEvaluator",
+    "MotionPrediction",
+    "EvaluatorConfig",
+    "DEFAULT_EVALUATOR_CACHE",
     "DEFAULT_PROXY_GEOMETRY",
     "DEFAULT_PROXY_WIDTH_MULT",
     "DEFAULT_TIMESTEP_WEIGHTS",

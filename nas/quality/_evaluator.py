@@ -42,6 +42,7 @@ __all__ = [
     "VideoEvaluator",
     "evaluate_generation",
     "frechet_distance",
+    "shuffle_frames",
     "train_video_evaluator",
 ]
 
