@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -73,10 +74,14 @@ class EvaluatorConfig:
     def __post_init__(self) -> None:
         for name in ("channels", "frames", "height", "width", "text_length", "text_dim"):
             if _bad_int(getattr(self, name), 1):
-                raise NasError(f"evaluator {name} must be an integer >= 1, got {getattr(self, name)!r}")
+                raise NasError(
+                    f"evaluator {name} must be an integer >= 1, got {getattr(self, name)!r}"
+                )
         for name in ("steps", "batch_size", "width_mult", "feature_dim"):
             if _bad_int(getattr(self, name), 1):
-                raise NasError(f"evaluator {name} must be an integer >= 1, got {getattr(self, name)!r}")
+                raise NasError(
+                    f"evaluator {name} must be an integer >= 1, got {getattr(self, name)!r}"
+                )
         if _bad_int(self.seed, 0):
             raise NasError(f"evaluator seed must be an integer >= 0, got {self.seed!r}")
         if self.difficulty not in DIFFICULTIES:
@@ -135,15 +140,18 @@ class MotionPrediction:
 class VideoEvaluator(nn.Module):
     """A compact 3D-conv net over ``(N, C, T, H, W)`` videos with two heads (direction, speed).
 
-    Three 3x3x3 convolutions (the last two halve H and W, the last also T), global average
-    pooling and a ``feature_dim`` layer: :meth:`features` returns that layer, the input of the
-    heads. Build trained ones with :func:`train_video_evaluator`.
+    Its input is the video plus fixed planes: the change from the clip's mean frame, the
+    frame-to-frame change, coordinates and their products with time. Three 3x3x3 convolutions
+    (the last two halve H and W, the last also T), global average pooling and a
+    ``feature_dim`` layer: :meth:`features` returns that layer, the input of the heads
+    (direction, speed, and whether the frames are in order). Build trained ones with
+    :func:`train_video_evaluator`.
     """
 
     def __init__(self, config: EvaluatorConfig) -> None:
         super().__init__()
         self.config = config
-        c, w = config.channels + 6, config.width_mult
+        c, w = config.channels + 7, config.width_mult
         self.body = nn.Sequential(
             nn.Conv3d(c, w, 3, padding=1),
             nn.GELU(),
@@ -155,6 +163,8 @@ class VideoEvaluator(nn.Module):
         self.embed = nn.Linear(2 * w, config.feature_dim)
         self.direction_head = nn.Linear(config.feature_dim, len(_DIRECTION_NAMES))
         self.speed_head = nn.Linear(config.feature_dim, len(_SPEED_NAMES))
+        # trained to tell real clips from frame-shuffled ones, so the features encode order
+        self.order_head = nn.Linear(config.feature_dim, 1)
 
     def _check(self, videos: torch.Tensor | np.ndarray[Any, Any]) -> torch.Tensor:
         x = torch.as_tensor(videos).float()
@@ -176,21 +186,24 @@ class VideoEvaluator(nn.Module):
         # things move; coordinate planes let pooled features say where and when that is.
         n, _, t, h, w = x.shape
         moving = (x - x.mean(dim=2, keepdim=True)).abs().sum(dim=1, keepdim=True)
+        step = (x[:, :, 1:] - x[:, :, :-1]).abs().sum(dim=1, keepdim=True)
+        step = torch.cat([step, step[:, :, -1:]], dim=2) if t > 1 else torch.zeros_like(moving)
         ys = torch.linspace(-1.0, 1.0, h).view(1, 1, 1, h, 1).expand(n, 1, t, h, w)
         xs = torch.linspace(-1.0, 1.0, w).view(1, 1, 1, 1, w).expand(n, 1, t, h, w)
         ts = torch.linspace(-1.0, 1.0, t).view(1, 1, t, 1, 1).expand(n, 1, t, h, w)
         # their products with time make a velocity linear in the pooled features
-        return torch.cat([x, moving, ys, xs, ts, moving * ys * ts, moving * xs * ts], dim=1)
+        return torch.cat([x, moving, step, ys, xs, ts, moving * ys * ts, moving * xs * ts], dim=1)
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
         h = self.body(self._inputs(x)).mean(dim=(2, 3, 4))
         out: torch.Tensor = F.gelu(self.embed(h))
         return out
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Direction and speed logits ``(N, 8)``, ``(N, 2)``."""
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Direction, speed and frame-order logits ``(N, 8)``, ``(N, 2)``, ``(N,)`` (the
+        last > 0: frames look shuffled)."""
         f = self._embed(x)
-        return self.direction_head(f), self.speed_head(f)
+        return self.direction_head(f), self.speed_head(f), self.order_head(f)[:, 0]
 
     def _batched(self, x: torch.Tensor, fn: Any, batch_size: int) -> torch.Tensor:
         was = self.training
@@ -214,7 +227,7 @@ class VideoEvaluator(nn.Module):
     ) -> MotionPrediction:
         """The direction and speed each video's first digit moves with."""
         x = self._check(videos)
-        logits = self._batched(x, lambda b: torch.cat(self(b), dim=1), batch_size)
+        logits = self._batched(x, lambda b: torch.cat(self(b)[:2], dim=1), batch_size)
         n_dir = len(_DIRECTION_NAMES)
         d = logits[:, :n_dir].argmax(1).tolist()
         s = logits[:, n_dir:].argmax(1).tolist()
@@ -257,10 +270,11 @@ def train_video_evaluator(
     """Train (or load from ``cache_dir``) an evaluator for procedural videos at ``geometry``.
 
     Trains on the ``train`` split of :class:`ProceduralVideos` (``seed``, ``difficulty``), a
-    fresh batch each step, with Adam and a cosine-decayed learning rate, on the CPU with
-    weights seeded from ``seed``: the same settings give the same weights. The cache file is
-    ``cache_dir/evaluator-<key>.safetensors``, ``<key>`` a hash of every setting;
-    ``cache_dir=None`` neither reads nor writes one.
+    fresh batch each step, to name the first digit's direction and speed and to tell a
+    quarter of the batch, frame-shuffled, from real clips; Adam with a cosine-decayed learning
+    rate, on the CPU, weights seeded from ``seed``: the same settings give the same weights.
+    The cache file is ``cache_dir/evaluator-<key>.safetensors``, ``<key>`` a hash of every
+    setting; ``cache_dir=None`` neither reads nor writes one.
     """
     config = EvaluatorConfig.for_geometry(
         geometry, difficulty=difficulty, seed=seed, steps=steps, batch_size=batch_size, lr=lr
@@ -292,13 +306,23 @@ def _train(config: EvaluatorConfig) -> VideoEvaluator:
         objs = [data.describe(i).objects[0] for i in idx]
         yd = torch.tensor([_DIRECTION_NAMES.index(o.direction) for o in objs])
         ys = torch.tensor([_SPEED_NAMES.index(o.speed) for o in objs])
-        ld, ls = model(x)
-        loss = F.cross_entropy(ld, yd) + F.cross_entropy(ls, ys)
+        shuffled = shuffle_frames(x[: max(1, b // 4)], seed=_mix(config.seed, step))
+        ld, ls, lo = model(torch.cat([x, shuffled]))
+        order = torch.cat([torch.zeros(b), torch.ones(shuffled.shape[0])])
+        loss = (
+            F.cross_entropy(ld[:b], yd)
+            + F.cross_entropy(ls[:b], ys)
+            + F.binary_cross_entropy_with_logits(lo, order)
+        )
         opt.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
         opt.step()
         sched.step()
     return model.eval()
+
+
+def _mix(*parts: int) -> int:
+    return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
 
 
 def _save(path: Path, model: VideoEvaluator) -> None:
@@ -354,7 +378,11 @@ def frechet_distance(
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a = np.atleast_2d(np.cov(a, rowvar=False))
     cov_b = np.atleast_2d(np.cov(b, rowvar=False))
-    root = linalg.sqrtm(cov_a @ cov_b)
+    with warnings.catch_warnings():
+        # singular covariances (fewer samples than features) are expected; the real part of
+        # the root is still the standard estimate
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        root = linalg.sqrtm(cov_a @ cov_b)
     tr = float(np.trace(cov_a) + np.trace(cov_b) - 2.0 * np.trace(np.real(root)))
     return max(float(np.sum((mu_a - mu_b) ** 2)) + tr, 0.0)
 
@@ -362,7 +390,11 @@ def frechet_distance(
 def shuffle_frames(videos: torch.Tensor, *, seed: int = 0) -> torch.Tensor:
     """``(N, C, T, H, W)`` videos with each video's frames in a seeded random order (never the
     original one when ``T > 1``): the frames of real videos without their motion."""
+    if videos.ndim != 5:
+        raise NasError(f"videos must be (N, C, T, H, W), got {tuple(videos.shape)}")
     t = videos.shape[2]
+    if videos.shape[0] == 0:
+        return videos.clone()
     rng = np.random.default_rng(seed)
     out = []
     for v in videos:
