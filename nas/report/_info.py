@@ -343,15 +343,6 @@ def _op_of(choice_key: str) -> str:
     return choice_key.split("(", 1)[0]
 
 
-def _ops_summary(choices: Iterable[str]) -> str:
-    counts: dict[str, int] = {}
-    for c in choices:
-        op = _op_of(c)
-        if op != "none":
-            counts[op] = counts.get(op, 0) + 1
-    return ", ".join(f"{k}x{n}" for k, n in sorted(counts.items())) or "all none"
-
-
 def _merge(cells: Iterable[BreakdownCell], wheres: Sequence[str]) -> tuple[BreakdownCell, ...]:
     order = {w: i for i, w in enumerate(wheres)}
     acc: dict[tuple[str, str], list[float]] = {}
@@ -366,16 +357,6 @@ def _merge(cells: Iterable[BreakdownCell], wheres: Sequence[str]) -> tuple[Break
         first.setdefault(k, n)
     keys = sorted(acc, key=lambda k: (order.get(k[0], len(order)), temporal[k], first[k]))
     return tuple(BreakdownCell(w, kind, temporal[(w, kind)], *acc[(w, kind)]) for w, kind in keys)
-
-
-def _table_folder(run_table: dict[str, Any], device: str, tables: str | None) -> Path:
-    """The table the run used: the path run.json recorded, else where the search looks."""
-    from nas.cost import find_table
-
-    recorded = run_table.get("path")
-    if recorded and (Path(recorded) / "table.csv").is_file():
-        return Path(recorded)
-    return find_table(device, tables)
 
 
 def _parts(space: SearchSpace, cost: CostModel, quantile: str) -> BreakdownParts:
@@ -491,13 +472,6 @@ def link_path(path: str) -> str:
     return path if plain and not path.startswith("/") and ".." not in path.split("/") else ""
 
 
-def _status(recorded: str, trials: Sequence[TrialPoint], target: int) -> str:
-    """run.json's status; "complete" once the target is reached (``nas search`` writes the
-    page just before it records the final status)."""
-    done = sum(1 for t in trials if t.state in ("COMPLETE", "PRUNED"))
-    return "complete" if recorded == "running" and done >= target else recorded
-
-
 def _inf(v: float | None) -> float:
     return math.inf if v is None else v
 
@@ -509,7 +483,13 @@ def pareto_info(run_dir: str | Path) -> ParetoInfo:
     pareto.csv (``nas report RUN_DIR`` rewrites the csvs from the study first). Raises
     :class:`nas.errors.NasError` for a folder that is not a run dir.
     """
-    from nas.search import RunInfo, objective_column, objective_unit
+    from nas.search import (
+        RunInfo,
+        objective_column,
+        objective_unit,
+        ops_summary,
+        run_table_folder,
+    )
 
     d = Path(run_dir)
     if not d.is_dir():
@@ -552,7 +532,7 @@ def pareto_info(run_dir: str | Path) -> ParetoInfo:
     try:
         from nas.cost import CostModel, Table
 
-        folder = _table_folder(t, cfg.device.name, cfg.device.table)
+        folder = run_table_folder(info, cfg)
         cost = CostModel(space, Table.load(folder), quantile=cfg.device.quantile)
     except NasError as e:
         notes.append(f"latency table unavailable, so no per-block breakdown: {e}")
@@ -582,7 +562,7 @@ def pareto_info(run_dir: str | Path) -> ParetoInfo:
                 quality=p.quality,
                 yaml=link_path(r.get("arch_yaml", "")) or link_path(f"archs/{p.arch_id}.yaml"),
                 choices=keys,
-                ops=_ops_summary(keys),
+                ops=ops_summary(keys),
             )
         )
 
@@ -632,7 +612,7 @@ def pareto_info(run_dir: str | Path) -> ParetoInfo:
         run_dir=str(d.resolve()),
         study=info.study,
         storage=info.storage,
-        status=_status(info.status, trials, info.trials),
+        status=info.status,
         created=info.created,
         trials_target=info.trials,
         trial_seconds=float(sum(x.duration_s or 0.0 for x in trials)),

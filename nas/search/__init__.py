@@ -40,7 +40,9 @@ from nas.search._run import (
     load_records,
     make_sampler,
     open_run_study,
+    ops_summary,
     run_search,
+    run_table_folder,
     run_worker,
     write_outputs,
 )
@@ -75,7 +77,9 @@ __all__ = [
     "objective_column",
     "objective_unit",
     "open_run_study",
+    "ops_summary",
     "run_search",
+    "run_table_folder",
     "run_worker",
     "write_outputs",
 ]

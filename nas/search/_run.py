@@ -22,7 +22,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,9 @@ __all__ = [
     "find_run",
     "load_records",
     "open_run_study",
+    "ops_summary",
     "run_search",
+    "run_table_folder",
     "write_outputs",
 ]
 
@@ -306,14 +308,21 @@ def build_cost_model(cfg: SearchConfig, space: SearchSpace) -> Any:
     return CostModel(space, table, quantile=cfg.device.quantile)
 
 
-def run_cost_model(info: RunInfo, cfg: SearchConfig, space: SearchSpace) -> Any:
-    """The cost model of a run: the table recorded in run.json, else the configured one."""
-    from nas.cost import CostModel, Table
+def run_table_folder(info: RunInfo, cfg: SearchConfig) -> Path:
+    """The table a run used: the path run.json recorded, else where the search looks."""
+    from nas.cost import find_table
 
     path = info.table.get("path")
     if path and (Path(path) / "table.csv").is_file():
-        return CostModel(space, Table.load(path), quantile=cfg.device.quantile)
-    return build_cost_model(cfg, space)
+        return Path(path)
+    return find_table(cfg.device.name, cfg.device.table)
+
+
+def run_cost_model(info: RunInfo, cfg: SearchConfig, space: SearchSpace) -> Any:
+    """The cost model of a run, from :func:`run_table_folder`."""
+    from nas.cost import CostModel, Table
+
+    return CostModel(space, Table.load(run_table_folder(info, cfg)), quantile=cfg.device.quantile)
 
 
 def table_provenance(cfg: SearchConfig, cost: Any) -> dict[str, Any]:
@@ -419,10 +428,7 @@ class _Objective:
         for (cname, _, _), slack in zip(self.ev.constraints, costs.constraints, strict=True):
             trial.set_constraint(cname, slack)  # samplers prefer feasible arches
         values = {
-            "latency": costs.latency_s_video
-            if self.cfg.search.latency == "video"
-            else costs.latency_ms_step,
-            "memory": costs.peak_mem_mb,
+            o: float(getattr(costs, objective_column(self.cfg, o))) for o in ("latency", "memory")
         }
         if "quality" in self.cfg.search.objectives:
             if not costs.feasible:  # cheap constraints first: no proxy time on infeasible arches
@@ -737,7 +743,7 @@ class SearchResult:
         heads = ["arch_id", *[lab for _, lab in cols + extra], "temporal ops"]
         lines = []
         for r in self.front:
-            ops = _ops_summary(r.choices)
+            ops = ops_summary(r.choices.values())
             lines.append([r.arch_id or "", *[f"{getattr(r, c):.4g}" for c, _ in cols + extra], ops])
         widths = [max(len(h), *(len(x[i]) for x in lines)) for i, h in enumerate(heads)]
         out = ["  ".join(h.ljust(w) for h, w in zip(heads, widths, strict=True))]
@@ -745,10 +751,11 @@ class SearchResult:
         return "\n".join(out)
 
 
-def _ops_summary(choices: dict[str, str]) -> str:
+def ops_summary(choices: Iterable[str]) -> str:
+    """``attn1dx3, conv1dx6`` for choice keys such as ``attn1d(heads=8,...)``; none not counted."""
     from collections import Counter
 
-    c = Counter(v.split("(")[0] for v in choices.values())
+    c = Counter(v.split("(", 1)[0] for v in choices)
     return ", ".join(f"{k}x{n}" for k, n in sorted(c.items()) if k != "none") or "all none"
 
 
@@ -768,9 +775,8 @@ def write_outputs(run_dir: str | Path) -> SearchResult:
     front = front_of(records, ocols)
 
     d = info.run_dir
-    header = list(records[0].row()) if records else None
-    if records:  # every record has every column; the first with choices has them all
-        header = max((list(r.row()) for r in records), key=len)
+    # a trial that failed before its choices or costs has fewer columns: the widest has them all
+    header = max((list(r.row()) for r in records), key=len) if records else None
     _write_csv(d / "trials.csv", [r.row() for r in records], header)
     archs = d / "archs"
     archs.mkdir(exist_ok=True)
@@ -927,7 +933,7 @@ def run_search(
         stopped = ""
         remaining = max(0, target - done)
         if remaining:
-            stopped = _run_workers(d, cfg, study, remaining, target, done, progress, log)
+            stopped = _run_workers(d, cfg, study, remaining, target, done, progress)
         counts = _count(study)
         status = (
             "complete"
@@ -966,7 +972,6 @@ def _run_workers(
     target: int,
     done: int,
     progress: bool,
-    log: Callable[[str], None],
 ) -> str:
     from tqdm import tqdm
 

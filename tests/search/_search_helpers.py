@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -17,3 +18,16 @@ def subprocess_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONWARNINGS"] = "ignore"
     return env
+
+
+def run_cli(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run a `nas` command line to the end, as a user would, capturing its output."""
+    return subprocess.run(
+        cmd,
+        cwd=cwd,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _search_helpers import TINY, subprocess_env, tiny_overrides
+from _search_helpers import TINY, run_cli, tiny_overrides
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
@@ -103,15 +103,7 @@ def test_two_workers_on_a_real_postgresql_server(
         "--study",
         "pg-study",
     ]
-    r = subprocess.run(
-        cmd,
-        cwd=in_tmp,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
+    r = run_cli(cmd, in_tmp)
     assert r.returncode == 0, r.stderr
     run_dir = next((in_tmp / "experiments" / "runs").iterdir())
     trials = open_run_study(run_dir).get_trials(deepcopy=False)
@@ -119,14 +111,6 @@ def test_two_workers_on_a_real_postgresql_server(
     assert sorted(t.number for t in trials) == list(range(40))
     assert len({t.user_attrs["worker"] for t in trials}) == 2
     # the same command again resumes the same study: nothing more to do, nothing duplicated
-    r2 = subprocess.run(
-        cmd,
-        cwd=in_tmp,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
+    r2 = run_cli(cmd, in_tmp)
     assert r2.returncode == 0 and "resuming" in r2.stdout
     assert len(open_run_study(run_dir).get_trials(deepcopy=False)) == 40

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _search_helpers import TINY, subprocess_env, tiny_overrides
+from _search_helpers import TINY, run_cli, subprocess_env, tiny_overrides
 
 from nas.search import (
     RunInfo,
@@ -226,15 +226,7 @@ def test_resume_after_kill_9_loses_nothing_and_repeats_nothing(
         if t.state.name == "COMPLETE"
     }
     assert _counts(run_dir)["RUNNING"] == 1  # killed mid-trial
-    r = subprocess.run(
-        cmd,
-        cwd=in_tmp,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
+    r = run_cli(cmd, in_tmp)
     assert r.returncode == 0, r.stderr
     assert f"resuming {run_dir.relative_to(in_tmp)}" in r.stdout
     trials = open_run_study(run_dir).get_trials(deepcopy=False)
@@ -260,15 +252,7 @@ def test_two_local_workers_share_one_study(in_tmp: Path, tiny_tables: Path, stor
     extra = ["proxy=params", "sampler=random", "search.trials=30", "--workers", "2"]
     if storage == "sqlite":
         extra += ["--storage", f"sqlite:///{in_tmp / 'shared.db'}", "--study", "s"]
-    r = subprocess.run(
-        _cmd(tiny_tables, *extra),
-        cwd=in_tmp,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
+    r = run_cli(_cmd(tiny_tables, *extra), in_tmp)
     assert r.returncode == 0, r.stderr
     run_dir = next((in_tmp / "experiments" / "runs").iterdir())
     trials = open_run_study(run_dir).get_trials(deepcopy=False)
@@ -342,15 +326,7 @@ def test_ctrl_c_saves_the_run_and_the_same_command_finishes_it(
         if t.state.name == "COMPLETE"
     }
     assert len(_rows(run_dir / "trials.csv")) >= len(done_before)  # outputs were written
-    r = subprocess.run(
-        cmd,
-        cwd=in_tmp,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
+    r = run_cli(cmd, in_tmp)
     assert r.returncode == 0, r.stderr
     trials = open_run_study(run_dir).get_trials(deepcopy=False)
     after = {t.number: t.values for t in trials if t.state.name == "COMPLETE"}
