@@ -211,8 +211,12 @@ def test_resume_after_kill_9_loses_nothing_and_repeats_nothing(
             runs = list((in_tmp / "experiments" / "runs").glob("*/study.journal"))
             if runs:
                 run_dir = runs[0].parent
-                c = _counts(run_dir)
-                if c["COMPLETE"] >= 4 and c["RUNNING"] == 1:
+                trials = open_run_study(run_dir).get_trials(deepcopy=False)
+                done = sum(t.state.name == "COMPLETE" for t in trials)
+                # kill during the proxy, once the running trial's arch is fixed (its arch_id is
+                # recorded right after its choices), not while it is still choosing
+                running = [t for t in trials if t.state.name == "RUNNING"]
+                if done >= 4 and len(running) == 1 and "arch_id" in running[0].user_attrs:
                     break
         else:
             pytest.fail("the search did not get going")
