@@ -92,7 +92,7 @@ def main() -> None:
     )
     geo = train_geometry(space, config)
     t0 = time.perf_counter()
-    evaluator = train_video_evaluator(geo, difficulty="easy", seed=0, steps=500)
+    evaluator = train_video_evaluator(geo, difficulty="easy", seed=0, steps=2000)
     acc = evaluator.accuracy(evaluator.config.dataset("test"), n=256)
     print(
         f"evaluator: {time.perf_counter() - t0:.0f} s (or cached); held-out real videos: "

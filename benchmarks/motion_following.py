@@ -53,6 +53,14 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=TrainConfig().steps)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--text-dropout", type=float, default=0.0, help="for guidance: 0.1")
+    ap.add_argument(
+        "--guidance", default="1", help="comma-separated classifier-free guidance scales"
+    )
+    ap.add_argument("--sample-steps", type=int, default=8, help="Euler steps per sample")
+    ap.add_argument("--width", type=float, default=1.0, help="backbone width multiplier")
+    ap.add_argument("--difficulty", default="easy")
+    ap.add_argument("--out", default=None, help="train into (and resume from) this folder")
     ap.add_argument("--n", type=int, default=64, help="held-out captions to sample")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
@@ -65,12 +73,14 @@ def main() -> None:
         batch_size=args.batch,
         freeze_spatial=False,
         geometry=GEOMETRY,
-        difficulty="easy",
+        difficulty=args.difficulty,
         seed=args.seed,
-        checkpoint_every=args.steps,
+        checkpoint_every=min(args.steps, 1000),
+        text_dropout=args.text_dropout,
+        width_mult=args.width,
     )
     geo = train_geometry(space, config)
-    evaluator = train_video_evaluator(geo, difficulty="easy", seed=0, steps=500)
+    evaluator = train_video_evaluator(geo, difficulty=args.difficulty, seed=0, steps=2000)
     test = evaluator.config.dataset("test")
     specs = [test.describe(i).objects[0] for i in range(args.n)]
     truth = [o.direction for o in specs]
@@ -79,22 +89,49 @@ def main() -> None:
 
     arch, hits = reference_arch(space, args.op)
     t0 = time.perf_counter()
-    res = train(space, arch, config, None, progress=False)
+    res = train(space, arch, config, args.out, progress=False)
     secs = time.perf_counter() - t0
     model = res.ema_model()
     print(
         f"trained {args.op} in {hits} slots ({arch.arch_id}) of {space.name}: {args.steps} steps, "
-        f"batch {args.batch}, lr {args.lr}, easy, 8x16x16, {secs:.0f} s, "
-        f"torch threads {torch.get_num_threads()}"
+        f"batch {args.batch}, lr {args.lr}, text dropout {args.text_dropout}, width "
+        f"{args.width}, {args.difficulty}, 8x16x16, {secs:.0f} s this call (from step "
+        f"{res.start_step}), torch threads {torch.get_num_threads()}"
     )
-    scores = evaluate_generation(model, n=args.n, steps=8, seed=0, evaluator=evaluator)
-    for key in ("fd", "fd_real", "motion_accuracy", "speed_accuracy", "flicker", "flicker_real"):
-        print(f"  {key:20s}{scores[key]:12.3f}")
-    # The same samples as evaluate_generation (same text, steps and seed).
-    samples = sample_video(model, text, steps=8, seed=0).float().cpu().clamp(-1.0, 1.0)
-    pred = evaluator.predict(samples)
-    _confusion(truth, list(pred.directions), f"samples of {args.op} (n={args.n})")
-    print(f"predicted speeds of samples: {dict(Counter(pred.speeds))}")
+    print(f"  final loss (mean of last 100 steps) {sum(res.losses[-100:]) / 100:.4f}")
+    for guidance in (float(g) for g in args.guidance.split(",")):
+        scores = evaluate_generation(
+            model,
+            n=args.n,
+            steps=args.sample_steps,
+            seed=0,
+            evaluator=evaluator,
+            guidance=guidance,
+        )
+        print(f"guidance {guidance:g}, {args.sample_steps} Euler steps:")
+        for key in (
+            "fd",
+            "fd_real",
+            "motion_accuracy",
+            "speed_accuracy",
+            "flicker",
+            "flicker_real",
+        ):
+            print(f"  {key:20s}{scores[key]:12.3f}")
+        # The same samples as evaluate_generation (same text, steps, seed and guidance).
+        samples = (
+            sample_video(model, text, steps=args.sample_steps, seed=0, guidance=guidance)
+            .float()
+            .cpu()
+            .clamp(-1.0, 1.0)
+        )
+        pred = evaluator.predict(samples)
+        _confusion(
+            truth,
+            list(pred.directions),
+            f"samples of {args.op}, guidance {guidance:g} (n={args.n})",
+        )
+        print(f"predicted speeds of samples: {dict(Counter(pred.speeds))}")
     _confusion(truth, list(evaluator.predict(real).directions), f"real test videos (n={args.n})")
 
 

@@ -45,6 +45,7 @@ from nas.quality._evaluator import (
     evaluate_generation,
     frechet_distance,
     shuffle_frames,
+    track_motion,
     train_video_evaluator,
 )
 from nas.quality._objective import OBJECTIVES, corrupt
@@ -137,6 +138,7 @@ __all__ = [
     "sample_video",
     "shuffle_frames",
     "synflow_score",
+    "track_motion",
     "train",
     "train_geometry",
     "train_video_evaluator",

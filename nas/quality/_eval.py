@@ -161,6 +161,7 @@ def sample_video(
     seed: int = 0,
     objective: str = "rectified_flow",
     shape: Sequence[int] | None = None,
+    guidance: float = 1.0,
 ) -> torch.Tensor:
     """Generate videos ``(B, C, T, H, W)`` for text embeddings ``(B, L, D)`` (or ``(L, D)``).
 
@@ -168,11 +169,18 @@ def sample_video(
     on a uniform grid. ``eps``: deterministic DDIM with ``steps`` evenly spaced DDPM steps.
     ``shape`` is ``(C, T, H, W)``; it defaults to the model's geometry (a VideoUNet's). The
     initial noise comes from ``seed`` alone, so one seed gives one video per model.
+
+    ``guidance`` != 1 applies classifier-free guidance: each step runs the model on the text
+    and on the empty caption (all-zero text) in one doubled batch and uses
+    ``uncond + guidance * (cond - uncond)``. It only makes sense for a model trained with
+    ``TrainConfig.text_dropout > 0``; 1 is plain conditional sampling.
     """
     if objective not in OBJECTIVES:
         raise NasError(f"objective {objective!r} is not one of {list(OBJECTIVES)}")
     if steps < 1:
         raise NasError(f"steps must be >= 1, got {steps}")
+    if not guidance >= 0:
+        raise NasError(f"guidance must be >= 0 (1: no guidance), got {guidance!r}")
     if text.ndim == 2:
         text = text[None]
     if shape is None:
@@ -185,6 +193,17 @@ def sample_video(
     gen = torch.Generator().manual_seed(_seed(seed, 0x5A11))
     x = torch.randn((b, *shape), generator=gen).to(device)
     text = text.to(device)
+    guided = guidance != 1.0
+    text_in = torch.cat([text, torch.zeros_like(text)]) if guided else text
+
+    def predict(x: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+        if not guided:
+            out: torch.Tensor = model(x, tau, text_in).float()
+            return out
+        both: torch.Tensor = model(torch.cat([x, x]), torch.cat([tau, tau]), text_in).float()
+        cond, uncond = both[:b], both[b:]
+        return uncond + guidance * (cond - uncond)
+
     was_training = model.training
     model.eval()
     try:
@@ -194,7 +213,7 @@ def sample_video(
                 for i in range(steps):
                     t, t_next = float(grid[i]), float(grid[i + 1])
                     tau = torch.full((b,), t * NUM_TRAIN_STEPS, device=device)
-                    v = model(x, tau, text).float()
+                    v = predict(x, tau)
                     x = x + (t_next - t) * v
             else:
                 ab = alphas_cumprod(device)
@@ -206,7 +225,7 @@ def sample_video(
                         if i + 1 < len(taus)
                         else torch.tensor(1.0, device=device)
                     )
-                    eps = model(x, torch.full((b,), int(tau), device=device), text).float()
+                    eps = predict(x, torch.full((b,), int(tau), device=device))
                     x0 = (x - (1 - a_t).sqrt() * eps) / a_t.sqrt()
                     x = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
     finally:

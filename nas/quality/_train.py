@@ -84,6 +84,8 @@ class TrainConfig:
     grad_clip: float | None = 1.0  # max global grad norm; None: no clipping
     objective: str = "rectified_flow"  # "rectified_flow" (SnapGen-V) | "eps" (DDPM)
     timestep_sampling: str = "logit_normal"  # u ~ sigmoid(N(0, 1)) | "uniform"; tau = 1000 u
+    text_dropout: float = 0.0  # share of videos trained with an empty caption (all-zero text),
+    # which lets sample_video(guidance=...) apply classifier-free guidance
     precision: str = "auto"  # "auto" (bf16 on CUDA, fp32 on CPU) | "fp32" | "bf16" | "fp16"
     freeze_spatial: bool | None = None  # None: the space's backbone.freeze_spatial
     width_mult: float = 1.0  # channel multiplier of the backbone (proxy scale)
@@ -131,6 +133,11 @@ class TrainConfig:
             raise NasError(f"TrainConfig.grad_clip must be > 0 or None, got {self.grad_clip!r}")
         if not self.width_mult > 0:
             raise NasError(f"TrainConfig.width_mult must be > 0, got {self.width_mult!r}")
+        if not 0 <= self.text_dropout < 1:
+            raise NasError(
+                f"TrainConfig.text_dropout must be in [0, 1), got {self.text_dropout!r}; "
+                "0.1 is the usual share for classifier-free guidance"
+            )
         for name, allowed in (
             ("objective", OBJECTIVES),
             ("timestep_sampling", TIMESTEP_SAMPLING),
@@ -627,6 +634,9 @@ def _train(
                 u = torch.sigmoid(torch.randn(b, generator=gen))
             else:
                 u = torch.rand(b, generator=gen)
+            if config.text_dropout > 0:  # drawn only then: runs without it keep their noise
+                keep = torch.rand(b, generator=gen) >= config.text_dropout
+                text = text * keep.to(device=device, dtype=text.dtype)[:, None, None]
             xt, model_t, target = corrupt(
                 config.objective, x0, noise, to_tau(u, config.objective).to(device)
             )

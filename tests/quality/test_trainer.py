@@ -220,3 +220,57 @@ def test_flicker_score_and_sampler(tiny_space, full_run) -> None:  # type: ignor
     assert torch.equal(a, sample_video(model, text, steps=3, seed=1))
     assert not torch.equal(a, sample_video(model, text, steps=3, seed=2))
     assert sample_video(model, text[0], steps=2, objective="eps").shape == (1, 4, 4, 8, 8)
+
+
+def test_text_dropout_trains_on_empty_captions(tiny_space, arch) -> None:  # type: ignore[no-untyped-def]
+    seen: list[torch.Tensor] = []
+
+    def spy(module: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        if type(module).__name__ == "VideoUNet" and module.training:
+            seen.append(args[2].detach().clone())  # the text the step trains on
+
+    cfg = replace(CFG, steps=6, batch_size=4)
+    for dropout, lo, hi in ((0.0, 0, 0), (0.5, 1, 23)):
+        seen.clear()
+        handle = torch.nn.modules.module.register_module_forward_pre_hook(spy)
+        try:
+            train(tiny_space, arch, replace(cfg, text_dropout=dropout), None, progress=False)
+        finally:
+            handle.remove()
+        texts = torch.cat(seen)  # (steps * batch, L, D)
+        empty = int((texts.flatten(1).abs().sum(1) == 0).sum())
+        assert len(texts) == 24 and lo <= empty <= hi, (dropout, empty)
+    with pytest.raises(NasError, match="text_dropout"):
+        replace(CFG, text_dropout=1.0)
+
+
+def test_guidance_mixes_conditional_and_empty_caption_predictions(tiny_space, full_run) -> None:  # type: ignore[no-untyped-def]
+    _, res = full_run
+    model = res.ema_model()
+    enc = ToyTextEncoder(tiny_space.geometry.text_length, tiny_space.geometry.text_dim)
+    text = torch.stack([enc.encode("3 moves left fast"), enc.encode("7 moves up slow")])
+    plain = sample_video(model, text, steps=3, seed=1)
+    # guidance 1 is plain sampling; guidance 0 is sampling with the empty caption
+    assert torch.equal(sample_video(model, text, steps=3, seed=1, guidance=1.0), plain)
+    empty = sample_video(model, torch.zeros_like(text), steps=3, seed=1)
+    torch.testing.assert_close(
+        sample_video(model, text, steps=3, seed=1, guidance=0.0), empty, atol=1e-5, rtol=1e-5
+    )
+    # one Euler step is linear in the velocity: guidance g gives x1 + g (cond - uncond) + uncond
+    x_c = sample_video(model, text, steps=1, seed=1)
+    x_u = sample_video(model, torch.zeros_like(text), steps=1, seed=1)
+    torch.testing.assert_close(
+        sample_video(model, text, steps=1, seed=1, guidance=3.0),
+        x_u + 3.0 * (x_c - x_u),
+        atol=1e-5,
+        rtol=1e-5,
+    )
+    assert sample_video(model, text, steps=2, seed=1, guidance=2.0, objective="eps").shape == (
+        2,
+        4,
+        4,
+        8,
+        8,
+    )
+    with pytest.raises(NasError, match="guidance"):
+        sample_video(model, text, guidance=-1.0)
