@@ -6,15 +6,19 @@ pretrained weights, so a frozen one would leave the all-none arch untrained), ba
 lr 1e-3, the trainer's default 1,000 steps (about 2-3 minutes each on one CPU thread):
 
 - ``none``: every slot ``none``, a per-frame image model;
-- ``attn1d``: temporal attention wherever the space offers it.
+- ``attn1d`` (or ``--op``, e.g. ``xattn1d`` with ``--space search_spaces/tiny-xattn.yaml``):
+  that temporal op wherever the space offers it.
+
+``--text-dropout 0.1 --guidance 3`` trains with 10 % empty captions and samples with
+classifier-free guidance.
 
 First it trains (or loads from its cache) the video evaluator and prints its accuracy on
 held-out real videos and the domain FD of other real, frame-shuffled real and noise videos.
 Then it prints, side by side, the EMA model's validation loss at t = 800, and from
 ``evaluate_generation`` (64 held-out captions, 8 Euler steps, and again with 32) the domain
-Frechet distance to real videos, the motion accuracy and the flicker of samples and data;
-and writes a grid of frames (real video, none sample, attn1d sample; channel mean) to
-``docs/img/samples.png``.
+Frechet distance to real videos, the motion accuracy (by the evaluator and by the model-free
+``track_motion``) and the flicker of samples and data; and writes a grid of frames (real
+video, none sample, temporal sample, 32 Euler steps; channel mean) to ``docs/img/samples.png``.
 
     python benchmarks/generation_quality.py [--steps 1000] [--png docs/img/samples.png]
 """
@@ -78,6 +82,11 @@ def main() -> None:
     ap.add_argument("--png", default="docs/img/samples.png")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--op", default="attn1d", help="the temporal op of the second arch")
+    ap.add_argument(
+        "--text-dropout", type=float, default=0.0, help="empty-caption share (for --guidance)"
+    )
+    ap.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     space = load_space(args.space)
@@ -89,6 +98,7 @@ def main() -> None:
         difficulty="easy",
         seed=args.seed,
         checkpoint_every=args.steps,
+        text_dropout=args.text_dropout,
     )
     geo = train_geometry(space, config)
     t0 = time.perf_counter()
@@ -117,29 +127,37 @@ def main() -> None:
     rows = [test[caption_index]["video"]]
     labels = ["real"]
     results = {}
-    for op in ("none", "attn1d"):
+    ops = ("none", args.op)
+    for op in ops:
         arch, _ = reference_arch(space, op)
         t1 = time.perf_counter()
         res = train(space, arch, config, None, progress=False)
         secs = time.perf_counter() - t1
         model = res.ema_model()
         loss800 = validation_loss(model, val, timesteps=(800,), n_videos=32)[800]
-        scores = evaluate_generation(model, n=args.n, steps=8, seed=0, evaluator=evaluator)
+        scores = evaluate_generation(
+            model, n=args.n, steps=8, seed=0, evaluator=evaluator, guidance=args.guidance
+        )
         # more sampler steps: is it the sampler or the model?
-        more = evaluate_generation(model, n=args.n, steps=32, seed=0, evaluator=evaluator)
+        more = evaluate_generation(
+            model, n=args.n, steps=32, seed=0, evaluator=evaluator, guidance=args.guidance
+        )
         results[op] = {
             "loss_t800": loss800,
             "train_s": secs,
             **scores,
             **{f"{k}_32": v for k, v in more.items()},
         }
-        sample = sample_video(model, test[caption_index]["text"], steps=8, seed=0)[0]
+        sample = sample_video(
+            model, test[caption_index]["text"], steps=32, seed=0, guidance=args.guidance
+        )[0]
         rows.append(sample.clamp(-1, 1))
         labels.append(f"{op} sample")
         print(f"trained {op} ({arch.arch_id}) in {secs:.0f} s")
     print(f"caption of the figure's row: {test[caption_index]['caption']!r}")
     print(
-        f"{args.steps} steps, batch {config.batch_size}, lr {config.lr}, easy, "
+        f"{args.steps} steps, batch {config.batch_size}, lr {config.lr}, text dropout "
+        f"{args.text_dropout}, guidance {args.guidance:g}, easy, "
         f"{GEOMETRY['frames']}x{GEOMETRY['latent_height']}x{GEOMETRY['latent_width']}, "
         f"n={args.n}, torch threads {torch.get_num_threads()}"
     )
@@ -149,17 +167,20 @@ def main() -> None:
         ("domain FD floor (real vs real)", "fd_real"),
         ("motion accuracy (direction)", "motion_accuracy"),
         ("speed accuracy", "speed_accuracy"),
+        ("tracked direction accuracy", "tracked_motion_accuracy"),
+        ("tracked speed accuracy", "tracked_speed_accuracy"),
         ("evaluator on real (direction)", "real_motion_accuracy"),
         ("flicker, samples", "flicker"),
         ("flicker, real", "flicker_real"),
         ("32 sampler steps: domain FD", "fd_32"),
         ("32 sampler steps: motion acc.", "motion_accuracy_32"),
+        ("32 sampler steps: tracked acc.", "tracked_motion_accuracy_32"),
         ("32 sampler steps: flicker", "flicker_32"),
         ("training s", "train_s"),
     ]
-    print(f"{'':32s}{'none':>10s}{'attn1d':>10s}")
+    print(f"{'':32s}" + "".join(f"{op:>10s}" for op in ops))
     for label, key in keys:
-        print(f"{label:32s}" + "".join(f"{results[op][key]:10.3f}" for op in ("none", "attn1d")))
+        print(f"{label:32s}" + "".join(f"{results[op][key]:10.3f}" for op in ops))
     _frames_png(rows, labels, Path(args.png))
     print(f"wrote {args.png}")
 

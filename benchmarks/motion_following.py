@@ -60,6 +60,10 @@ def main() -> None:
     ap.add_argument("--sample-steps", type=int, default=8, help="Euler steps per sample")
     ap.add_argument("--width", type=float, default=1.0, help="backbone width multiplier")
     ap.add_argument("--difficulty", default="easy")
+    ap.add_argument("--background", type=float, default=0.15, help="0: flat background")
+    ap.add_argument(
+        "--timestep-sampling", default="logit_normal", help="logit_normal | uniform (training)"
+    )
     ap.add_argument("--out", default=None, help="train into (and resume from) this folder")
     ap.add_argument("--n", type=int, default=64, help="held-out captions to sample")
     ap.add_argument("--threads", type=int, default=1)
@@ -78,9 +82,13 @@ def main() -> None:
         checkpoint_every=min(args.steps, 1000),
         text_dropout=args.text_dropout,
         width_mult=args.width,
+        timestep_sampling=args.timestep_sampling,
+        background=args.background,
     )
     geo = train_geometry(space, config)
-    evaluator = train_video_evaluator(geo, difficulty=args.difficulty, seed=0, steps=2000)
+    evaluator = train_video_evaluator(
+        geo, difficulty=args.difficulty, seed=0, steps=2000, background=args.background
+    )
     test = evaluator.config.dataset("test")
     specs = [test.describe(i).objects[0] for i in range(args.n)]
     truth = [o.direction for o in specs]
@@ -95,8 +103,10 @@ def main() -> None:
     print(
         f"trained {args.op} in {hits} slots ({arch.arch_id}) of {space.name}: {args.steps} steps, "
         f"batch {args.batch}, lr {args.lr}, text dropout {args.text_dropout}, width "
-        f"{args.width}, {args.difficulty}, 8x16x16, {secs:.0f} s this call (from step "
-        f"{res.start_step}), torch threads {torch.get_num_threads()}"
+        f"{args.width}, {args.difficulty}, background {args.background}, "
+        f"{args.timestep_sampling} timesteps, 8x16x16, "
+        f"{secs:.0f} s this call (from step {res.start_step}), "
+        f"torch threads {torch.get_num_threads()}"
     )
     print(f"  final loss (mean of last 100 steps) {sum(res.losses[-100:]) / 100:.4f}")
     for guidance in (float(g) for g in args.guidance.split(",")):

@@ -397,6 +397,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         "width_mult": args.width_mult,
         "data": args.data,
         "difficulty": args.difficulty,
+        "background": args.background,
+        "text_dropout": args.text_dropout,
         "seed": args.seed,
         "checkpoint_every": args.checkpoint_every,
         "log_every": args.log_every,
@@ -792,6 +794,19 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["easy", "medium", "hard"],
         help="procedural data: 1 digit / 2 bouncing / 3 with occlusion and acceleration "
         "(default medium)",
+    )
+    p.add_argument(
+        "--background",
+        type=float,
+        metavar="A",
+        help="procedural data: static background amplitude, 0 for flat (default 0.15)",
+    )
+    p.add_argument(
+        "--text-dropout",
+        type=float,
+        metavar="P",
+        help="share of videos trained with an empty caption, for classifier-free guidance "
+        "at sampling (default 0; 0.1 is usual)",
     )
     p.add_argument("--train-spatial", action="store_true", help="also train the backbone")
     p.add_argument("--seed", type=int, help="init, data order and noise seed (default 0)")

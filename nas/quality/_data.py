@@ -813,12 +813,13 @@ def open_dataset(
     difficulty: str = "medium",
     seed: int = 0,
     split: str = "train",
+    background: float = 0.15,
 ) -> Dataset[VideoItem]:
-    """``"procedural"`` -> :class:`ProceduralVideos` at ``difficulty``; a folder of latents ->
-    :class:`LatentsFolder`; a folder of video files -> :class:`VideoFolder`."""
+    """``"procedural"`` -> :class:`ProceduralVideos` at ``difficulty`` and ``background``; a
+    folder of latents -> :class:`LatentsFolder`; a folder of video files -> :class:`VideoFolder`."""
     if str(data) == "procedural":
         return ProceduralVideos.for_geometry(
-            geometry, difficulty=difficulty, seed=seed, split=split
+            geometry, difficulty=difficulty, seed=seed, split=split, background=background
         )
     root = Path(data)
     if not root.is_dir():

@@ -65,6 +65,7 @@ class EvaluatorConfig:
     text_length: int  # only to build the dataset; the evaluator never reads text
     text_dim: int
     difficulty: str = "easy"  # procedural data it is trained on
+    background: float = 0.15  # that data's background amplitude (ProceduralVideos)
     seed: int = 0  # weights init and the training videos
     steps: int = 300  # optimizer steps
     batch_size: int = 32  # videos per step
@@ -130,6 +131,7 @@ class EvaluatorConfig:
             difficulty=self.difficulty,
             seed=self.seed if seed is None else seed,
             split=split,
+            background=self.background,
         )
 
 
@@ -312,6 +314,7 @@ def train_video_evaluator(
     batch_size: int = 32,
     lr: float = 3e-3,
     noise: float = 0.2,
+    background: float = 0.15,
     cache_dir: str | Path | None = DEFAULT_EVALUATOR_CACHE,
 ) -> VideoEvaluator:
     """Train (or load from ``cache_dir``) an evaluator for procedural videos at ``geometry``.
@@ -334,6 +337,7 @@ def train_video_evaluator(
         batch_size=batch_size,
         lr=lr,
         noise=noise,
+        background=background,
     )
     path = None
     if cache_dir is not None:

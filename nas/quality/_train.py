@@ -92,6 +92,7 @@ class TrainConfig:
     geometry: tuple[tuple[str, Any], ...] | Mapping[str, Any] = ()  # e.g. {"frames": 8}
     data: str = "procedural"  # "procedural" or a folder of video files or latents
     difficulty: str = "medium"  # procedural data: "easy" | "medium" | "hard"
+    background: float = 0.15  # procedural data: amplitude of the static background (0: flat)
     seed: int = 0  # model init, data order, noise and timesteps
     checkpoint_every: int = 500  # steps between checkpoints (the last step always gets one)
     keep_checkpoints: int = 2  # newest checkpoint folders kept
@@ -133,6 +134,8 @@ class TrainConfig:
             raise NasError(f"TrainConfig.grad_clip must be > 0 or None, got {self.grad_clip!r}")
         if not self.width_mult > 0:
             raise NasError(f"TrainConfig.width_mult must be > 0, got {self.width_mult!r}")
+        if not 0 <= self.background <= 0.5:
+            raise NasError(f"TrainConfig.background must be in [0, 0.5], got {self.background!r}")
         if not 0 <= self.text_dropout < 1:
             raise NasError(
                 f"TrainConfig.text_dropout must be in [0, 1), got {self.text_dropout!r}; "
@@ -542,7 +545,13 @@ def _train(
     except TypeError as e:
         raise NasError(f"geometry overrides {config.geometry_overrides}: {e}") from None
     if dataset is None:  # first: a wrong data folder fails before anything is written
-        dataset = open_dataset(config.data, geo, difficulty=config.difficulty, seed=config.seed)
+        dataset = open_dataset(
+            config.data,
+            geo,
+            difficulty=config.difficulty,
+            seed=config.seed,
+            background=config.background,
+        )
     n = len(dataset)  # type: ignore[arg-type]
     if n < 1:
         raise NasError("the dataset is empty")

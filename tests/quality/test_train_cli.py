@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -54,6 +55,14 @@ def test_train_resume_and_refusals(root: Path, arch_file: Path, tmp_path: Path) 
     assert changed.returncode == 2 and "lr" in changed.stderr
     fresh = _nas(*args[:-3], "--out", str(tmp_path / "x"), "--resume", cwd=root)
     assert fresh.returncode == 2 and "no checkpoint" in fresh.stderr
+    guided = tmp_path / "guided"
+    flags = ("--text-dropout", "0.1", "--background", "0", "--steps", "1")
+    run = _nas(*args[:-3], "--out", str(guided), "--no-progress", *flags, cwd=root)
+    assert run.returncode == 0, run.stderr
+    saved = json.loads((guided / "config.json").read_text())["config"]
+    assert saved["text_dropout"] == 0.1 and saved["background"] == 0.0
+    bad = _nas(*args[:-3], "--out", str(tmp_path / "bad"), "--text-dropout", "1", cwd=root)
+    assert bad.returncode == 2 and "text_dropout" in bad.stderr
 
 
 def _torchrun() -> list[str]:

@@ -244,6 +244,18 @@ def test_text_dropout_trains_on_empty_captions(tiny_space, arch) -> None:  # typ
         replace(CFG, text_dropout=1.0)
 
 
+def test_background_option_reaches_the_procedural_data(tiny_space) -> None:  # type: ignore[no-untyped-def]
+    from nas.quality import open_dataset
+
+    geo = tiny_space.geometry
+    flat = open_dataset("procedural", geo, difficulty="easy", background=0.0)[0]["video"]
+    default = open_dataset("procedural", geo, difficulty="easy")[0]["video"]
+    assert float((flat == 0).float().mean()) > 0.5  # everything but the digit is exactly 0
+    assert float((default == 0).float().mean()) < 0.05
+    with pytest.raises(NasError, match="background"):
+        replace(CFG, background=0.9)
+
+
 def test_guidance_mixes_conditional_and_empty_caption_predictions(tiny_space, full_run) -> None:  # type: ignore[no-untyped-def]
     _, res = full_run
     model = res.ema_model()
