@@ -26,6 +26,7 @@ from nas.quality import (
     TrainConfig,
     evaluate_generation,
     sample_video,
+    track_motion,
     train,
     train_geometry,
     train_video_evaluator,
@@ -66,6 +67,12 @@ def main() -> None:
     )
     ap.add_argument("--out", default=None, help="train into (and resume from) this folder")
     ap.add_argument("--n", type=int, default=64, help="held-out captions to sample")
+    ap.add_argument(
+        "--speed-png",
+        default=None,
+        help="write frames of '4 moves right slow' and '... fast' samples (2 noises each, "
+        "the last guidance) to this PNG",
+    )
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -143,6 +150,30 @@ def main() -> None:
         )
         print(f"predicted speeds of samples: {dict(Counter(pred.speeds))}")
     _confusion(truth, list(evaluator.predict(real).directions), f"real test videos (n={args.n})")
+    if args.speed_png:
+        from pathlib import Path
+
+        from generation_quality import _frames_png
+
+        rows, labels = [], []
+        for caption in ("4 moves right slow", "4 moves right fast"):
+            for seed in (0, 1):
+                video = sample_video(
+                    model,
+                    test.text.encode(caption),
+                    steps=args.sample_steps,
+                    seed=seed,
+                    guidance=guidance,
+                )[0].clamp(-1.0, 1.0)
+                got = track_motion(video[None])
+                rows.append(video)
+                labels.append(f"{caption.split()[-1]}, noise {seed}")
+                print(
+                    f"{caption!r}, noise seed {seed}, guidance {guidance:g}: tracked "
+                    f"{got.directions[0]} {got.speeds[0]}"
+                )
+        _frames_png(rows, labels, Path(args.speed_png), scale=6)
+        print(f"wrote {args.speed_png}")
 
 
 if __name__ == "__main__":
