@@ -131,6 +131,8 @@ def main() -> None:
             "fd_real",
             "motion_accuracy",
             "speed_accuracy",
+            "tracked_motion_accuracy",
+            "tracked_speed_accuracy",
             "flicker",
             "flicker_real",
         ):
