@@ -31,7 +31,7 @@ from nas.quality import (
     train_geometry,
     train_video_evaluator,
 )
-from nas.space import load_space, reference_arch
+from nas.space import load_arch, load_space, reference_arch
 
 GEOMETRY = {"frames": 8, "latent_height": 16, "latent_width": 16}
 
@@ -51,6 +51,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--space", default="search_spaces/tiny.yaml")
     ap.add_argument("--op", default="attn1d")
+    ap.add_argument("--arch", default=None, help="an arch file of --space instead of --op")
     ap.add_argument("--steps", type=int, default=TrainConfig().steps)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--batch", type=int, default=4)
@@ -62,6 +63,7 @@ def main() -> None:
     ap.add_argument("--width", type=float, default=1.0, help="backbone width multiplier")
     ap.add_argument("--difficulty", default="easy")
     ap.add_argument("--background", type=float, default=0.15, help="0: flat background")
+    ap.add_argument("--colours", default="random", help="digit colour signs: random | positive")
     ap.add_argument(
         "--timestep-sampling", default="logit_normal", help="logit_normal | uniform (training)"
     )
@@ -91,10 +93,16 @@ def main() -> None:
         width_mult=args.width,
         timestep_sampling=args.timestep_sampling,
         background=args.background,
+        colours=args.colours,
     )
     geo = train_geometry(space, config)
     evaluator = train_video_evaluator(
-        geo, difficulty=args.difficulty, seed=0, steps=2000, background=args.background
+        geo,
+        difficulty=args.difficulty,
+        seed=0,
+        steps=2000,
+        background=args.background,
+        colours=args.colours,
     )
     test = evaluator.config.dataset("test")
     specs = [test.describe(i).objects[0] for i in range(args.n)]
@@ -102,7 +110,12 @@ def main() -> None:
     real = torch.stack([test[i]["video"] for i in range(args.n)])
     text = torch.stack([test[i]["text"] for i in range(args.n)])
 
-    arch, hits = reference_arch(space, args.op)
+    if args.arch:
+        arch = load_arch(space, args.arch)
+        hits = sum(c.op != "none" for c in arch.as_dict().values())
+        args.op = arch.arch_id
+    else:
+        arch, hits = reference_arch(space, args.op)
     t0 = time.perf_counter()
     res = train(space, arch, config, args.out, progress=False)
     secs = time.perf_counter() - t0
@@ -110,7 +123,7 @@ def main() -> None:
     print(
         f"trained {args.op} in {hits} slots ({arch.arch_id}) of {space.name}: {args.steps} steps, "
         f"batch {args.batch}, lr {args.lr}, text dropout {args.text_dropout}, width "
-        f"{args.width}, {args.difficulty}, background {args.background}, "
+        f"{args.width}, {args.difficulty}, background {args.background}, colours {args.colours}, "
         f"{args.timestep_sampling} timesteps, 8x16x16, "
         f"{secs:.0f} s this call (from step {res.start_step}), "
         f"torch threads {torch.get_num_threads()}"

@@ -398,6 +398,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "data": args.data,
         "difficulty": args.difficulty,
         "background": args.background,
+        "colours": args.colours,
         "text_dropout": args.text_dropout,
         "seed": args.seed,
         "checkpoint_every": args.checkpoint_every,
@@ -800,6 +801,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         metavar="A",
         help="procedural data: static background amplitude, 0 for flat (default 0.15)",
+    )
+    p.add_argument(
+        "--colours",
+        choices=["random", "positive"],
+        help="procedural data: digit colour signs; positive: brighter than the background in "
+        "every channel, so captions inform the mean video (default random)",
     )
     p.add_argument(
         "--text-dropout",

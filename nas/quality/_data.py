@@ -154,6 +154,7 @@ def _sinusoidal(n: int, dim: int) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 DIFFICULTIES = ("easy", "medium", "hard")
+COLOURS = ("random", "positive")  # signs of the digits' colour vectors
 # (dy, dx) per direction name, y pointing down the frame
 DIRECTIONS: dict[str, tuple[float, float]] = {
     "right": (0.0, 1.0),
@@ -261,6 +262,11 @@ class ProceduralVideos(Dataset[VideoItem]):
 
     Values lie in [-1, 1]: the background within +-(2 x ``background``), digits up to +-0.9 in
     their colour; ``background=0`` gives a flat zero background.
+
+    ``colours``: ``"random"`` draws each digit's colour vector with random signs, so the mean
+    video given a caption is nearly zero and a caption tells an MSE-trained model next to
+    nothing at high noise; ``"positive"`` makes every channel of it positive (digits brighter
+    than the background), so the caption's motion shows in the mean video.
     """
 
     def __init__(
@@ -279,6 +285,7 @@ class ProceduralVideos(Dataset[VideoItem]):
         glyphs: str = "sklearn",
         background: float = 0.15,
         text_seed: int = 0,
+        colours: str = "random",
     ) -> None:
         if difficulty not in DIFFICULTIES:
             raise NasError(f"difficulty {difficulty!r} is not one of {list(DIFFICULTIES)}")
@@ -304,6 +311,9 @@ class ProceduralVideos(Dataset[VideoItem]):
         if not 0.0 <= background <= 0.5:
             raise NasError(f"background must be in [0, 0.5], got {background}")
         self.background = background
+        if colours not in COLOURS:
+            raise NasError(f"colours {colours!r} is not one of {list(COLOURS)}")
+        self.colours = colours
         self.text = ToyTextEncoder(text_length, text_dim, seed=text_seed)
         if glyphs == "sklearn":
             _sklearn_digits()  # fail now, not in a worker
@@ -376,6 +386,8 @@ class ProceduralVideos(Dataset[VideoItem]):
         out: list[tuple[float, ...]] = []
         while len(out) < n:
             v = rng.standard_normal(self.channels)
+            if self.colours == "positive":
+                v = np.abs(v)
             v = 0.9 * v / max(float(np.abs(v).max()), 1e-6)
             if all(float(np.abs(v - np.asarray(o)).max()) > 0.3 for o in out):
                 out.append(tuple(float(x) for x in v))
@@ -814,12 +826,19 @@ def open_dataset(
     seed: int = 0,
     split: str = "train",
     background: float = 0.15,
+    colours: str = "random",
 ) -> Dataset[VideoItem]:
-    """``"procedural"`` -> :class:`ProceduralVideos` at ``difficulty`` and ``background``; a
+    """``"procedural"`` -> :class:`ProceduralVideos` at ``difficulty``, ``background`` and
+    ``colours``; a
     folder of latents -> :class:`LatentsFolder`; a folder of video files -> :class:`VideoFolder`."""
     if str(data) == "procedural":
         return ProceduralVideos.for_geometry(
-            geometry, difficulty=difficulty, seed=seed, split=split, background=background
+            geometry,
+            difficulty=difficulty,
+            seed=seed,
+            split=split,
+            background=background,
+            colours=colours,
         )
     root = Path(data)
     if not root.is_dir():

@@ -66,6 +66,7 @@ class EvaluatorConfig:
     text_dim: int
     difficulty: str = "easy"  # procedural data it is trained on
     background: float = 0.15  # that data's background amplitude (ProceduralVideos)
+    colours: str = "random"  # and its digits' colour signs
     seed: int = 0  # weights init and the training videos
     steps: int = 300  # optimizer steps
     batch_size: int = 32  # videos per step
@@ -132,6 +133,7 @@ class EvaluatorConfig:
             seed=self.seed if seed is None else seed,
             split=split,
             background=self.background,
+            colours=self.colours,
         )
 
 
@@ -315,6 +317,7 @@ def train_video_evaluator(
     lr: float = 3e-3,
     noise: float = 0.2,
     background: float = 0.15,
+    colours: str = "random",
     cache_dir: str | Path | None = DEFAULT_EVALUATOR_CACHE,
 ) -> VideoEvaluator:
     """Train (or load from ``cache_dir``) an evaluator for procedural videos at ``geometry``.
@@ -338,6 +341,7 @@ def train_video_evaluator(
         lr=lr,
         noise=noise,
         background=background,
+        colours=colours,
     )
     path = None
     if cache_dir is not None:

@@ -47,7 +47,7 @@ from nas import __version__
 from nas.cost._table import atomic_write_text
 from nas.errors import NasError
 from nas.model import VideoUNet, build_video_unet
-from nas.quality._data import DIFFICULTIES, VideoItem, open_dataset
+from nas.quality._data import COLOURS, DIFFICULTIES, VideoItem, open_dataset
 from nas.quality._objective import OBJECTIVES, corrupt, to_tau
 from nas.space import Arch, Geometry, SearchSpace, arch_from_dict
 
@@ -93,6 +93,7 @@ class TrainConfig:
     data: str = "procedural"  # "procedural" or a folder of video files or latents
     difficulty: str = "medium"  # procedural data: "easy" | "medium" | "hard"
     background: float = 0.15  # procedural data: amplitude of the static background (0: flat)
+    colours: str = "random"  # procedural data: digit colour signs, "random" | "positive"
     seed: int = 0  # model init, data order, noise and timesteps
     checkpoint_every: int = 500  # steps between checkpoints (the last step always gets one)
     keep_checkpoints: int = 2  # newest checkpoint folders kept
@@ -146,6 +147,7 @@ class TrainConfig:
             ("timestep_sampling", TIMESTEP_SAMPLING),
             ("precision", PRECISIONS),
             ("difficulty", DIFFICULTIES),
+            ("colours", COLOURS),
         ):
             if getattr(self, name) not in allowed:
                 raise NasError(
@@ -551,6 +553,7 @@ def _train(
             difficulty=config.difficulty,
             seed=config.seed,
             background=config.background,
+            colours=config.colours,
         )
     n = len(dataset)  # type: ignore[arg-type]
     if n < 1:

@@ -254,6 +254,15 @@ def test_background_option_reaches_the_procedural_data(tiny_space) -> None:  # t
     assert float((default == 0).float().mean()) < 0.05
     with pytest.raises(NasError, match="background"):
         replace(CFG, background=0.9)
+    # positive colours: with a flat background no value is below 0; random ones go both ways
+    kw = {"difficulty": "easy", "background": 0.0}
+    positive = open_dataset("procedural", geo, **kw, colours="positive")
+    pos = torch.stack([positive[i]["video"] for i in range(8)])
+    rnd = torch.stack([open_dataset("procedural", geo, **kw)[i]["video"] for i in range(8)])
+    assert float(pos.min()) >= 0.0 and float(pos.max()) > 0.5
+    assert float(rnd.min()) < -0.3
+    with pytest.raises(NasError, match="colours"):
+        replace(CFG, colours="green")
 
 
 def test_guidance_mixes_conditional_and_empty_caption_predictions(tiny_space, full_run) -> None:  # type: ignore[no-untyped-def]
