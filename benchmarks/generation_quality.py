@@ -54,7 +54,7 @@ def _frames_png(rows: list[torch.Tensor], labels: list[str], path: Path, scale: 
     from PIL import Image, ImageDraw
 
     t, h, w = rows[0].shape[1:]
-    pad, label_w = 2, 110
+    pad, label_w = 2, 140
     cell_h, cell_w = h * scale, w * scale
     img = Image.new(
         "L",

@@ -70,6 +70,12 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="train into (and resume from) this folder")
     ap.add_argument("--n", type=int, default=64, help="held-out captions to sample")
     ap.add_argument(
+        "--samples-png",
+        default=None,
+        help="write frames of the first 4 test captions' real videos and samples (the last "
+        "guidance) to this PNG",
+    )
+    ap.add_argument(
         "--speed-png",
         default=None,
         help="write frames of '4 moves right slow' and '... fast' samples (2 noises each, "
@@ -165,11 +171,18 @@ def main() -> None:
         )
         print(f"predicted speeds of samples: {dict(Counter(pred.speeds))}")
     _confusion(truth, list(evaluator.predict(real).directions), f"real test videos (n={args.n})")
+    from pathlib import Path
+
+    from generation_quality import _frames_png
+
+    if args.samples_png:
+        rows, labels = [], []
+        for i in range(4):
+            rows += [real[i], samples[i]]
+            labels += [test[i]["caption"], f"sample, guidance {guidance:g}"]
+        _frames_png(rows, labels, Path(args.samples_png), scale=6)
+        print(f"wrote {args.samples_png}")
     if args.speed_png:
-        from pathlib import Path
-
-        from generation_quality import _frames_png
-
         rows, labels = [], []
         for caption in ("4 moves right slow", "4 moves right fast"):
             for seed in (0, 1):
