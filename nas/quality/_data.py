@@ -155,6 +155,8 @@ def _sinusoidal(n: int, dim: int) -> np.ndarray:
 
 DIFFICULTIES = ("easy", "medium", "hard")
 COLOURS = ("random", "positive")  # signs of the digits' colour vectors
+DEFAULT_BACKGROUND = 0.15  # amplitude of the procedural videos' static background
+MAX_BACKGROUND = 0.5
 # (dy, dx) per direction name, y pointing down the frame
 DIRECTIONS: dict[str, tuple[float, float]] = {
     "right": (0.0, 1.0),
@@ -244,6 +246,29 @@ class VideoSpec:
     objects: tuple[ObjectMotion, ...]
 
 
+class VideoShape(TypedDict):
+    frames: int
+    height: int
+    width: int
+    channels: int
+    text_length: int
+    text_dim: int
+
+
+def geometry_shape(geometry: Geometry) -> VideoShape:
+    """A geometry's video and text shape as :class:`ProceduralVideos` keywords (frames,
+    height, width, channels, text_length, text_dim)."""
+    g = geometry
+    return VideoShape(
+        frames=g.frames,
+        height=g.latent_height,
+        width=g.latent_width,
+        channels=g.latent_channels,
+        text_length=g.text_length,
+        text_dim=g.text_dim,
+    )
+
+
 class ProceduralVideos(Dataset[VideoItem]):
     """Moving digits, made on the fly: item ``i`` is a pure function of ``(seed, split, i)``.
 
@@ -283,7 +308,7 @@ class ProceduralVideos(Dataset[VideoItem]):
         split: str = "train",
         length: int = 100_000,
         glyphs: str = "sklearn",
-        background: float = 0.15,
+        background: float = DEFAULT_BACKGROUND,
         text_seed: int = 0,
         colours: str = "random",
     ) -> None:
@@ -308,8 +333,8 @@ class ProceduralVideos(Dataset[VideoItem]):
         self.split = split
         self.length = length
         self.glyphs = glyphs
-        if not 0.0 <= background <= 0.5:
-            raise NasError(f"background must be in [0, 0.5], got {background}")
+        if not 0.0 <= background <= MAX_BACKGROUND:
+            raise NasError(f"background must be in [0, {MAX_BACKGROUND}], got {background}")
         self.background = background
         if colours not in COLOURS:
             raise NasError(f"colours {colours!r} is not one of {list(COLOURS)}")
@@ -321,16 +346,7 @@ class ProceduralVideos(Dataset[VideoItem]):
     @classmethod
     def for_geometry(cls, geometry: Geometry, **options: Any) -> ProceduralVideos:
         """The dataset at a space's (or proxy's) geometry; options as for the constructor."""
-        g = geometry
-        return cls(
-            frames=g.frames,
-            height=g.latent_height,
-            width=g.latent_width,
-            channels=g.latent_channels,
-            text_length=g.text_length,
-            text_dim=g.text_dim,
-            **options,
-        )
+        return cls(**geometry_shape(geometry), **options)
 
     def __len__(self) -> int:
         return self.length
@@ -825,12 +841,12 @@ def open_dataset(
     difficulty: str = "medium",
     seed: int = 0,
     split: str = "train",
-    background: float = 0.15,
+    background: float = DEFAULT_BACKGROUND,
     colours: str = "random",
 ) -> Dataset[VideoItem]:
     """``"procedural"`` -> :class:`ProceduralVideos` at ``difficulty``, ``background`` and
-    ``colours``; a
-    folder of latents -> :class:`LatentsFolder`; a folder of video files -> :class:`VideoFolder`."""
+    ``colours``; a folder of latents -> :class:`LatentsFolder`; a folder of video files ->
+    :class:`VideoFolder`."""
     if str(data) == "procedural":
         return ProceduralVideos.for_geometry(
             geometry,

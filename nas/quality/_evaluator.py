@@ -32,7 +32,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.errors import NasError
-from nas.quality._data import DIFFICULTIES, DIRECTIONS, SPEEDS, ProceduralVideos
+from nas.quality._data import (
+    DEFAULT_BACKGROUND,
+    DIFFICULTIES,
+    DIRECTIONS,
+    SPEEDS,
+    ProceduralVideos,
+    VideoShape,
+    geometry_shape,
+)
 from nas.quality._eval import flicker_score, sample_video
 from nas.space import Geometry
 
@@ -52,6 +60,8 @@ DEFAULT_EVALUATOR_CACHE = Path("~/.cache/nas/evaluators")
 _DIRECTION_NAMES = tuple(DIRECTIONS)
 _SPEED_NAMES = tuple(SPEEDS)
 _FORMAT = "nas-video-evaluator/2"  # bump when the network or the recipe changes
+# the fields that EvaluatorConfig shares with ProceduralVideos (its geometry_shape)
+_SHAPE_FIELDS = tuple(VideoShape.__annotations__)
 
 
 @dataclass(frozen=True)
@@ -65,7 +75,7 @@ class EvaluatorConfig:
     text_length: int  # only to build the dataset; the evaluator never reads text
     text_dim: int
     difficulty: str = "easy"  # procedural data it is trained on
-    background: float = 0.15  # that data's background amplitude (ProceduralVideos)
+    background: float = DEFAULT_BACKGROUND  # that data's background amplitude
     colours: str = "random"  # and its digits' colour signs
     seed: int = 0  # weights init and the training videos
     steps: int = 300  # optimizer steps
@@ -101,16 +111,7 @@ class EvaluatorConfig:
 
     @classmethod
     def for_geometry(cls, geometry: Geometry, **options: Any) -> EvaluatorConfig:
-        g = geometry
-        return cls(
-            channels=g.latent_channels,
-            frames=g.frames,
-            height=g.latent_height,
-            width=g.latent_width,
-            text_length=g.text_length,
-            text_dim=g.text_dim,
-            **options,
-        )
+        return cls(**geometry_shape(geometry), **options)
 
     @property
     def video_shape(self) -> tuple[int, int, int, int]:
@@ -123,12 +124,7 @@ class EvaluatorConfig:
 
     def dataset(self, split: str, *, seed: int | None = None) -> ProceduralVideos:
         return ProceduralVideos(
-            frames=self.frames,
-            height=self.height,
-            width=self.width,
-            channels=self.channels,
-            text_length=self.text_length,
-            text_dim=self.text_dim,
+            **{k: getattr(self, k) for k in _SHAPE_FIELDS},
             difficulty=self.difficulty,
             seed=self.seed if seed is None else seed,
             split=split,
@@ -316,7 +312,7 @@ def train_video_evaluator(
     batch_size: int = 32,
     lr: float = 3e-3,
     noise: float = 0.2,
-    background: float = 0.15,
+    background: float = DEFAULT_BACKGROUND,
     colours: str = "random",
     cache_dir: str | Path | None = DEFAULT_EVALUATOR_CACHE,
 ) -> VideoEvaluator:

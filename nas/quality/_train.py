@@ -47,7 +47,14 @@ from nas import __version__
 from nas.cost._table import atomic_write_text
 from nas.errors import NasError
 from nas.model import VideoUNet, build_video_unet
-from nas.quality._data import COLOURS, DIFFICULTIES, VideoItem, open_dataset
+from nas.quality._data import (
+    COLOURS,
+    DEFAULT_BACKGROUND,
+    DIFFICULTIES,
+    MAX_BACKGROUND,
+    VideoItem,
+    open_dataset,
+)
 from nas.quality._objective import OBJECTIVES, corrupt, to_tau
 from nas.space import Arch, Geometry, SearchSpace, arch_from_dict
 
@@ -92,7 +99,9 @@ class TrainConfig:
     geometry: tuple[tuple[str, Any], ...] | Mapping[str, Any] = ()  # e.g. {"frames": 8}
     data: str = "procedural"  # "procedural" or a folder of video files or latents
     difficulty: str = "medium"  # procedural data: "easy" | "medium" | "hard"
-    background: float = 0.15  # procedural data: amplitude of the static background (0: flat)
+    background: float = (
+        DEFAULT_BACKGROUND  # procedural data: amplitude of the static background (0: flat)
+    )
     colours: str = "random"  # procedural data: digit colour signs, "random" | "positive"
     seed: int = 0  # model init, data order, noise and timesteps
     checkpoint_every: int = 500  # steps between checkpoints (the last step always gets one)
@@ -135,8 +144,10 @@ class TrainConfig:
             raise NasError(f"TrainConfig.grad_clip must be > 0 or None, got {self.grad_clip!r}")
         if not self.width_mult > 0:
             raise NasError(f"TrainConfig.width_mult must be > 0, got {self.width_mult!r}")
-        if not 0 <= self.background <= 0.5:
-            raise NasError(f"TrainConfig.background must be in [0, 0.5], got {self.background!r}")
+        if not 0 <= self.background <= MAX_BACKGROUND:
+            raise NasError(
+                f"TrainConfig.background must be in [0, {MAX_BACKGROUND}], got {self.background!r}"
+            )
         if not 0 <= self.text_dropout < 1:
             raise NasError(
                 f"TrainConfig.text_dropout must be in [0, 1), got {self.text_dropout!r}; "
