@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -12,6 +13,21 @@ TINY = str(ROOT / "search_spaces" / "tiny.yaml")
 
 def tiny_overrides(tables: Path, *extra: str) -> list[str]:
     return ["device=cpu-ort", f"device.table={tables}", *extra]
+
+
+def search_cmd(tables: Path, *extra: str) -> list[str]:
+    """The `nas search` command line on the tiny space and its test table, no progress bar;
+    ``extra`` goes after the table overrides (more overrides, then any flags)."""
+    return [
+        sys.executable,
+        "-m",
+        "nas",
+        "search",
+        "--space",
+        TINY,
+        "--no-progress",
+        *tiny_overrides(tables, *extra),
+    ]
 
 
 def subprocess_env() -> dict[str, str]:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _search_helpers import TINY, run_cli, tiny_overrides
+from _search_helpers import run_cli, search_cmd
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
@@ -81,28 +80,19 @@ def test_two_workers_on_a_real_postgresql_server(
 ) -> None:
     from nas.search import open_run_study
 
-    cmd = [
-        sys.executable,
-        "-m",
-        "nas",
-        "search",
-        "--space",
-        TINY,
-        "--no-progress",
-        *tiny_overrides(
-            tiny_tables,
-            "proxy=params",
-            "sampler=nsga2",
-            "sampler.population_size=8",
-            "search.trials=40",
-        ),
+    cmd = search_cmd(
+        tiny_tables,
+        "proxy=params",
+        "sampler=nsga2",
+        "sampler.population_size=8",
+        "search.trials=40",
         "--workers",
         "2",
         "--storage",
         postgres_url,
         "--study",
         "pg-study",
-    ]
+    )
     r = run_cli(cmd, in_tmp)
     assert r.returncode == 0, r.stderr
     run_dir = next((in_tmp / "experiments" / "runs").iterdir())

@@ -5,14 +5,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
-from _search_helpers import TINY, run_cli, subprocess_env, tiny_overrides
+from _search_helpers import TINY, run_cli, search_cmd, subprocess_env, tiny_overrides
 
 from nas.search import (
     RunInfo,
@@ -168,33 +167,21 @@ def _counts(run_dir: Path) -> Counter[str]:
     return Counter(t.state.name for t in open_run_study(run_dir).get_trials(deepcopy=False))
 
 
-def _cmd(tables: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "nas",
-        "search",
-        "--space",
-        TINY,
-        "--no-progress",
-        *tiny_overrides(tables, *extra),
-    ]
+# the training proxy at 3 steps: about a second per trial, long enough to stop one mid-trial
+SLOW_TRIALS = (
+    "proxy=train",
+    "proxy.options.steps=3",
+    "proxy.threads=1",
+    "sampler=random",
+    "constraints=none",
+)
 
 
 @pytest.mark.slow
 def test_resume_after_kill_9_loses_nothing_and_repeats_nothing(
     in_tmp: Path, tiny_tables: Path
 ) -> None:
-    # the training proxy at 3 steps: about a second per trial, long enough to kill mid-trial
-    cmd = _cmd(
-        tiny_tables,
-        "proxy=train",
-        "proxy.options.steps=3",
-        "proxy.threads=1",
-        "sampler=random",
-        "search.trials=14",
-        "constraints=none",
-    )
+    cmd = search_cmd(tiny_tables, *SLOW_TRIALS, "search.trials=14")
     p = subprocess.Popen(
         cmd,
         cwd=in_tmp,
@@ -256,7 +243,7 @@ def test_two_local_workers_share_one_study(in_tmp: Path, tiny_tables: Path, stor
     extra = ["proxy=params", "sampler=random", "search.trials=30", "--workers", "2"]
     if storage == "sqlite":
         extra += ["--storage", f"sqlite:///{in_tmp / 'shared.db'}", "--study", "s"]
-    r = run_cli(_cmd(tiny_tables, *extra), in_tmp)
+    r = run_cli(search_cmd(tiny_tables, *extra), in_tmp)
     assert r.returncode == 0, r.stderr
     run_dir = next((in_tmp / "experiments" / "runs").iterdir())
     trials = open_run_study(run_dir).get_trials(deepcopy=False)
@@ -292,15 +279,7 @@ def test_pruner_stops_weak_proxy_runs_early(in_tmp: Path, tiny_tables: Path) -> 
 def test_ctrl_c_saves_the_run_and_the_same_command_finishes_it(
     in_tmp: Path, tiny_tables: Path
 ) -> None:
-    cmd = _cmd(
-        tiny_tables,
-        "proxy=train",
-        "proxy.options.steps=3",
-        "proxy.threads=1",
-        "sampler=random",
-        "search.trials=10",
-        "constraints=none",
-    )
+    cmd = search_cmd(tiny_tables, *SLOW_TRIALS, "search.trials=10")
     p = subprocess.Popen(
         cmd,
         cwd=in_tmp,
