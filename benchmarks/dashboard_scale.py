@@ -27,8 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nas.report import pareto_info, render_html
-from nas.report._html import GL_THRESHOLD
+from nas.report import GL_THRESHOLD, pareto_info, render_html
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"

@@ -4,7 +4,7 @@ Builds Apple's SD-2.1-base UNet (diffusers ``UNet2DConditionModel``, random weig
 not depend on weight values), traces it once at batch 2 (classifier-free guidance), converts it to
 an FP16 ML Program (iOS17 by default, as Apple's figures; iOS18 too with ``--targets``, where
 attention becomes the fused ``scaled_dot_product_attention`` op), palettises the weights to 6 bits
-as Apple did, and runs :func:`profilers._coreml.roofline` on each MIL program with the
+as Apple did, and runs :func:`profilers.roofline` on each MIL program with the
 ``iphone14pm`` constants. It prints the estimate next to the published 2.69 it/s (about 372 ms
 per UNet step) of the iPhone 14 Pro Max, and, as held-out checks with constants stated below,
 the iPhone 13 Pro Max (A15), iPhone 12 Pro Max (A14) and iPad Pro M2 figures.
@@ -35,14 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from profilers._coreml import (  # noqa: E402
-    MilSummary,
-    import_coremltools,
-    inspect_mlprogram,
-    quiet,
-    roofline,
-)
-from profilers._devices import Estimator, load_device  # noqa: E402
+from nas.mil import MilSummary, import_coremltools, inspect_mlprogram  # noqa: E402
+from profilers import Estimator, load_device, quiet, roofline  # noqa: E402
 
 # Apple's SD-2.1-base UNet (stabilityai/stable-diffusion-2-1-base unet/config.json); the other
 # fields are diffusers' defaults, which match that config.

@@ -22,7 +22,8 @@ import numpy as np
 import optuna
 
 from nas.cost import CostModel, Table, arch_cost, find_table
-from nas.search import compose_config, hypervolume, make_sampler, non_dominated, normalise
+from nas.results import hypervolume, non_dominated, normalise
+from nas.search import compose_config, make_sampler
 from nas.space import arch_indices, enumerate_arches, load_space
 
 
@@ -66,7 +67,8 @@ def main() -> None:
                 [f"sampler={sampler_name}", "proxy=none", "search.objectives=[latency,memory]"]
             )
             study = optuna.create_study(
-                directions=["minimize"] * 2, sampler=make_sampler(cfg, seed)
+                directions=["minimize"] * 2,
+                sampler=make_sampler(cfg.sampler.name, cfg.sampler.options, seed),
             )
 
             def objective(trial: optuna.Trial) -> tuple[float, float]:

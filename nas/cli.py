@@ -8,10 +8,13 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nas import __version__
 from nas.errors import NasError
+
+if TYPE_CHECKING:
+    _Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 EPILOG = """\
 examples:
@@ -157,7 +160,9 @@ def _timing_protocol(args: argparse.Namespace) -> Any:
 
 
 def _table_dir(args: argparse.Namespace, device: str) -> Path:
-    return Path(args.out) if args.out else Path("latency_tables") / device
+    from nas.cost import user_tables
+
+    return Path(args.out) if args.out else user_tables() / device
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
@@ -228,9 +233,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 def _space_for_arch(space_arg: str | None, arch_file: str) -> Any:
     """The space an arch file belongs to: --space, else the bundled space it names."""
-    from nas import _resources
-    from nas.space import load_space
-    from nas.space._yaml import load_yaml_file
+    from nas import list_spaces
+    from nas.space import load_space, load_yaml_file
 
     if space_arg:
         return load_space(space_arg)
@@ -239,7 +243,7 @@ def _space_for_arch(space_arg: str | None, arch_file: str) -> Any:
         return load_space(run_space)  # an arch from a search run dir: the run's own space
     raw = load_yaml_file(Path(arch_file))
     name = raw.get("space", {}).get("name") if isinstance(raw, dict) else None
-    if isinstance(name, str) and name in _resources.list_spaces():
+    if isinstance(name, str) and name in list_spaces():
         return load_space(name)
     raise NasError(f"{arch_file}: give --space: its space {name!r} is not a bundled space")
 
@@ -263,28 +267,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_geometry(items: Sequence[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise NasError(f"--geometry {item!r}: expected key=value, e.g. frames=4")
-        if value in ("true", "false"):
-            out[key] = value == "true"
-        elif value.isdigit():
-            out[key] = int(value)
-        else:
-            out[key] = value
-    return out
-
-
 def _validate_proxy(args: argparse.Namespace) -> int:
     from datetime import datetime
 
     import torch
 
     from nas.quality import ProxyValidationConfig, validate_proxies
-    from nas.space import load_space
+    from nas.space import GeometryOverride, load_space
 
     if args.threads is not None:
         if args.threads < 1:
@@ -302,10 +291,12 @@ def _validate_proxy(args: argparse.Namespace) -> int:
         "quality": args.quality,
         "proxies": tuple(args.proxies.split(",")) if args.proxies else None,
         "seed": args.seed,
-        "proxy_geometry": _parse_geometry(args.proxy_geometry) if args.proxy_geometry else None,
+        "proxy_geometry": (
+            GeometryOverride.parse(args.proxy_geometry) if args.proxy_geometry else None
+        ),
     }
     kwargs: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
-    config = ProxyValidationConfig(**kwargs, geometry=_parse_geometry(args.geometry))
+    config = ProxyValidationConfig(**kwargs, geometry=GeometryOverride.parse(args.geometry))
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out) if args.out else Path("experiments/runs") / f"{stamp}-validate-proxy"
     res = validate_proxies(
@@ -324,9 +315,8 @@ def _validate_proxy(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from datetime import datetime
 
-    from nas.space import load_space
-    from profilers import get_device
-    from profilers._validate import DEFAULT_VALIDATION_GEOMETRY, validate_latency
+    from nas.space import GeometryOverride, load_space
+    from profilers import DEFAULT_VALIDATION_GEOMETRY, get_device, validate_latency
 
     if args.what == "proxy":
         return _validate_proxy(args)
@@ -341,7 +331,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     space = load_space(args.space)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out) if args.out else Path("experiments/runs") / f"{stamp}-validate-latency"
-    geometry = {**DEFAULT_VALIDATION_GEOMETRY, **_parse_geometry(args.geometry)}
+    geometry = DEFAULT_VALIDATION_GEOMETRY.merged(GeometryOverride.parse(args.geometry))
     protocol = _timing_protocol(args)
     res = validate_latency(
         space,
@@ -368,7 +358,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from datetime import datetime
 
     from nas.quality import TrainConfig, find_checkpoint, train, train_geometry
-    from nas.space import load_arch
+    from nas.space import GeometryOverride, load_arch
 
     space = _space_for_arch(args.space, args.arch)
     arch = load_arch(space, args.arch)
@@ -411,7 +401,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         kwargs["grad_clip"] = None
     if args.train_spatial:
         kwargs["freeze_spatial"] = False
-    kwargs["geometry"] = _parse_geometry(args.geometry)
+    kwargs["geometry"] = GeometryOverride.parse(args.geometry)
     config = TrainConfig(**kwargs)
     main = int(os.environ.get("RANK", "0")) == 0
     if existing is not None and main:
@@ -439,6 +429,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from nas.report import write_dashboard
     from nas.search import compose_config, run_search
 
     overrides = list(args.overrides)
@@ -459,6 +450,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     result = run_search(
         args.space, cfg, raw, resume=args.resume, new=args.new, progress=not args.no_progress
     )
+    write_dashboard(result.run_dir)
     print()
     print(
         f"{len(result.records)} trials, {result.feasible} feasible; "
@@ -476,12 +468,14 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from nas.report import write_dashboard
     from nas.search import write_outputs
 
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise NasError(f"{run_dir} is not a directory (pass a run dir written by nas search)")
     result = write_outputs(run_dir)
+    write_dashboard(run_dir)
     print(
         f"{len(result.records)} trials, {result.feasible} feasible; Pareto front: "
         f"{len(result.front)} arch(es)"
@@ -500,17 +494,7 @@ def _add_arch_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="nas",
-        description="Hardware-aware architecture search for mobile video diffusion: search the "
-        "type and placement of temporal layers on a pruned image UNet under on-device latency "
-        "and memory budgets.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version=f"nas {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+def _add_space_parser(sub: _Subparsers) -> None:
     p = sub.add_parser(
         "space",
         help="describe a search space: slots, shapes, choices, size, params and MACs",
@@ -532,6 +516,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_space)
 
+
+def _add_profile_parser(sub: _Subparsers) -> None:
     p = sub.add_parser(
         "profile",
         help="build a device's latency/memory table for a space (measured or estimated)",
@@ -572,6 +558,8 @@ def build_parser() -> argparse.ArgumentParser:
     pi.add_argument("file", help="CSV file of measurements")
     pi.set_defaults(func=cmd_profile, list_devices=False)
 
+
+def _add_search_parser(sub: _Subparsers) -> None:
     p = sub.add_parser(
         "search",
         help="multi-objective search of temporal layers: latency, memory, proxy quality",
@@ -620,6 +608,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_search)
 
+
+def _add_report_parser(sub: _Subparsers) -> None:
     p = sub.add_parser(
         "report",
         help="rewrite a search run's dashboard.html (and its csvs and arch files)",
@@ -636,6 +626,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run dir written by nas search")
     p.set_defaults(func=cmd_report)
 
+
+def _add_export_parser(sub: _Subparsers) -> None:
     p = sub.add_parser(
         "export",
         help="export an arch's whole VideoUNet to ONNX (checked) or Core ML (inspected)",
@@ -655,6 +647,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="PATH", help="output file (default: next to the arch file)")
     p.set_defaults(func=cmd_export)
 
+
+def _add_validate_parser(sub: _Subparsers) -> None:
     p = sub.add_parser(
         "validate",
         help="check the cost model (validate latency) or the quality proxies (validate proxy)",
@@ -738,6 +732,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_validate)
 
+
+def _add_train_parser(sub: _Subparsers) -> None:
     p = sub.add_parser(
         "train",
         help="train an arch's temporal layers on video data (checkpoints, resume, torchrun)",
@@ -825,12 +821,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, ...")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
+
+
+# in the order `nas --help` lists them
+_SUBCOMMANDS: tuple[Callable[[_Subparsers], None], ...] = (
+    _add_space_parser,
+    _add_profile_parser,
+    _add_search_parser,
+    _add_report_parser,
+    _add_export_parser,
+    _add_validate_parser,
+    _add_train_parser,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nas",
+        description="Hardware-aware architecture search for mobile video diffusion: search the "
+        "type and placement of temporal layers on a pruned image UNet under on-device latency "
+        "and memory budgets.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"nas {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in _SUBCOMMANDS:
+        add(sub)
     return parser
+
+
+def _trailing_overrides(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, extra: Sequence[str]
+) -> None:
+    """``nas search`` takes ``key=value`` overrides after its flags too, e.g. ``--space X
+    search.trials=3 --no-progress device=cpu-ort`` (argparse leaves the last one over);
+    anything else left over is argparse's usual error."""
+    bad = [t for t in extra if args.command != "search" or "=" not in t or t.startswith("-")]
+    if bad:
+        parser.error(f"unrecognized arguments: {' '.join(bad)}")
+    args.overrides = [*args.overrides, *extra]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        _trailing_overrides(parser, args, extra)
     if args.command is None:
         parser.print_help()
         return 0

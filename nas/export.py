@@ -15,9 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from nas.errors import NasError
+from nas.fileio import atomic_write_text
+from nas.mil import inspect_mlprogram
 from nas.space import Arch, SearchSpace
 
 __all__ = ["ExportReport", "export_arch", "load_checkpoint"]
+
+_INPUT_NAMES = ("sample", "timestep", "text")
 
 
 @dataclass
@@ -76,8 +80,6 @@ def export_arch(
     opset: int = 18,
 ) -> ExportReport:
     """Export ``arch`` at the space's geometry; ``batch`` defaults to the UNet batch."""
-    import torch
-
     from nas.model import build_video_unet
 
     if fmt not in ("onnx", "coreml"):
@@ -85,6 +87,18 @@ def export_arch(
     model = build_video_unet(space, arch).eval()
     if checkpoint is not None:
         load_checkpoint(model, checkpoint)
+    inputs = _example_inputs(space, batch)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "onnx":
+        return _export_onnx(model, inputs, out, opset)
+    return _export_coreml(model, inputs, out, space.geometry.precision)
+
+
+def _example_inputs(space: SearchSpace, batch: int | None) -> tuple[Any, ...]:
+    """Seeded ``(sample, timestep, text)`` tensors at the space's geometry."""
+    import torch
+
     g = space.geometry
     b = batch or g.effective_batch
     gen = torch.Generator().manual_seed(0)
@@ -93,68 +107,76 @@ def export_arch(
     )
     timestep = torch.full((b,), 500, dtype=torch.int64)
     text = torch.randn(b, g.text_length, g.text_dim, generator=gen)
-    shapes = {"sample": list(sample.shape), "timestep": [b], "text": list(text.shape)}
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "onnx":
-        import numpy as np
-        import onnxruntime as ort
+    return sample, timestep, text
 
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                model,
-                (sample, timestep, text),
-                str(out),
-                opset_version=opset,
-                dynamo=False,
-                input_names=["sample", "timestep", "text"],
-                output_names=["noise_pred"],
-            )
-        sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-        feeds = {"sample": sample.numpy(), "timestep": timestep.numpy(), "text": text.numpy()}
-        got = sess.run(None, feeds)[0]
-        with torch.no_grad():
-            want = model(sample, timestep, text).numpy()
-        err = float(np.abs(got - want).max())
-        tol = 1e-3 * max(1.0, float(np.abs(want).max()))
-        if not err <= tol:
-            raise NasError(f"ONNX output differs from PyTorch by {err:.3g} (> {tol:.3g}): {out}")
-        import onnx
 
-        m = onnx.load(str(out))
-        hist: dict[str, int] = {}
-        for node in m.graph.node:
-            hist[node.op_type] = hist.get(node.op_type, 0) + 1
-        wbytes = sum(
-            int(np.prod(t.dims)) * onnx.helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
-            for t in m.graph.initializer
+def _shapes(inputs: tuple[Any, ...]) -> dict[str, list[int]]:
+    return {n: list(x.shape) for n, x in zip(_INPUT_NAMES, inputs, strict=True)}
+
+
+def _export_onnx(model: Any, inputs: tuple[Any, ...], out: Path, opset: int) -> ExportReport:
+    """Export, check the outputs against PyTorch with ONNX Runtime, and count ops and weights."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            inputs,
+            str(out),
+            opset_version=opset,
+            dynamo=False,
+            input_names=list(_INPUT_NAMES),
+            output_names=["noise_pred"],
         )
-        return ExportReport(out, "onnx", err, dict(sorted(hist.items())), wbytes, shapes)
-    # Core ML: trace, convert to an ML Program at the space's precision, inspect
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    feeds = {k: v.numpy() for k, v in zip(_INPUT_NAMES, inputs, strict=True)}
+    got = sess.run(None, feeds)[0]
+    with torch.no_grad():
+        want = model(*inputs).numpy()
+    err = float(np.abs(got - want).max())
+    tol = 1e-3 * max(1.0, float(np.abs(want).max()))
+    if not err <= tol:
+        raise NasError(f"ONNX output differs from PyTorch by {err:.3g} (> {tol:.3g}): {out}")
+    import onnx
+
+    m = onnx.load(str(out))
+    hist: dict[str, int] = {}
+    for node in m.graph.node:
+        hist[node.op_type] = hist.get(node.op_type, 0) + 1
+    wbytes = sum(
+        int(np.prod(t.dims)) * onnx.helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
+        for t in m.graph.initializer
+    )
+    return ExportReport(out, "onnx", err, dict(sorted(hist.items())), wbytes, _shapes(inputs))
+
+
+def _export_coreml(model: Any, inputs: tuple[Any, ...], out: Path, precision: str) -> ExportReport:
+    """Trace, convert to an ML Program at ``precision``, save, inspect; a JSON report beside."""
+    import torch
+
     try:
         import coremltools as ct
     except ImportError:
         raise NasError("Core ML export needs coremltools (pip install coremltools)") from None
-    from profilers._coreml import inspect_mlprogram
-
     if out.suffix != ".mlpackage":
         raise NasError(f"a Core ML export must end in .mlpackage, got {out.name}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        traced = torch.jit.trace(model, (sample, timestep, text))  # type: ignore[no-untyped-call]
+        traced = torch.jit.trace(model, inputs)  # type: ignore[no-untyped-call]
         mlmodel = ct.convert(
             traced,
             inputs=[
-                ct.TensorType(name="sample", shape=sample.shape),
-                ct.TensorType(name="timestep", shape=timestep.shape),
-                ct.TensorType(name="text", shape=text.shape),
+                ct.TensorType(name=n, shape=x.shape)
+                for n, x in zip(_INPUT_NAMES, inputs, strict=True)
             ],
             outputs=[ct.TensorType(name="noise_pred")],
             convert_to="mlprogram",
             minimum_deployment_target=ct.target.iOS18,
             compute_precision=(
-                ct.precision.FLOAT16 if g.precision == "fp16" else ct.precision.FLOAT32
+                ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32
             ),
         )
     mlmodel.save(str(out))
@@ -165,7 +187,7 @@ def export_arch(
         None,
         dict(sorted(summary.op_histogram.items())),
         summary.weight_bytes,
-        shapes,
+        _shapes(inputs),
     )
-    (out.parent / (out.stem + ".json")).write_text(json.dumps(report.to_dict(), indent=2))
+    atomic_write_text(out.parent / (out.stem + ".json"), json.dumps(report.to_dict(), indent=2))
     return report

@@ -5,24 +5,63 @@ coremltools) are imported only when a device that needs them is profiled.
 """
 
 from profilers._base import Profiler, TimingProtocol, percentiles, time_repeats
+from profilers._blocks import RowModule, build_row_module
+from profilers._coreml import (
+    CoreMLProfiler,
+    RooflineEstimate,
+    convert_row,
+    estimate_row,
+    measure_path,
+    measure_remote,
+    parse_operation_execution,
+    quiet,
+    roofline,
+)
 from profilers._devices import Device, Estimator, get_device, list_devices, load_device
 from profilers._import import import_rows
+from profilers._ort import ExportError, MismatchError, OrtProfiler
 from profilers._runner import PROFILERS, ProfileReport, analytic_costs, get_profiler, profile_space
+from profilers._torch import TorchProfiler
+from profilers._validate import (
+    DEFAULT_VALIDATION_GEOMETRY,
+    ValidationResult,
+    summarize,
+    validate_latency,
+)
 
 __all__ = [
+    "DEFAULT_VALIDATION_GEOMETRY",
     "PROFILERS",
+    "CoreMLProfiler",
     "Device",
     "Estimator",
+    "ExportError",
+    "MismatchError",
+    "OrtProfiler",
     "ProfileReport",
     "Profiler",
+    "RooflineEstimate",
+    "RowModule",
     "TimingProtocol",
+    "TorchProfiler",
+    "ValidationResult",
     "analytic_costs",
+    "build_row_module",
+    "convert_row",
+    "estimate_row",
     "get_device",
     "get_profiler",
     "import_rows",
     "list_devices",
     "load_device",
+    "measure_path",
+    "measure_remote",
+    "parse_operation_execution",
     "percentiles",
     "profile_space",
+    "quiet",
+    "roofline",
+    "summarize",
     "time_repeats",
+    "validate_latency",
 ]

@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Protocol
 
-from nas.cost._rows import RowSpec
-from nas.cost._table import TableRow
+from nas.cost import RowSpec, TableRow
 from profilers._blocks import RowModule
 from profilers._devices import Device
 

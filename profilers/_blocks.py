@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from nas.cost._rows import RowSpec
+from nas.cost import RowSpec
 
 __all__ = ["RowModule", "build_row_module"]
 

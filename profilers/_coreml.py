@@ -6,8 +6,8 @@ convert -> run -> parse, one row at a time:
    an ML Program for the device's deployment target (``iOS18`` and later fuse
    ``F.scaled_dot_product_attention`` into one MIL op), FP16 when the device is FP16, with the
    device's compute units; the ``.mlpackage`` is saved in a temporary folder and its spec read
-   back by :func:`inspect_mlprogram`: the op histogram, the weight bytes and per-op FLOPs and
-   bytes (:class:`MilSummary`).
+   back by :func:`nas.mil.inspect_mlprogram`: the op histogram, the weight bytes and per-op
+   FLOPs and bytes (:class:`nas.mil.MilSummary`).
 2. **measure** where Apple hardware runs the model:
 
    * a Mac (device ``mac``, or any Core ML device that is not an iPhone), on macOS:
@@ -35,42 +35,17 @@ the model loads)::
 ``peak_tflops``, ``bandwidth_gbs``, ``per_op_overhead_us`` and ``efficiency`` come from the
 device YAML's ``estimator:`` section; a class missing there uses :data:`DEFAULT_EFFICIENCY`.
 
-Op classes (:func:`op_class`) and how each op's FLOPs are counted (one multiply-add = 2 FLOPs):
-
-=============  ===========================================  ====================================
-class          MIL ops                                      FLOPs
-=============  ===========================================  ====================================
-conv           ``conv``, ``conv_transpose``                 2 * out elements * (Cin/groups * k)
-                                                            (transpose: 2 * in elements * ...)
-matmul         ``linear``, ``matmul``, ``einsum``           2 * out elements * K (einsum: 2 *
-                                                            product of every index's size)
-attention      ``scaled_dot_product_attention``             2*B*L*S*(E + Ev) + 5*B*L*S (fused:
-                                                            the L x S scores are never stored)
-memory         ``reshape``, ``transpose``, ``concat``,      0: data movement only
-               ``split``, slices, ``expand_dims``,
-               ``squeeze``, ``tile``, ``gather*``, ``pad``,
-               ``cast``, ``upsample_nearest_neighbor``, ...
-                (:data:`MEMORY_OPS`)
-elementwise    everything else: arithmetic, activations,    per element of the largest tensor
-               normalisations (``layer_norm``, GroupNorm's  (inputs or output) x a small factor
-               reduce_mean/sub/square/sqrt/real_div),       (:data:`ELEMENTWISE_FLOPS`: 1 for
-               ``softmax``, ``reduce_*``                    add/mul, 4 for sigmoid/silu, 8 for
-                                                            gelu/layer_norm, 5 for softmax)
-=============  ===========================================  ====================================
-
-``bytes`` of an op = its activation inputs + its outputs + the weights it reads (``const``
-tensors of rank >= 1 and ``constexpr_*`` outputs, at their stored size: a 6-bit palettised weight
-counts 6 bits per element plus its look-up table), float tensors counted at the device precision
-(2 bytes for FP16, 4 for FP32). Every op is assumed to read its inputs from and write its output
-to DRAM (no fusion, no on-chip reuse): a pessimistic bound for the Neural Engine, whose compiler
-fuses elementwise chains; the per-class efficiencies absorb the rest. Scalars and integer
-parameters (shapes, axes, perms) are not counted.
+Op classes (:func:`nas.mil.op_class`) and how each op's FLOPs and bytes are counted: see
+:mod:`nas.mil`, whose :func:`~nas.mil.inspect_mlprogram` reads them from the converted program.
+Every op is assumed to read its inputs from and write its output to DRAM (no fusion, no on-chip
+reuse): a pessimistic bound for the Neural Engine, whose compiler fuses elementwise chains; the
+per-class efficiencies absorb the rest.
 
 ``peak_mem_mb`` of an estimated row = weight bytes + the largest activation set of a single op
 (its activation inputs + outputs): the weights stay resident, and activations are assumed freed
 as soon as their last reader ran. It is a lower bound of what Core ML allocates.
 
-``flops`` of every row (measured or estimated) = the sum of the per-op FLOPs above.
+``flops`` of every row (measured or estimated) = the sum of the per-op FLOPs (:mod:`nas.mil`).
 """
 
 from __future__ import annotations
@@ -79,49 +54,38 @@ import asyncio
 import contextlib
 import io
 import logging
-import math
 import platform
 import sys
 import tempfile
 import warnings
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nas.cost._rows import RowSpec
-from nas.cost._table import TableRow
+from nas.cost import RowSpec, TableRow
+from nas.mil import OP_CLASSES, MilOp, MilSummary, import_coremltools, inspect_mlprogram
 from profilers._base import TimingProtocol, measured_row, now_iso, percentiles, time_repeats
 from profilers._blocks import RowModule
 from profilers._devices import Device, Estimator
 
 __all__ = [
     "DEFAULT_EFFICIENCY",
-    "ELEMENTWISE_FLOPS",
-    "MEMORY_OPS",
-    "OP_CLASSES",
     "CoreMLProfiler",
-    "MilOp",
-    "MilSummary",
     "RemoteResult",
     "RooflineEstimate",
     "connect_iphone",
     "convert_row",
     "estimate_row",
-    "inspect_mlprogram",
     "make_benchmarker",
     "measure_path",
     "measure_remote",
-    "op_class",
     "op_seconds",
     "parse_operation_execution",
     "quiet",
     "remote_row",
     "roofline",
 ]
-
-OP_CLASSES = ("conv", "matmul", "attention", "elementwise", "memory")
 
 #: efficiency used for a class the device YAML does not list (fraction of ``peak_tflops``).
 DEFAULT_EFFICIENCY: dict[str, float] = {
@@ -131,298 +95,6 @@ DEFAULT_EFFICIENCY: dict[str, float] = {
     "elementwise": 1.0,
     "memory": 1.0,
 }
-
-CONV_OPS = frozenset({"conv", "conv_transpose"})
-MATMUL_OPS = frozenset({"linear", "matmul", "einsum"})
-ATTENTION_OPS = frozenset({"scaled_dot_product_attention"})
-#: ops that only move data: no FLOPs, their bytes are inputs + outputs.
-MEMORY_OPS = frozenset({
-    "reshape", "reshape_like", "transpose", "concat", "stack", "split", "slice_by_index",
-    "slice_by_size", "expand_dims", "squeeze", "flatten2d", "tile", "gather", "gather_nd",
-    "gather_along_axis", "scatter", "scatter_nd", "scatter_along_axis", "pad", "identity",
-    "cast", "upsample_nearest_neighbor", "pixel_shuffle", "pixel_unshuffle", "space_to_depth",
-    "depth_to_space", "space_to_batch", "batch_to_space", "reverse", "reverse_sequence",
-    "sliding_windows", "fill", "fill_like", "shape", "range_1d", "band_part", "one_hot",
-    "read_state", "coreml_update_state",
-})  # fmt: skip
-#: FLOPs per element (of the op's largest tensor) for elementwise-class ops; others count 1.
-ELEMENTWISE_FLOPS: dict[str, int] = {
-    "sigmoid": 4, "silu": 4, "tanh": 4, "erf": 4, "softplus": 4, "sigmoid_hard": 2,
-    "gelu": 8, "softmax": 5, "log_softmax": 5, "clip": 2, "clamped_relu": 2,
-    "layer_norm": 8, "instance_norm": 8, "l2_norm": 4, "batch_norm": 2, "local_response_norm": 8,
-}  # fmt: skip
-
-_FLOAT_TYPES = {10: 16, 11: 32, 12: 64, 13: 16, 40: 8, 41: 8}  # MIL DataType -> bits
-_INT_BITS = {
-    1: 8, 21: 8, 22: 16, 23: 32, 24: 64, 25: 4, 31: 8, 32: 16, 33: 32, 34: 64,
-    35: 4, 36: 2, 37: 1, 38: 6, 39: 3,
-}  # fmt: skip
-
-
-def op_class(op_type: str) -> str:
-    """The roofline class of a MIL op type (see the module docstring's table)."""
-    if op_type in CONV_OPS:
-        return "conv"
-    if op_type in MATMUL_OPS:
-        return "matmul"
-    if op_type in ATTENTION_OPS:
-        return "attention"
-    if op_type in MEMORY_OPS:
-        return "memory"
-    return "elementwise"
-
-
-# --------------------------------------------------------------------------- MIL inspection
-
-
-@dataclass(frozen=True)
-class MilOp:
-    """One compute op of an ML Program with its roofline inputs."""
-
-    op_type: str
-    name: str  # its first output's name
-    op_class: str  # conv | matmul | attention | elementwise | memory
-    flops: int
-    bytes: int  # activation inputs + outputs + weights read
-    weight_bytes: int  # the part of ``bytes`` that is weights
-    out_shapes: tuple[tuple[int, ...], ...] = ()
-
-    @property
-    def activation_bytes(self) -> int:
-        return self.bytes - self.weight_bytes
-
-
-@dataclass(frozen=True)
-class MilSummary:
-    """What :func:`inspect_mlprogram` reads from an ML Program."""
-
-    op_histogram: dict[str, int]  # every op type, const and constexpr_* included
-    weight_bytes: int  # stored weights (blob-file consts + float immediate tensors)
-    ops: list[MilOp] = field(default_factory=list)  # compute ops, in program order
-    input_bytes: int = 0
-    output_bytes: int = 0
-
-    @property
-    def flops(self) -> int:
-        return sum(o.flops for o in self.ops)
-
-    @property
-    def bytes(self) -> int:
-        return sum(o.bytes for o in self.ops)
-
-    def by_class(self) -> dict[str, tuple[int, int, int]]:
-        """class -> (op count, FLOPs, bytes)."""
-        out: dict[str, tuple[int, int, int]] = {c: (0, 0, 0) for c in OP_CLASSES}
-        for o in self.ops:
-            n, f, b = out[o.op_class]
-            out[o.op_class] = (n + 1, f + o.flops, b + o.bytes)
-        return out
-
-    def peak_activation_bytes(self) -> int:
-        return max((o.activation_bytes for o in self.ops), default=0)
-
-
-@dataclass
-class _Var:
-    shape: tuple[int, ...]
-    dtype: int
-    weight_bytes: int = 0  # > 0: a weight (const tensor or constexpr output)
-    value: list[Any] | None = None  # immediate values of small consts (bools, ints, strings)
-
-    @property
-    def numel(self) -> int:
-        return math.prod(self.shape)
-
-
-def _bits(dtype: int) -> int:
-    return _FLOAT_TYPES.get(dtype) or _INT_BITS.get(dtype, 32)
-
-
-def _tensor_type(vt: Any) -> tuple[tuple[int, ...], int]:
-    if vt.WhichOneof("type") != "tensorType":
-        return (), 0
-    tt = vt.tensorType
-    dims = []
-    for d in tt.dimensions:
-        dims.append(int(d.constant.size) if d.WhichOneof("dimension") == "constant" else 1)
-    return tuple(dims), int(tt.dataType)
-
-
-def _immediate(val: Any) -> list[Any] | None:
-    if val.WhichOneof("value") != "immediateValue":
-        return None
-    imm = val.immediateValue
-    if imm.WhichOneof("value") != "tensor":
-        return None
-    t = imm.tensor
-    kind = t.WhichOneof("value")
-    if kind is None:
-        return None
-    inner = getattr(t, kind)
-    values = getattr(inner, "values", None)
-    return list(values) if values is not None else None
-
-
-def _load_spec(model: Any) -> Any:
-    ct = import_coremltools()
-    if isinstance(model, (str, Path)):
-        return ct.utils.load_spec(str(model))
-    if hasattr(model, "get_spec"):
-        return model.get_spec()
-    if hasattr(model, "mlProgram"):
-        return model
-    raise TypeError(f"expected an MLModel, a Model spec or a .mlpackage path, not {type(model)}")
-
-
-def _main_block(spec: Any) -> tuple[Any, Any]:
-    if spec.WhichOneof("Type") != "mlProgram":
-        raise ValueError("not an ML Program (convert with convert_to='mlprogram')")
-    funcs = spec.mlProgram.functions
-    fn = funcs["main"] if "main" in funcs else next(iter(funcs.values()))
-    blocks = fn.block_specializations
-    block = blocks[fn.opset] if fn.opset in blocks else next(iter(blocks.values()))
-    return fn, block
-
-
-def _walk(block: Any) -> Iterator[Any]:
-    for op in block.operations:
-        yield op
-        for sub in op.blocks:
-            yield from _walk(sub)
-
-
-def inspect_mlprogram(model: Any, *, float_bytes: int | None = None) -> MilSummary:
-    """Op histogram, weight bytes and per-op FLOPs/bytes of an ML Program.
-
-    ``model``: an ``MLModel``, its spec, or the path of a ``.mlpackage`` / ``.mlmodel``.
-    ``float_bytes``: count float tensors at this width (the device precision: 2 for FP16);
-    ``None`` counts every tensor at its stored type. Compressed weights (palettised indices and
-    look-up tables, quantised ints) always count at their stored size.
-    """
-    spec = _load_spec(model)
-    fn, block = _main_block(spec)
-    env: dict[str, _Var] = {}
-
-    def nbytes(v: _Var) -> int:
-        if float_bytes is not None and v.dtype in _FLOAT_TYPES:
-            return v.numel * float_bytes
-        return (v.numel * _bits(v.dtype) + 7) // 8
-
-    in_bytes = 0
-    for inp in fn.inputs:
-        shape, dtype = _tensor_type(inp.type)
-        env[inp.name] = _Var(shape, dtype)
-        in_bytes += nbytes(env[inp.name])
-
-    def const_var(vtype: Any, val: Any) -> _Var:
-        shape, dtype = _tensor_type(vtype)
-        v = _Var(shape, dtype, value=_immediate(val))
-        if val.WhichOneof("value") == "blobFileValue" or (
-            dtype in _FLOAT_TYPES and len(shape) >= 1
-        ):
-            v.weight_bytes = max(1, nbytes(v))
-        return v
-
-    hist: Counter[str] = Counter()
-    weight_total = 0
-    ops: list[MilOp] = []
-    for op in _walk(block):
-        hist[op.type] += 1
-        if op.type == "const":
-            out = op.outputs[0]
-            v = const_var(out.type, op.attributes["val"])
-            weight_total += v.weight_bytes
-            env[out.name] = v
-            continue
-        args: list[tuple[str, _Var | None]] = []
-        for name, arg in op.inputs.items():
-            for a in arg.arguments:
-                if a.WhichOneof("binding") == "name":
-                    args.append((name, env.get(a.name)))
-                else:  # a value written inline (constexpr ops keep their data this way)
-                    v = const_var(a.value.type, a.value)
-                    weight_total += v.weight_bytes
-                    args.append((name, v))
-        if op.type.startswith("constexpr_"):  # decompressed at load time: a weight
-            for key, attr in op.attributes.items():  # iOS16/17 opsets keep data as attributes
-                if key != "name":
-                    v = const_var(attr.type, attr)
-                    weight_total += v.weight_bytes
-                    args.append((key, v))
-            wb = sum(v.weight_bytes for _, v in args if v is not None)
-            for out in op.outputs:
-                shape, dtype = _tensor_type(out.type)
-                env[out.name] = _Var(shape, dtype, weight_bytes=max(1, wb))
-            continue
-        outs: list[_Var] = []
-        for out in op.outputs:
-            shape, dtype = _tensor_type(out.type)
-            outs.append(_Var(shape, dtype))
-            env[out.name] = outs[-1]
-        act_in = [v for _, v in args if v is not None and not v.weight_bytes and v.value is None]
-        weights = [v for _, v in args if v is not None and v.weight_bytes]
-        w_bytes = sum(v.weight_bytes for v in weights)
-        act_bytes = sum(nbytes(v) for v in act_in) + sum(nbytes(v) for v in outs)
-        named = {name: v for name, v in args if v is not None}
-        cls = op_class(op.type)
-        flops = _op_flops(op.type, cls, named, act_in, outs)
-        ops.append(MilOp(
-            op.type, op.outputs[0].name if op.outputs else op.type, cls, flops,
-            act_bytes + w_bytes, w_bytes, tuple(o.shape for o in outs),
-        ))  # fmt: skip
-    out_bytes = sum(nbytes(env[o]) for o in block.outputs if o in env)
-    return MilSummary(dict(hist), weight_total, ops, in_bytes, out_bytes)
-
-
-def _op_flops(
-    op_type: str, cls: str, named: Mapping[str, _Var], act_in: Sequence[_Var], outs: Sequence[_Var]
-) -> int:
-    out_numel = outs[0].numel if outs else 0
-    if cls == "memory":
-        return 0
-    if op_type == "conv":
-        w = named.get("weight")
-        return 2 * out_numel * (math.prod(w.shape[1:]) if w else 1)
-    if op_type == "conv_transpose":
-        w, x = named.get("weight"), named.get("x")
-        return 2 * (x.numel if x else 0) * (math.prod(w.shape[1:]) if w else 1)
-    if op_type == "linear":
-        w = named.get("weight")
-        return 2 * out_numel * (w.shape[-1] if w and w.shape else 1)
-    if op_type == "matmul":
-        x = named.get("x")
-        tx = named.get("transpose_x")
-        if x is None or not x.shape:
-            return 2 * out_numel
-        transposed = bool(tx and tx.value and tx.value[0])
-        inner = x.shape[-2] if transposed and len(x.shape) >= 2 else x.shape[-1]
-        return 2 * out_numel * inner
-    if op_type == "einsum":
-        return _einsum_flops(named, act_in, out_numel)
-    if op_type == "scaled_dot_product_attention":
-        q, k, v = named.get("query"), named.get("key"), named.get("value")
-        if q is None or k is None or v is None or len(q.shape) < 2 or len(k.shape) < 2:
-            return 2 * out_numel
-        length, e = q.shape[-2], q.shape[-1]
-        s, ev = k.shape[-2], v.shape[-1]
-        b = q.numel // max(1, length * e)
-        return int(2 * b * length * s * (e + ev) + 5 * b * length * s)
-    biggest = max([out_numel, *(v.numel for v in act_in)])
-    return ELEMENTWISE_FLOPS.get(op_type, 1) * biggest
-
-
-def _einsum_flops(named: Mapping[str, _Var], act_in: Sequence[_Var], out_numel: int) -> int:
-    eq = named.get("equation")
-    if eq is None or not eq.value:
-        return 2 * out_numel
-    text = eq.value[0]
-    text = text.decode() if isinstance(text, bytes) else str(text)
-    lhs = text.replace(" ", "").split("->")[0].split(",")
-    sizes: dict[str, int] = {}
-    for term, v in zip(lhs, act_in, strict=False):
-        for letter, n in zip(term, v.shape, strict=False):
-            sizes[letter] = max(sizes.get(letter, 1), n)
-    return 2 * math.prod(sizes.values()) if sizes else 2 * out_numel
 
 
 # --------------------------------------------------------------------------- the roofline
@@ -475,20 +147,6 @@ def roofline(summary: MilSummary, est: Estimator) -> RooflineEstimate:
 
 
 # --------------------------------------------------------------------------- conversion
-
-
-def import_coremltools() -> Any:
-    """coremltools, imported without its import-time warnings (torch version, missing libs)."""
-    log = logging.getLogger("coremltools")
-    level = log.level
-    log.setLevel(logging.ERROR)
-    try:
-        import coremltools as ct
-    except ImportError as e:  # pragma: no cover - a hard dependency
-        raise ImportError(f"the Core ML profiler needs coremltools: {e}") from None
-    finally:
-        log.setLevel(level)
-    return ct
 
 
 @contextlib.contextmanager

@@ -12,8 +12,7 @@ import csv
 import re
 from pathlib import Path
 
-from nas.cost._rows import RowSpec
-from nas.cost._table import Table, TableRow
+from nas.cost import RowSpec, Table, TableRow
 from nas.errors import NasError
 from profilers._base import now_iso
 from profilers._devices import Device

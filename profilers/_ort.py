@@ -42,8 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nas.cost._rows import RowSpec
-from nas.cost._table import TableRow
+from nas.cost import RowSpec, TableRow
 from profilers._base import TimingProtocol, measured_row, time_repeats
 from profilers._blocks import RowModule
 from profilers._devices import Device

@@ -18,11 +18,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from nas.cost._backbone import backbone_block_cost
-from nas.cost._rows import RowSpec, backbone_row, rows_for_space, temporal_row
-from nas.cost._table import Table, TableRow
-from nas.cost._temporal import temporal_op_cost
-from nas.cost._types import BlockCost
+from nas.cost import (
+    BlockCost,
+    RowSpec,
+    Table,
+    TableRow,
+    backbone_block_cost,
+    backbone_row,
+    rows_for_space,
+    temporal_op_cost,
+    temporal_row,
+)
 from nas.errors import NasError
 from nas.space import SearchSpace
 from profilers._base import Profiler, TimingProtocol, now_iso
@@ -125,40 +131,13 @@ def profile_space(
     folder = Path(folder)
     prof = profiler or get_profiler(device.backend)
     versions = prof.versions()
-    table = Table.load(folder) if (folder / "table.csv").is_file() else Table()
+    table = _open_table(folder, device)
     old = table.meta
-    if old.get("device", {}).get("name", device.name) != device.name:
-        raise NasError(
-            f"{folder} holds a table for device {old['device']['name']!r}, not {device.name!r}; "
-            "use another --out folder"
-        )
     stale_all = bool(old) and old.get("versions") != versions
     rows = rows_for_space(space, device.precision)
     analytic = analytic_costs(space, device.precision)
-    todo: list[RowSpec] = []
-    kept = 0
-    for r in rows:
-        have = table.get(r)
-        if force or stale_all or have is None or have.source == "failed":
-            todo.append(r)
-        else:
-            kept += 1
-    if limit is not None:
-        todo = todo[:limit]
-    spaces = sorted(set(old.get("spaces", [])) | {f"{space.name}@{space.hash}"})
-    table.meta = {
-        **old,
-        "device": _device_meta(device),
-        "backend": prof.name,
-        "versions": versions,
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "git_revision": _git_revision(),
-        "protocol": protocol.to_dict(),
-        "spaces": spaces,
-        "updated": now_iso(),
-    }
-    table.meta.setdefault("created", table.meta["updated"])
+    todo, kept = _rows_to_measure(table, rows, redo_all=force or stale_all, limit=limit)
+    table.meta = _table_meta(old, space, device, prof.name, versions, protocol)
     if stale_all:
         table.meta["note"] = "re-measured: tool versions changed since the previous run"
     table.save(folder)
@@ -169,72 +148,149 @@ def profile_space(
         from tqdm import tqdm
 
         bar = tqdm(total=len(todo), desc=f"profile {device.name}", unit="row", dynamic_ncols=True)
-    budget_bytes = device.memory_budget_mb * 2**20
     interrupted = False
-    # Ctrl-C asks to stop after the row in flight is saved (libraries such as exporters may
-    # swallow a KeyboardInterrupt raised inside them); a second Ctrl-C stops at once.
-    stop_requested = False
+    stop = _SigintStop()
+    try:
+        with stop:
+            for spec in todo:
+                if stop.requested:
+                    interrupted = True
+                    break
+                if bar is not None:
+                    bar.set_postfix_str(spec.key[:60])
+                row = _measure_row(spec, analytic.get(spec.key), device, prof, protocol)
+                table.put(row)
+                table.save(folder)
+                (failed if row.source == "failed" else done).append(spec.key)
+                if on_row is not None:
+                    on_row(row)
+                if bar is not None:
+                    bar.update(1)
+            interrupted = interrupted or stop.requested
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if bar is not None:
+            bar.close()
+    return ProfileReport(table, folder, done, failed, kept, interrupted)
 
-    def on_sigint(signum: int, frame: object) -> None:
-        nonlocal stop_requested
-        if stop_requested:
+
+def _open_table(folder: Path, device: Device) -> Table:
+    """The table already in ``folder`` (to resume), or a new one; never another device's."""
+    table = Table.load(folder) if (folder / "table.csv").is_file() else Table()
+    old = table.meta
+    if old.get("device", {}).get("name", device.name) != device.name:
+        raise NasError(
+            f"{folder} holds a table for device {old['device']['name']!r}, not {device.name!r}; "
+            "use another --out folder"
+        )
+    return table
+
+
+def _rows_to_measure(
+    table: Table, rows: list[RowSpec], *, redo_all: bool, limit: int | None
+) -> tuple[list[RowSpec], int]:
+    """The rows to (re-)measure, in order, at most ``limit``; and how many present rows are kept."""
+    todo: list[RowSpec] = []
+    kept = 0
+    for r in rows:
+        have = table.get(r)
+        if redo_all or have is None or have.source == "failed":
+            todo.append(r)
+        else:
+            kept += 1
+    if limit is not None:
+        todo = todo[:limit]
+    return todo, kept
+
+
+def _table_meta(
+    old: dict[str, Any],
+    space: SearchSpace,
+    device: Device,
+    backend: str,
+    versions: dict[str, str],
+    protocol: TimingProtocol,
+) -> dict[str, Any]:
+    """``meta.json`` of this run: the old one updated with the device, tools and protocol."""
+    spaces = sorted(set(old.get("spaces", [])) | {f"{space.name}@{space.hash}"})
+    meta = {
+        **old,
+        "device": _device_meta(device),
+        "backend": backend,
+        "versions": versions,
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "git_revision": _git_revision(),
+        "protocol": protocol.to_dict(),
+        "spaces": spaces,
+        "updated": now_iso(),
+    }
+    meta.setdefault("created", meta["updated"])
+    return meta
+
+
+def _measure_row(
+    spec: RowSpec,
+    cost: BlockCost | None,
+    device: Device,
+    prof: Profiler,
+    protocol: TimingProtocol,
+) -> TableRow:
+    """One row: measured, or ``failed`` with the reason (over the memory budget, an error)."""
+    need = None
+    if cost is not None:
+        bpe = 2 if device.precision == "fp16" else 4
+        need = cost.params * bpe + cost.peak_bytes + cost.out_bytes
+    if need is not None and need > device.memory_budget_mb * 2**20:
+        return TableRow(
+            spec,
+            "failed",
+            flops=2 * cost.macs if cost else None,
+            reason=f"estimated memory {need / 2**20:.0f} MB exceeds the device budget "
+            f"{device.memory_budget_mb:.0f} MB; not run",
+            measured_at=now_iso(),
+        )
+    try:
+        built = build_row_module(spec)
+        row = prof.measure(spec, built, device, protocol)
+        if row.flops is None and cost is not None:
+            row = replace(row, flops=2 * cost.macs)
+        return row
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except MemoryError:
+        return TableRow(spec, "failed", reason="out of memory", measured_at=now_iso())
+    except Exception as e:  # a backend failure is data: record it, go on
+        msg = " ".join(f"{type(e).__name__}: {e}".split())[:300]
+        return TableRow(spec, "failed", reason=msg, measured_at=now_iso())
+
+
+class _SigintStop:
+    """While entered, Ctrl-C asks to stop after the row in flight is saved (libraries such as
+    exporters may swallow a KeyboardInterrupt raised inside them); a second Ctrl-C stops at once.
+
+    The handler is installed only in the main thread, the only one that may set one.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old_handler: Any = None
+
+    def _on_sigint(self, signum: int, frame: object) -> None:
+        if self.requested:
             raise KeyboardInterrupt
-        stop_requested = True
+        self.requested = True
         print(
             "\ninterrupt: saving the current row, then stopping (Ctrl-C again to stop now)",
             file=sys.stderr,
         )
 
-    old_handler = None
-    if threading.current_thread() is threading.main_thread():
-        old_handler = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        for spec in todo:
-            if stop_requested:
-                interrupted = True
-                break
-            if bar is not None:
-                bar.set_postfix_str(spec.key[:60])
-            cost = analytic.get(spec.key)
-            need = None
-            if cost is not None:
-                bpe = 2 if device.precision == "fp16" else 4
-                need = cost.params * bpe + cost.peak_bytes + cost.out_bytes
-            if need is not None and need > budget_bytes:
-                row = TableRow(
-                    spec,
-                    "failed",
-                    flops=2 * cost.macs if cost else None,
-                    reason=f"estimated memory {need / 2**20:.0f} MB exceeds the device budget "
-                    f"{device.memory_budget_mb:.0f} MB; not run",
-                    measured_at=now_iso(),
-                )
-            else:
-                try:
-                    built = build_row_module(spec)
-                    row = prof.measure(spec, built, device, protocol)
-                    if row.flops is None and cost is not None:
-                        row = replace(row, flops=2 * cost.macs)
-                except (KeyboardInterrupt, SystemExit):
-                    raise
-                except MemoryError:
-                    row = TableRow(spec, "failed", reason="out of memory", measured_at=now_iso())
-                except Exception as e:  # a backend failure is data: record it, go on
-                    msg = " ".join(f"{type(e).__name__}: {e}".split())[:300]
-                    row = TableRow(spec, "failed", reason=msg, measured_at=now_iso())
-            table.put(row)
-            table.save(folder)
-            (failed if row.source == "failed" else done).append(spec.key)
-            if on_row is not None:
-                on_row(row)
-            if bar is not None:
-                bar.update(1)
-        interrupted = interrupted or stop_requested
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        if old_handler is not None:
-            signal.signal(signal.SIGINT, old_handler)
-        if bar is not None:
-            bar.close()
-    return ProfileReport(table, folder, done, failed, kept, interrupted)
+    def __enter__(self) -> _SigintStop:
+        if threading.current_thread() is threading.main_thread():
+            self._old_handler = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._old_handler is not None:
+            signal.signal(signal.SIGINT, self._old_handler)

@@ -19,25 +19,28 @@ from typing import Any
 
 import numpy as np
 
-from nas.cost import CostModel, Table
-from nas.cost._rows import RowSpec
-from nas.cost._table import atomic_write_text
+from nas.cost import CostModel, RowSpec, Table
 from nas.errors import NasError
-from nas.space import Arch, SearchSpace, arch_from_indices, arch_indices, sample_arch, with_geometry
+from nas.fileio import atomic_write_text
+from nas.space import (
+    Arch,
+    GeometryOverride,
+    SearchSpace,
+    arch_from_indices,
+    arch_indices,
+    sample_arch,
+    with_geometry,
+)
 from profilers._base import TimingProtocol
 from profilers._blocks import RowModule
 from profilers._devices import Device
 from profilers._runner import get_profiler, profile_space
 
-__all__ = ["DEFAULT_VALIDATION_GEOMETRY", "ValidationResult", "validate_latency"]
+__all__ = ["DEFAULT_VALIDATION_GEOMETRY", "ValidationResult", "summarize", "validate_latency"]
 
-DEFAULT_VALIDATION_GEOMETRY: dict[str, Any] = {
-    "frames": 4,
-    "latent_height": 16,
-    "latent_width": 16,
-    "batch": 1,
-    "cfg": False,
-}
+DEFAULT_VALIDATION_GEOMETRY = GeometryOverride(
+    frames=4, latent_height=16, latent_width=16, batch=1, cfg=False
+)
 
 
 @dataclass
@@ -128,7 +131,7 @@ def validate_latency(
     *,
     samples: int = 20,
     seed: int = 0,
-    geometry: dict[str, Any] | None = None,
+    geometry: GeometryOverride | dict[str, Any] | None = None,  # over the default
     protocol: TimingProtocol | None = None,
     progress: bool = True,
 ) -> ValidationResult:
@@ -137,10 +140,8 @@ def validate_latency(
         raise NasError("--samples must be at least 2 (a rank correlation needs two arches)")
     protocol = protocol or TimingProtocol()
     folder = Path(folder)
-    try:
-        vspace = with_geometry(space, **{**DEFAULT_VALIDATION_GEOMETRY, **(geometry or {})})
-    except TypeError as e:
-        raise NasError(f"--geometry: {e}") from None
+    override = DEFAULT_VALIDATION_GEOMETRY.merged(GeometryOverride.coerce(geometry))
+    vspace = with_geometry(space, **override.to_dict())
     # 1. the per-row table at the validation geometry (resumable)
     rep = profile_space(vspace, device, folder / "table", protocol=protocol, progress=progress)
     if rep.interrupted:

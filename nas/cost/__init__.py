@@ -1,21 +1,46 @@
 """Analytic costs: parameters, MACs and activation bytes, without building a model."""
 
 from nas.cost._backbone import backbone_block_cost
-from nas.cost._model import ArchEstimate, CostModel, MissingRowsError
-from nas.cost._rows import RowSpec, arch_rows, backbone_row, rows_for_space, temporal_row
+from nas.cost._breakdown import BlockCell, CostBreakdown, CostParts, merge_cells, where_of
+from nas.cost._model import MIB, ArchEstimate, CostModel, MissingRowsError
+from nas.cost._rows import (
+    RowOption,
+    RowSpec,
+    arch_rows,
+    backbone_row,
+    rows_for_space,
+    temporal_row,
+)
 from nas.cost._summary import ArchCost, arch_cost, backbone_costs, space_summary
-from nas.cost._table import Table, TableRow, find_table, shipped_tables
+from nas.cost._table import (
+    TABLES_ENV,
+    Table,
+    TableMeta,
+    TableRow,
+    find_table,
+    shipped_alternative,
+    shipped_tables,
+    table_search_path,
+    user_tables,
+)
 from nas.cost._temporal import temporal_op_cost
 from nas.cost._types import BlockCost
 
 __all__ = [
+    "MIB",
+    "TABLES_ENV",
     "ArchCost",
     "ArchEstimate",
+    "BlockCell",
     "BlockCost",
+    "CostBreakdown",
     "CostModel",
+    "CostParts",
     "MissingRowsError",
+    "RowOption",
     "RowSpec",
     "Table",
+    "TableMeta",
     "TableRow",
     "arch_cost",
     "arch_rows",
@@ -23,9 +48,14 @@ __all__ = [
     "backbone_costs",
     "backbone_row",
     "find_table",
+    "merge_cells",
     "rows_for_space",
+    "shipped_alternative",
     "shipped_tables",
     "space_summary",
+    "table_search_path",
     "temporal_op_cost",
     "temporal_row",
+    "user_tables",
+    "where_of",
 ]

@@ -11,8 +11,7 @@ time embedding runs once per video, at ``effective_batch``.
 from __future__ import annotations
 
 from nas.cost._types import BlockCost
-from nas.space._schema import Geometry
-from nas.space._unet import Block, UNetConfig
+from nas.space import Block, Geometry, UNetConfig
 
 __all__ = ["BlockCost", "backbone_block_cost"]
 

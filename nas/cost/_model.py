@@ -12,15 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
 from nas.cost._backbone import backbone_block_cost
+from nas.cost._breakdown import BlockCell, CostBreakdown, CostParts, where_of
 from nas.cost._rows import RowSpec, backbone_row, rows_for_space, temporal_row
 from nas.cost._table import Table, TableRow
 from nas.cost._temporal import temporal_op_cost
 from nas.errors import NasError
-from nas.space import Arch, Block, SearchSpace, arch_indices
+from nas.space import Arch, Block, OpChoice, SearchSpace, arch_indices
 
 __all__ = ["ArchEstimate", "CostModel", "MissingRowsError"]
 
@@ -28,16 +30,31 @@ MIB = float(2**20)
 
 
 class MissingRowsError(NasError):
-    """The table lacks rows the space needs; lists them and the command that fills them."""
+    """The table lacks rows the space needs; lists them and the command that fills them.
 
-    def __init__(self, missing: Sequence[RowSpec], device: str, space: SearchSpace) -> None:
+    ``folder`` is the table's folder (``Table.folder``), when known: if the table shipped for
+    ``device`` has every missing row, the message says so (a stale local table shadows it).
+    """
+
+    def __init__(
+        self,
+        missing: Sequence[RowSpec],
+        device: str,
+        space: SearchSpace,
+        folder: str | Path | None = None,
+    ) -> None:
+        from nas.cost._table import shipped_alternative
+
         self.missing = list(missing)
+        self.folder = folder
         shown = ", ".join(r.key for r in self.missing[:5])
         more = f" and {len(self.missing) - 5} more" if len(self.missing) > 5 else ""
         where = space.source or "SPACE.yaml"
+        alternative = shipped_alternative(device, folder, self.missing)
         super().__init__(
             f"the {device} table lacks {len(self.missing)} row(s) this space needs: {shown}{more}; "
             f"fill them with: nas profile --device {device} --space {where}"
+            + (f"; {alternative}" if alternative else "")
         )
 
 
@@ -59,8 +76,23 @@ def _quantile_col(quantile: str) -> str:
     return f"latency_ms_{quantile}"
 
 
+@dataclass(frozen=True)
+class _Walk:
+    """One step of the backbone in execution order: its cells, its activation peak, and the
+    skip connections live at each temporal slot."""
+
+    wheres: tuple[str, ...]
+    cells: tuple[BlockCell, ...]
+    peak_mb: float
+    skip_live_at_slot: dict[str, float]
+
+
 class CostModel:
-    """Latency and peak memory of arches of ``space`` on the device ``table`` describes."""
+    """Latency and peak memory of arches of ``space`` on the device ``table`` describes.
+
+    :meth:`evaluate` gives an arch's totals, :meth:`breakdown` its per-block cells (the one
+    source of them: the dashboard draws these), :meth:`evaluate_indices` many arches at once.
+    """
 
     def __init__(
         self,
@@ -77,7 +109,8 @@ class CostModel:
         self.device = str(device.get("name", "unknown"))
         self.precision = str(device.get("precision", space.geometry.precision))
         self.memory_budget_mb = float(device.get("memory_budget_mb", float("inf")))
-        col = _quantile_col(quantile)
+        self.quantile = quantile
+        self._col = _quantile_col(quantile)
         missing = table.missing(rows_for_space(space, self.precision))
         if missing:
             raise MissingRowsError(missing, self.device, space)
@@ -87,99 +120,117 @@ class CostModel:
         self.overhead_mb = float(
             overhead_mb if overhead_mb is not None else table.meta.get("overhead_mb", 0.0)
         )
-        geo = replace(space.geometry, precision=self.precision)
-        bpe = geo.bytes_per_element
-        cfg = space.backbone.config
+        self._geo = replace(space.geometry, precision=self.precision)
+        self._sources: set[str] = set()
+        walk = self._walk_backbone()
+        self._skip_live = walk.skip_live_at_slot
+        self._bb_ms = sum(c.ms for c in walk.cells)
+        self._bb_weights_mb = sum(c.weights_mb for c in walk.cells)
+        self._bb_peak_mb = walk.peak_mb
+        # per group and choice: its cells (one per slot), latency, weights, activation peak
+        choice_cells: list[tuple[tuple[BlockCell, ...], ...]] = []
+        self._g_act: list[np.ndarray] = []
+        for g in space.groups:
+            per_choice = [self._choice_cells(c, g.slots) for c in g.choices]
+            choice_cells.append(tuple(cells for cells, _ in per_choice))
+            self._g_act.append(np.asarray([act for _, act in per_choice]))
+        self._g_ms = [np.asarray([sum(c.ms for c in cs) for cs in g]) for g in choice_cells]
+        self._g_w = [np.asarray([sum(c.weights_mb for c in cs) for cs in g]) for g in choice_cells]
+        self.parts = CostParts(
+            walk.wheres, walk.cells, tuple(choice_cells), self.overhead_ms, self.overhead_mb
+        )
+        self.sources = tuple(sorted(self._sources))
 
-        def lat(r: TableRow) -> float:
-            v = getattr(r, col)
-            v = r.latency_ms_p50 if v is None else v
-            assert v is not None  # `missing` above rejected rows without a latency
-            return float(v)
+    # -- building the lookups ----------------------------------------------------------------
 
-        def work_mb(r: TableRow, analytic_in: int, analytic_peak: int, params: int) -> float:
-            """A block's own activation working set: its measured peak minus its weights where
-            the table has a peak, else the analytic input plus its largest tensor."""
-            weights = (r.weight_bytes if r.weight_bytes is not None else params * bpe) / MIB
-            if r.peak_mem_mb is not None and r.peak_mem_mb > weights:
-                return float(r.peak_mem_mb - weights)
-            return (analytic_in + analytic_peak) / MIB
+    def _row(self, spec: RowSpec) -> TableRow:
+        r = self.table.rows[spec.key]
+        self._sources.add(r.source)
+        return r
 
-        sources: set[str] = set()
-        n = geo.effective_batch * geo.frames  # spatial blocks run frames folded into the batch
+    def _lat(self, r: TableRow) -> float:
+        v = getattr(r, self._col)
+        v = r.latency_ms_p50 if v is None else v
+        assert v is not None  # __init__ rejected tables without these rows' latency
+        return float(v)
 
-        def in_bytes(blk: Block) -> int:
-            if blk.kind == "time_embed":
-                return geo.effective_batch * blk.in_channels * bpe
-            return n * blk.in_channels * blk.height * blk.width * bpe
+    def _weights_mb(self, r: TableRow, params: int) -> float:
+        w = r.weight_bytes if r.weight_bytes is not None else params * self._geo.bytes_per_element
+        return float(w / MIB)
 
-        # Walk one step in execution order. The skips the up path needs are pushed after
-        # conv_in, after each down pair (its temporal slot ends the pair) and after each
-        # downsampler, and each up ResNet pops one (its concat input).
-        self._bb_ms = 0.0
-        self._bb_weights_mb = 0.0
-        bb_points: list[float] = []
-        skip_live_at_slot: dict[str, float] = {}
+    def _work_mb(self, r: TableRow, analytic_in: int, analytic_peak: int, params: int) -> float:
+        """A block's own activation working set: its measured peak minus its weights where the
+        table has a peak, else the analytic input plus its largest tensor."""
+        weights = self._weights_mb(r, params)
+        if r.peak_mem_mb is not None and r.peak_mem_mb > weights:
+            return float(r.peak_mem_mb - weights)
+        return (analytic_in + analytic_peak) / MIB
+
+    def _in_bytes(self, blk: Block) -> int:
+        geo = self._geo
+        if blk.kind == "time_embed":
+            return geo.effective_batch * blk.in_channels * geo.bytes_per_element
+        # spatial blocks run with the frames folded into the batch
+        return geo.spatial_batch * blk.in_channels * blk.height * blk.width * geo.bytes_per_element
+
+    def _walk_backbone(self) -> _Walk:
+        """Walk one step in execution order. The skips the up path needs are pushed after
+        conv_in, after each down pair (its temporal slot ends the pair) and after each
+        downsampler, and each up ResNet pops one (its concat input)."""
+        space, geo = self.space, self._geo
+        wheres: list[str] = []
+        cells: list[BlockCell] = []
+        points: list[float] = []
+        skip_live: dict[str, float] = {}
         skips: list[float] = []
         held = 0.0
         for b in space.blocks:
+            w = where_of(b.stage, b.level)
+            if w not in wheres:
+                wheres.append(w)
             if b.kind == "temporal":
-                skip_live_at_slot[b.name] = held
+                skip_live[b.name] = held
                 if b.stage == "down":
-                    skips.append(n * b.out_channels * b.height * b.width * bpe / MIB)
+                    skips.append(
+                        geo.spatial_batch
+                        * b.out_channels
+                        * b.height
+                        * b.width
+                        * geo.bytes_per_element
+                        / MIB
+                    )
                     held += skips[-1]
                 continue
-            r = table.rows[backbone_row(b, space, self.precision).key]
-            sources.add(r.source)
-            c = backbone_block_cost(b, cfg, geo)
-            self._bb_ms += lat(r)
-            self._bb_weights_mb += (
-                r.weight_bytes if r.weight_bytes is not None else c.params * bpe
-            ) / MIB
+            r = self._row(backbone_row(b, space, self.precision))
+            c = backbone_block_cost(b, space.backbone.config, geo)
+            cells.append(BlockCell(w, b.kind, False, self._lat(r), self._weights_mb(r, c.params)))
             if b.stage == "up" and b.kind == "resnet":
                 held -= skips.pop()  # now part of this block's input
-            bb_points.append(held + work_mb(r, in_bytes(b), c.peak_bytes, c.params))
-            if b.kind == "conv_in" or b.kind == "downsample":
+            points.append(held + self._work_mb(r, self._in_bytes(b), c.peak_bytes, c.params))
+            if b.kind in ("conv_in", "downsample"):
                 skips.append(c.out_bytes / MIB)
                 held += skips[-1]
-        self._bb_peak_mb = max(bb_points)
-        # per group and choice: latency, weights, activation peak at its slots
-        self._g_ms: list[np.ndarray] = []
-        self._g_w: list[np.ndarray] = []
-        self._g_act: list[np.ndarray] = []
-        self._slot_ms: list[list[dict[str, float]]] = []
-        for g in space.groups:
-            ms, w, act, per = [], [], [], []
-            for choice in g.choices:
-                t_ms = t_w = 0.0
-                t_act = 0.0
-                per_slot: dict[str, float] = {}
-                for sname in g.slots:
-                    if choice.op == "none":
-                        per_slot[sname] = 0.0
-                        continue
-                    slot = space.slot(sname)
-                    r = table.rows[temporal_row(choice, slot, space, self.precision).key]
-                    sources.add(r.source)
-                    c = temporal_op_cost(choice, slot, geo)
-                    per_slot[sname] = lat(r)
-                    t_ms += lat(r)
-                    t_w += (r.weight_bytes if r.weight_bytes is not None else c.params * bpe) / MIB
-                    t_act = max(
-                        t_act,
-                        skip_live_at_slot[sname] + work_mb(r, c.out_bytes, c.peak_bytes, c.params),
-                    )
-                ms.append(t_ms)
-                w.append(t_w)
-                act.append(t_act)
-                per.append(per_slot)
-            self._g_ms.append(np.asarray(ms))
-            self._g_w.append(np.asarray(w))
-            self._g_act.append(np.asarray(act))
-            self._slot_ms.append(per)
-        self.sources = tuple(sorted(sources))
+        return _Walk(tuple(wheres), tuple(cells), max(points), skip_live)
 
-    # -- vectorised core ---------------------------------------------------------------------
+    def _choice_cells(
+        self, choice: OpChoice, slots: Sequence[str]
+    ) -> tuple[tuple[BlockCell, ...], float]:
+        """A choice's cells (one per slot of its group) and its activation peak at them."""
+        if choice.op == "none":
+            return (), 0.0
+        cells: list[BlockCell] = []
+        act = 0.0
+        for sname in slots:
+            slot = self.space.slot(sname)
+            r = self._row(temporal_row(choice, slot, self.space, self.precision))
+            c = temporal_op_cost(choice, slot, self._geo)
+            w = where_of(slot.stage, slot.level)
+            cells.append(BlockCell(w, choice.op, True, self._lat(r), self._weights_mb(r, c.params)))
+            work = self._work_mb(r, c.out_bytes, c.peak_bytes, c.params)
+            act = max(act, self._skip_live[sname] + work)
+        return tuple(cells), act
+
+    # -- evaluation --------------------------------------------------------------------------
 
     def evaluate_indices(self, indices: np.ndarray) -> dict[str, np.ndarray]:
         """Arrays for ``(n, groups)`` choice indices: latency per step (ms) and per video (s),
@@ -207,8 +258,10 @@ class CostModel:
         idx = arch_indices(self.space, arch)
         out = self.evaluate_indices(np.asarray([idx]))
         per_slot: dict[str, float] = {s.name: 0.0 for s in self.space.slots}
-        for j, i in enumerate(idx):
-            per_slot.update(self._slot_ms[j][i])
+        for j, (g, i) in enumerate(zip(self.space.groups, idx, strict=True)):
+            cells = self.parts.choices[j][i]  # one per slot of the group, none for "none"
+            for sname, cell in zip(g.slots, cells, strict=False):
+                per_slot[sname] = cell.ms
         return ArchEstimate(
             latency_ms_step=float(out["latency_ms_step"][0]),
             latency_s_video=float(out["latency_s_video"][0]),
@@ -216,4 +269,23 @@ class CostModel:
             weights_mb=float(out["weights_mb"][0]),
             per_slot_ms=per_slot,
             sources=self.sources,
+        )
+
+    def breakdown(self, arch: Arch) -> CostBreakdown:
+        """The arch's per-block cells (merged by level and kind) and totals, on this device."""
+        idx = arch_indices(self.space, arch)
+        e = self.evaluate_indices(np.asarray([idx]))
+        weights = float(e["weights_mb"][0])
+        peak = float(e["peak_mem_mb"][0])
+        return CostBreakdown(
+            arch_id=arch.arch_id,
+            cells=self.parts.compose(idx),
+            overhead_ms=self.overhead_ms,
+            latency_ms_step=float(e["latency_ms_step"][0]),
+            steps=self.space.geometry.steps,
+            latency_s_video=float(e["latency_s_video"][0]),
+            weights_mb=weights,
+            activation_mb=peak - weights - self.overhead_mb,
+            overhead_mb=self.overhead_mb,
+            peak_mem_mb=peak,
         )

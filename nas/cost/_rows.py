@@ -6,13 +6,34 @@ its ``key`` is the canonical text the tables are indexed by.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from functools import cached_property
 
-from nas.space import Arch, Block, OpChoice, SearchSpace, Slot
+from nas.space import OPS, Arch, Block, OpChoice, SearchSpace, Slot
 
-__all__ = ["RowSpec", "arch_rows", "backbone_row", "rows_for_space", "temporal_row"]
+__all__ = ["RowOption", "RowSpec", "arch_rows", "backbone_row", "rows_for_space", "temporal_row"]
 
 BACKBONE_KINDS = ("conv_in", "time_embed", "resnet", "attn", "downsample", "upsample", "conv_out")
+
+# An option value of a row: an int, a flag, a word, or a text shape (length, width) "LxD".
+RowOption = int | bool | str | tuple[int, int]
+# The type of every option that is not a temporal op's own (those are typed by nas.space.OPS):
+# backbone block parameters, and the module details a temporal row records.
+_OPTION_TYPES: dict[str, type] = {
+    "cin": int,  # input channels
+    "k": int,  # kernel size
+    "flip": bool,  # time embedding: flip_sin_to_cos
+    "shift": int,  # time embedding: freq_shift
+    "temb": int,  # time-embedding width
+    "groups": int,  # GroupNorm groups
+    "heads": int,
+    "layers": int,  # transformer layers
+    "text": tuple,  # the text embeddings' shape, "LxD"
+    "linear": bool,  # use_linear_projection
+    "pad": int,  # downsample padding
+}
+_MODULE_DETAILS = ("groups", "text")  # recorded on temporal rows; not op options
 
 
 @dataclass(frozen=True)
@@ -20,8 +41,9 @@ class RowSpec:
     """One thing to measure: an op or block at one shape, batch and precision.
 
     ``channels`` is the block's output channels; ``height``/``width`` its input size; ``batch``
-    the effective batch (spatial blocks run at ``batch * frames``). ``options`` holds the
-    canonical ``k=v`` options: a temporal op's options, or a backbone block's parameters.
+    the effective batch (spatial blocks run at :attr:`spatial_batch`). ``options`` is the
+    canonical ``k=v,...`` text (as in the key and the CSV): a temporal op's options, or a
+    backbone block's parameters; :attr:`params` holds them typed.
     """
 
     op: str
@@ -44,40 +66,83 @@ class RowSpec:
     def is_temporal(self) -> bool:
         return self.op not in BACKBONE_KINDS
 
+    @property
+    def spatial_batch(self) -> int:
+        """The batch a spatial block runs at: ``batch * frames`` (frames folded into it)."""
+        return self.batch * self.frames
+
     def option_dict(self) -> dict[str, str]:
+        """The options as written: ``{"kernel": "3", ...}``; :attr:`params` has them typed."""
         if not self.options:
             return {}
         return dict(kv.split("=", 1) for kv in self.options.split(","))
 
+    @cached_property
+    def params(self) -> dict[str, RowOption]:
+        """The options typed: a temporal op's by its allowed values (``nas.space.OPS``), the
+        rest by their known kinds. Parsed once; a ``ValueError`` names a malformed option."""
+        spec = OPS.get(self.op) if self.is_temporal else None
+        out: dict[str, RowOption] = {}
+        for name, text in self.option_dict().items():
+            if spec is not None and name in spec.option_names:
+                allowed = spec.option(name).allowed
+                typed = [a for a in allowed if _text(a) == text]
+                if not typed:
+                    shown = ", ".join(_text(a) for a in allowed)
+                    raise ValueError(f"{self.key}: {name}={text} is not one of [{shown}]")
+                out[name] = typed[0]
+            else:
+                out[name] = _typed(self.key, name, text)
+        return out
+
     def choice(self) -> OpChoice:
-        """The temporal op choice of a temporal row (option values typed back)."""
+        """The temporal op choice of a temporal row."""
         if not self.is_temporal:
             raise ValueError(f"{self.op} is a backbone block, not a temporal op")
-        opts: dict[str, object] = {}
-        for k, v in self.option_dict().items():
-            if k in ("text", "groups"):  # module details, not op options
-                continue
-            opts[k] = v == "true" if v in ("true", "false") else int(v) if v.isdigit() else v
+        opts = {k: v for k, v in self.params.items() if k not in _MODULE_DETAILS}
         return OpChoice.make(self.op, **opts)
 
     def to_dict(self) -> dict[str, object]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-def _opts(**kw: object) -> str:
-    return ",".join(f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in kw.items())
+def _text(value: RowOption) -> str:
+    """An option value as a row key writes it: ``true``, ``3``, ``77x768``."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple):
+        return "x".join(str(v) for v in value)
+    return str(value)
+
+
+def _typed(key: str, name: str, text: str) -> RowOption:
+    kind = _OPTION_TYPES.get(name)
+    if kind is None:
+        raise ValueError(f"{key}: unknown option {name!r}")
+    if kind is bool and text in ("true", "false"):
+        return text == "true"
+    if kind is int and re.fullmatch(r"-?\d+", text):
+        return int(text)
+    if kind is tuple and re.fullmatch(r"\d+x\d+", text):
+        length, width = text.split("x")
+        return int(length), int(width)
+    wanted = {bool: "true or false", int: "an integer", tuple: "a shape LxD"}[kind]
+    raise ValueError(f"{key}: {name}={text} is not {wanted}")
+
+
+def _opts(**kw: RowOption) -> str:
+    return ",".join(f"{k}={_text(v)}" for k, v in kw.items())
 
 
 def temporal_row(choice: OpChoice, slot: Slot, space: SearchSpace, precision: str) -> RowSpec:
     g = space.geometry
-    opts = choice.key[len(choice.op) + 1 : -1] if choice.options else ""
     # the GroupNorm groups, and for cross-attention the text shape, complete the module
-    opts = f"{opts},groups={space.backbone.config.norm_num_groups}"
+    details: dict[str, RowOption] = {"groups": space.backbone.config.norm_num_groups}
     if choice.op.startswith("x"):
-        opts = f"{opts},text={g.text_length}x{g.text_dim}"
+        details["text"] = (g.text_length, g.text_dim)
     return RowSpec(
         choice.op,
-        opts,
+        _opts(**dict(choice.options), **details),
         slot.channels,
         g.frames,
         slot.height,
@@ -101,7 +166,7 @@ def backbone_row(block: Block, space: SearchSpace, precision: str) -> RowSpec:
             heads=block.heads,
             layers=block.layers,
             groups=cfg.norm_num_groups,
-            text=f"{g.text_length}x{g.text_dim}",
+            text=(g.text_length, g.text_dim),
             linear=cfg.use_linear_projection,
         )
     elif kind == "downsample":

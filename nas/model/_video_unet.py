@@ -11,8 +11,15 @@ import torch
 from torch import nn
 
 from nas.errors import NasError
-from nas.space import Arch, Geometry, OpChoice, SearchSpace, UNetConfig, check_geometry
-from nas.space._unet import plan_blocks
+from nas.space import (
+    Arch,
+    Geometry,
+    OpChoice,
+    SearchSpace,
+    UNetConfig,
+    check_geometry,
+    plan_blocks,
+)
 
 from ._temporal import make_temporal_op
 

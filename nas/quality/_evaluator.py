@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.errors import NasError
+from nas.fileio import atomic_write_bytes
 from nas.quality._data import (
     DEFAULT_BACKGROUND,
     DIFFICULTIES,
@@ -405,14 +406,11 @@ def _mix(*parts: int) -> int:
 
 
 def _save(path: Path, model: VideoEvaluator) -> None:
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     meta = {"format": _FORMAT, "config": json.dumps(asdict(model.config), sort_keys=True)}
-    save_file(tensors, str(tmp), metadata=meta)
-    tmp.replace(path)  # never a half-written cache file
+    atomic_write_bytes(path, save(tensors, metadata=meta))  # never a half-written cache file
 
 
 def _load(path: Path, config: EvaluatorConfig) -> VideoEvaluator:

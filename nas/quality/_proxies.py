@@ -43,10 +43,9 @@ import tempfile
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
-import optuna
 import torch
 from torch import nn
 
@@ -61,8 +60,9 @@ from nas.model import (
 from nas.quality._data import DIFFICULTIES, ProceduralVideos
 from nas.quality._eval import validation_loss
 from nas.quality._objective import OBJECTIVES, corrupt
+from nas.quality._registry import PROXIES, Proxy, ProxyPruned, list_proxies, proxy_class
 from nas.quality._train import TrainConfig, TrainResult, train
-from nas.space import Arch, Geometry, SearchSpace
+from nas.space import Arch, Geometry, GeometryOverride, SearchSpace
 
 __all__ = [
     "DEFAULT_PROXY_GEOMETRY",
@@ -80,6 +80,7 @@ __all__ = [
     "list_proxies",
     "make_proxy",
     "naswot_score",
+    "output_projections",
     "probe_batch",
     "proxy_geometry",
     "synflow_score",
@@ -88,47 +89,16 @@ __all__ = [
 
 DEFAULT_PROXY_WIDTH_MULT = 0.125
 # The proxy-scale video: small enough for a 2-core CPU, long enough for motion to matter.
-DEFAULT_PROXY_GEOMETRY: Mapping[str, int] = {
-    "frames": 8,
-    "latent_height": 16,
-    "latent_width": 16,
-    "text_length": 16,
-    "text_dim": 64,
-}
+DEFAULT_PROXY_GEOMETRY = GeometryOverride(
+    frames=8, latent_height=16, latent_width=16, text_length=16, text_dim=64
+)
 
 
 # The training proxy's default video: the same with 8x8 latents, 4x fewer pixels per step, so
 # it affords 16 steps at under 5 % of a 150-step run at DEFAULT_PROXY_GEOMETRY. On the default
 # space's validation (8 arches, 3 seeds) this ranked better than 6 steps at 16x16 for the same
 # cost (Kendall 1.00 vs 0.79); more steps at a lower resolution beat fewer at full resolution.
-DEFAULT_TRAIN_PROXY_GEOMETRY: Mapping[str, int] = {
-    **DEFAULT_PROXY_GEOMETRY,
-    "latent_height": 8,
-    "latent_width": 8,
-}
-
-
-@runtime_checkable
-class Proxy(Protocol):
-    """An estimate of an arch's trained quality: ``evaluate(arch)``, lower is better."""
-
-    name: str
-
-    def evaluate(self, arch: Arch) -> float: ...
-
-
-class ProxyPruned(optuna.exceptions.TrialPruned):
-    """:meth:`TrainingProxy.evaluate_with_reports` stopped because ``report`` said so.
-
-    A subclass of ``optuna.TrialPruned``: raised inside an Optuna objective it marks the trial
-    pruned with no translation needed.
-    """
-
-    def __init__(self, arch_id: str, step: int, value: float) -> None:
-        super().__init__(f"arch {arch_id} pruned at step {step} (value {value:.6g})")
-        self.arch_id = arch_id
-        self.step = step
-        self.value = value
+DEFAULT_TRAIN_PROXY_GEOMETRY = replace(DEFAULT_PROXY_GEOMETRY, latent_height=8, latent_width=8)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -138,22 +108,12 @@ class ProxyPruned(optuna.exceptions.TrialPruned):
 
 def proxy_geometry(
     space: SearchSpace,
-    overrides: Mapping[str, Any] | None = None,
+    overrides: GeometryOverride | Mapping[str, Any] | None = None,
     *,
-    base: Mapping[str, Any] = DEFAULT_PROXY_GEOMETRY,
+    base: GeometryOverride = DEFAULT_PROXY_GEOMETRY,
 ) -> Geometry:
     """The space's geometry with ``base`` (:data:`DEFAULT_PROXY_GEOMETRY`), then ``overrides``."""
-    merged = {**base, **(overrides or {})}
-    try:
-        return replace(space.geometry, **merged)
-    except TypeError as e:
-        raise NasError(f"proxy geometry {dict(merged)}: {e}") from None
-
-
-def _geometry_overrides(geo: Geometry, space: SearchSpace) -> dict[str, Any]:
-    """The fields of ``geo`` that differ from the space's (a TrainConfig's ``geometry``)."""
-    base = space.geometry.to_dict()
-    return {k: v for k, v in geo.to_dict().items() if base.get(k) != v}
+    return base.merged(GeometryOverride.coerce(overrides)).apply(space.geometry)
 
 
 def _build(
@@ -211,7 +171,7 @@ def probe_batch(
 # ---------------------------------------------------------------------------------------------
 
 
-def _output_projections(
+def output_projections(
     model: VideoUNet,
 ) -> Iterator[tuple[str, nn.Linear | nn.Conv2d | nn.Conv3d]]:
     """(module key, layer) of each temporal op's zero-initialised last projection."""
@@ -233,7 +193,7 @@ def unzeroed_outputs(model: VideoUNet, seed: int = 0, scale: float = 1.0) -> Ite
     """
     saved: list[tuple[list[nn.Parameter], list[torch.Tensor]]] = []
     try:
-        for key, layer in _output_projections(model):
+        for key, layer in output_projections(model):
             params = list(layer.parameters())
             if any(bool(torch.count_nonzero(p)) for p in params):
                 continue
@@ -396,7 +356,7 @@ class _ZeroCost:
         space: SearchSpace,
         *,
         width_mult: float = DEFAULT_PROXY_WIDTH_MULT,
-        geometry: Mapping[str, Any] | None = None,
+        geometry: GeometryOverride | Mapping[str, Any] | None = None,
         difficulty: str = "medium",
         n_videos: int = 16,
         timestep: int = 800,
@@ -460,7 +420,7 @@ class NaswotProxy(_ZeroCost):
         space: SearchSpace,
         *,
         width_mult: float = DEFAULT_PROXY_WIDTH_MULT,
-        geometry: Mapping[str, Any] | None = None,
+        geometry: GeometryOverride | Mapping[str, Any] | None = None,
         difficulty: str = "medium",
         n_videos: int = 16,
         timestep: int = 800,
@@ -546,7 +506,7 @@ class TrainingProxy:
         steps: int = 16,
         rungs: Sequence[float] = (0.25, 0.5, 1.0),
         width_mult: float = DEFAULT_PROXY_WIDTH_MULT,
-        geometry: Mapping[str, Any] | None = None,
+        geometry: GeometryOverride | Mapping[str, Any] | None = None,
         difficulty: str = "medium",
         batch_size: int = 4,
         lr: float = 1e-3,
@@ -575,7 +535,7 @@ class TrainingProxy:
             batch_size=batch_size,
             lr=lr,
             width_mult=width_mult,
-            geometry=_geometry_overrides(self.geometry, space),
+            geometry=GeometryOverride.between(space.geometry, self.geometry),
             difficulty=difficulty,
             seed=seed,
             checkpoint_every=steps,
@@ -634,26 +594,13 @@ class TrainingProxy:
 # registry
 # ---------------------------------------------------------------------------------------------
 
-PROXIES: dict[str, Callable[..., Proxy]] = {
-    "naswot": NaswotProxy,
-    "synflow": SynflowProxy,
-    "params": ParamsProxy,
-    "train": TrainingProxy,
-}
-
-
-def list_proxies() -> list[str]:
-    return list(PROXIES)
-
 
 def make_proxy(name: str, space: SearchSpace, **options: Any) -> Proxy:
     """The proxy called ``name`` for ``space``; ``options`` are its constructor's keywords.
 
     An unknown name or option is a ``NasError`` listing the valid ones.
     """
-    if name not in PROXIES:
-        raise NasError(f"unknown proxy {name!r}; proxies: {', '.join(PROXIES)}")
-    factory = PROXIES[name]
+    factory = proxy_class(name)
     valid = [
         p.name
         for p in inspect.signature(factory).parameters.values()

@@ -33,7 +33,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -44,8 +44,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from nas import __version__
-from nas.cost._table import atomic_write_text
 from nas.errors import NasError
+from nas.fileio import atomic_write_text
 from nas.model import VideoUNet, build_video_unet
 from nas.quality._data import (
     COLOURS,
@@ -56,7 +56,7 @@ from nas.quality._data import (
     open_dataset,
 )
 from nas.quality._objective import OBJECTIVES, corrupt, to_tau
-from nas.space import Arch, Geometry, SearchSpace, arch_from_dict
+from nas.space import Arch, Geometry, GeometryOverride, SearchSpace, arch_from_dict
 
 __all__ = [
     "TrainConfig",
@@ -75,7 +75,6 @@ RESUMABLE = frozenset(
 )
 METRICS_COLUMNS = ("step", "loss", "lr", "grad_norm", "samples_per_s")
 CHECKPOINT_FORMAT = "nas-train-checkpoint/1"
-_GEOMETRY_FIELDS = tuple(Geometry.__dataclass_fields__)
 
 
 @dataclass(frozen=True)
@@ -96,7 +95,8 @@ class TrainConfig:
     precision: str = "auto"  # "auto" (bf16 on CUDA, fp32 on CPU) | "fp32" | "bf16" | "fp16"
     freeze_spatial: bool | None = None  # None: the space's backbone.freeze_spatial
     width_mult: float = 1.0  # channel multiplier of the backbone (proxy scale)
-    geometry: tuple[tuple[str, Any], ...] | Mapping[str, Any] = ()  # e.g. {"frames": 8}
+    # over the space's geometry, e.g. GeometryOverride(frames=8) (or a mapping {"frames": 8})
+    geometry: GeometryOverride = field(default_factory=GeometryOverride)
     data: str = "procedural"  # "procedural" or a folder of video files or latents
     difficulty: str = "medium"  # procedural data: "easy" | "medium" | "hard"
     background: float = (
@@ -111,18 +111,8 @@ class TrainConfig:
     device: str = "auto"  # "auto" (CUDA if present) | "cpu" | "cuda" | "cuda:1" ...
 
     def __post_init__(self) -> None:
-        geo = self.geometry
-        pairs = geo.items() if isinstance(geo, Mapping) else geo
-        norm = tuple(sorted((str(k), v) for k, v in pairs))
-        for k, v in norm:
-            if k not in _GEOMETRY_FIELDS:
-                raise NasError(
-                    f"geometry override {k!r} is not a geometry field; fields: "
-                    + ", ".join(_GEOMETRY_FIELDS)
-                )
-            if not isinstance(v, (int, str)):
-                raise NasError(f"geometry override {k}={v!r}: expected an integer or a word")
-        object.__setattr__(self, "geometry", norm)
+        # plain data in (a mapping, a Path): stored as the one typed form
+        object.__setattr__(self, "geometry", GeometryOverride.coerce(self.geometry))
         object.__setattr__(self, "data", str(self.data))
         for name in ("steps", "batch_size", "checkpoint_every", "keep_checkpoints", "log_every"):
             if _bad_int(getattr(self, name), 1):
@@ -165,13 +155,9 @@ class TrainConfig:
                     f"TrainConfig.{name} {getattr(self, name)!r} is not one of {list(allowed)}"
                 )
 
-    @property
-    def geometry_overrides(self) -> dict[str, Any]:
-        return dict(self.geometry.items() if isinstance(self.geometry, Mapping) else self.geometry)
-
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
-        out["geometry"] = self.geometry_overrides
+        out["geometry"] = self.geometry.to_dict()
         return out
 
     @classmethod
@@ -455,7 +441,7 @@ class _Metrics:
 
 def train_geometry(space: SearchSpace, config: TrainConfig) -> Geometry:
     """The space's geometry with the config's overrides (the proxy-scale video)."""
-    return replace(space.geometry, **config.geometry_overrides)
+    return config.geometry.apply(space.geometry)
 
 
 def _amp(precision: str, device: torch.device) -> torch.dtype | None:
@@ -534,6 +520,52 @@ def train(
             tdist.destroy_process_group()
 
 
+@dataclass(frozen=True, eq=False)
+class _Setup:
+    """What one ``train`` call runs with, fixed before its first step."""
+
+    space: SearchSpace
+    arch: Arch
+    config: TrainConfig
+    geo: Geometry
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    dist: _Dist
+    out: Path | None  # the run folder; None: in memory
+
+    @property
+    def per_step(self) -> int:
+        """Videos per optimizer step, all ranks together."""
+        return self.config.batch_size * self.dist.world
+
+
+@dataclass(eq=False)
+class _Trainable:
+    """What the steps update: the model, its trainable parameters, their optimizer and EMA."""
+
+    model: VideoUNet
+    named: list[tuple[str, torch.nn.Parameter]]
+    opt: torch.optim.Optimizer | None  # None: nothing to train
+    scaler: torch.amp.GradScaler | None  # fp16 autocast only
+    ema: dict[str, torch.Tensor]
+
+    @property
+    def params(self) -> list[torch.nn.Parameter]:
+        return [p for _, p in self.named]
+
+
+@dataclass(eq=False)
+class _Progress:
+    """The run so far: per-step losses and gradient norms (from step 1), the newest checkpoint."""
+
+    start: int  # the step this call starts from
+    losses: list[float]
+    grad_norms: list[float]
+    checkpoint: Path | None
+    step: int = 0  # the last step done
+    train_time: float = 0.0  # seconds in steps (this call)
+
+
 def _train(
     space: SearchSpace,
     arch: Arch,
@@ -546,21 +578,11 @@ def _train(
     import torch.distributed as tdist
     from tqdm import tqdm
 
-    device = _resolve_device(config.device, dist.local_rank)
-    amp_dtype = _amp(config.precision, device)
-    if dist.world > 1 and out_dir is not None:  # rank 0's folder (a default may hold a time)
-        shared: list[Any] = [str(out_dir)]
-        tdist.broadcast_object_list(shared, src=0)
-        out_dir = Path(shared[0])
-    out = Path(out_dir) if out_dir is not None else None
-    try:
-        geo = train_geometry(space, config)
-    except TypeError as e:
-        raise NasError(f"geometry overrides {config.geometry_overrides}: {e}") from None
+    s = _setup(space, arch, config, out_dir, dist)
     if dataset is None:  # first: a wrong data folder fails before anything is written
         dataset = open_dataset(
             config.data,
-            geo,
+            s.geo,
             difficulty=config.difficulty,
             seed=config.seed,
             background=config.background,
@@ -569,13 +591,72 @@ def _train(
     n = len(dataset)  # type: ignore[arg-type]
     if n < 1:
         raise NasError("the dataset is empty")
+    t = _build_trainable(s)
+    run = _begin(s, t)
+    out = s.out
+    metrics = _Metrics(out / "metrics.csv", run.start) if out is not None and dist.main else None
+    batches = _StepBatches(
+        n, config.batch_size, dist.world, dist.rank, config.seed, run.start + 1, config.steps
+    )
+    loader = DataLoader(dataset, batch_sampler=batches, num_workers=config.num_workers)
+    net = _wrap_ddp(s, t)
+    t.model.train()
+    bar = tqdm(
+        total=config.steps,
+        initial=run.start,
+        disable=not (progress and dist.main),
+        unit="step",
+        desc=f"train {arch.arch_id}",
+        dynamic_ncols=True,
+    )
+    try:
+        _run_steps(s, t, net, loader, run, metrics, bar)
+    except _Diverged as e:
+        raise _diverged_error(e, s) from None
+    finally:
+        bar.close()
+    if dist.world > 1:
+        tdist.barrier()  # rank 0's last checkpoint is on disk before anyone returns
+    t.model.eval()
+    ran = run.step - run.start
+    return TrainResult(
+        step=run.step,
+        start_step=run.start,
+        losses=tuple(run.losses),
+        grad_norms=tuple(run.grad_norms),
+        checkpoint=run.checkpoint,
+        metrics=metrics.path if metrics is not None else (out / "metrics.csv" if out else None),
+        samples_per_s=ran * s.per_step / run.train_time if run.train_time > 0 else 0.0,
+        model=t.model,
+        ema=t.ema,
+    )
 
+
+def _setup(
+    space: SearchSpace, arch: Arch, config: TrainConfig, out_dir: str | Path | None, dist: _Dist
+) -> _Setup:
+    import torch.distributed as tdist
+
+    device = _resolve_device(config.device, dist.local_rank)
+    amp_dtype = _amp(config.precision, device)
+    if dist.world > 1 and out_dir is not None:  # rank 0's folder (a default may hold a time)
+        shared: list[Any] = [str(out_dir)]
+        tdist.broadcast_object_list(shared, src=0)
+        out_dir = Path(shared[0])
+    out = Path(out_dir) if out_dir is not None else None
+    geo = train_geometry(space, config)
+    return _Setup(space, arch, config, geo, device, amp_dtype, dist, out)
+
+
+def _build_trainable(s: _Setup) -> _Trainable:
+    """The seeded model on the device, its optimizer (None with nothing to train) and EMA."""
+    config = s.config
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        model = build_video_unet(space, arch, width_mult=config.width_mult, geometry=geo)
+        model = build_video_unet(s.space, s.arch, width_mult=config.width_mult, geometry=s.geo)
     if config.freeze_spatial is not None:
         model.freeze_spatial(config.freeze_spatial)
-    model.to(device)
+    model.to(s.device)
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     params = [p for _, p in named]
     opt = (
@@ -583,10 +664,15 @@ def _train(
         if params
         else None
     )
-    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+    scaler = torch.amp.GradScaler("cuda") if s.amp_dtype == torch.float16 else None
     ema = {n: p.detach().float().clone() for n, p in named}
+    return _Trainable(model, named, opt, scaler, ema)
 
-    start, losses, grad_norms, ckpt = 0, list[float](), list[float](), None
+
+def _begin(s: _Setup, t: _Trainable) -> _Progress:
+    """Resume from the run folder's newest checkpoint, or start it (config.json, arch.yaml)."""
+    out, dist, space, arch, config = s.out, s.dist, s.space, s.arch, s.config
+    ckpt = None
     if out is not None:
         if dist.main:
             for stale in (out / "checkpoints").glob(".tmp-step_*"):  # left by a killed run
@@ -594,9 +680,10 @@ def _train(
         ckpt = find_checkpoint(out)
     if ckpt is not None:
         start, losses, grad_norms = _resume(
-            ckpt, space, arch, config, model, ema, opt, scaler, device
+            ckpt, space, arch, config, t.model, t.ema, t.opt, t.scaler, s.device
         )
-    elif out is not None and dist.main:
+        return _Progress(start, losses, grad_norms, ckpt, step=start)
+    if out is not None and dist.main:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "arch.yaml", arch.to_yaml())
         atomic_write_text(
@@ -606,161 +693,160 @@ def _train(
                     "config": config.to_dict(),
                     "arch_id": arch.arch_id,
                     "space": {"name": space.name, "hash": space.hash, "source": space.source},
-                    "geometry": geo.to_dict(),
+                    "geometry": s.geo.to_dict(),
                     "world_size": dist.world,
                     "nas_version": __version__,
                 },
                 indent=2,
             ),
         )
-    metrics = _Metrics(out / "metrics.csv", start) if out is not None and dist.main else None
+    return _Progress(0, [], [], None)
 
-    batches = _StepBatches(
-        n, config.batch_size, dist.world, dist.rank, config.seed, start + 1, config.steps
+
+def _wrap_ddp(s: _Setup, t: _Trainable) -> torch.nn.Module:
+    """The module the steps call: the model, in DistributedDataParallel under torchrun."""
+    if s.dist.world <= 1 or not t.named:
+        return t.model
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    unused = _needs_unused_search(t.model, s.geo, s.device)
+    return DDP(
+        t.model,
+        device_ids=[s.device.index] if s.device.type == "cuda" else None,
+        find_unused_parameters=unused,
     )
-    loader = DataLoader(dataset, batch_sampler=batches, num_workers=config.num_workers)
 
-    net: torch.nn.Module = model
-    if dist.world > 1 and params:
-        from torch.nn.parallel import DistributedDataParallel as DDP
 
-        unused = _needs_unused_search(model, geo, device)
-        net = DDP(
-            model,
-            device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=unused,
-        )
-    model.train()
-
-    bar = tqdm(
-        total=config.steps,
-        initial=start,
-        disable=not (progress and dist.main),
-        unit="step",
-        desc=f"train {arch.arch_id}",
-        dynamic_ncols=True,
-    )
-    per_step = config.batch_size * dist.world
-    train_time = 0.0
+def _run_steps(
+    s: _Setup,
+    t: _Trainable,
+    net: torch.nn.Module,
+    loader: DataLoader[Any],
+    run: _Progress,
+    metrics: _Metrics | None,
+    bar: Any,
+) -> None:
+    """Steps ``run.start + 1 ..``: each updates ``run``; metrics rows and checkpoints on their
+    schedules. A non-finite loss, gradient or weight raises :class:`_Diverged`."""
+    config, out = s.config, s.out
     window: list[tuple[float, float]] = []
     window_time = 0.0
-    step = start
-    try:
+    t0 = time.perf_counter()
+    for step, batch in enumerate(loader, start=run.start + 1):
+        run.step = step
+        loss_val, gn, lr = _train_step(s, t, net, batch, step)
+        run.losses.append(loss_val)
+        run.grad_norms.append(gn)
+        t1 = time.perf_counter()
+        run.train_time += t1 - t0
+        window_time += t1 - t0
+        window.append((loss_val, gn))
+        if step % config.log_every == 0 or step == config.steps:
+            speed = len(window) * s.per_step / max(window_time, 1e-9)
+            mean_loss = float(np.mean([w[0] for w in window]))
+            if metrics is not None:
+                metrics.add(step, mean_loss, lr, float(np.mean([w[1] for w in window])), speed)
+            bar.set_postfix(loss=f"{mean_loss:.4f}", samples_s=f"{speed:.1f}", refresh=False)
+            window, window_time = [], 0.0
+        bar.update(1)
+        if out is not None and (step % config.checkpoint_every == 0 or step == config.steps):
+            run.checkpoint = _checkpoint(s, t, run, step, out)
         t0 = time.perf_counter()
-        for step, batch in enumerate(loader, start=start + 1):
-            x0 = batch["video"].to(device, non_blocking=True)
-            text = batch["text"].to(device, non_blocking=True)
-            gen = torch.Generator().manual_seed(_seed(config.seed, step, dist.rank))
-            noise = torch.randn(x0.shape, generator=gen).to(device)
-            b = x0.shape[0]
-            if config.timestep_sampling == "logit_normal":
-                u = torch.sigmoid(torch.randn(b, generator=gen))
-            else:
-                u = torch.rand(b, generator=gen)
-            if config.text_dropout > 0:  # drawn only then: runs without it keep their noise
-                keep = torch.rand(b, generator=gen) >= config.text_dropout
-                text = text * keep.to(device=device, dtype=text.dtype)[:, None, None]
-            xt, model_t, target = corrupt(
-                config.objective, x0, noise, to_tau(u, config.objective).to(device)
-            )
-            lr = config.lr * (min(1.0, step / config.warmup_steps) if config.warmup_steps else 1.0)
-            grad_norm = torch.zeros((), device=device)
-            with _autocast(device, amp_dtype):
-                if opt is None:
-                    with torch.no_grad():
-                        pred: torch.Tensor = net(xt, model_t, text)
-                else:
-                    pred = net(xt, model_t, text)
-            loss = F.mse_loss(pred.float(), target.float())
-            if opt is not None:
-                for g in opt.param_groups:
-                    g["lr"] = lr
-                opt.zero_grad(set_to_none=True)
-                if scaler is not None:
-                    torch.autograd.backward(scaler.scale(loss))
-                    scaler.unscale_(opt)
-                else:
-                    torch.autograd.backward(loss)
-                grad_norm = torch.nn.utils.clip_grad_norm_(
-                    params, config.grad_clip if config.grad_clip is not None else float("inf")
-                )
-            loss_det = loss.detach()
-            if dist.world > 1:
-                tdist.all_reduce(loss_det)
-                loss_det = loss_det / dist.world
-            loss_val = float(loss_det)
-            gn = float(grad_norm)
-            if not np.isfinite(loss_val):
-                raise _Diverged(step, f"the loss is {loss_val}")
-            if opt is not None:
-                if scaler is not None:
-                    scaler.step(opt)
-                    scaler.update()
-                else:
-                    if not np.isfinite(gn):
-                        raise _Diverged(step, f"the gradient norm is {gn}")
-                    opt.step()
-                decay = min(config.ema_decay, (1 + step) / (10 + step))
-                with torch.no_grad():
-                    for name, p in named:
-                        ema[name].lerp_(p.detach().float(), 1.0 - decay)
-            losses.append(loss_val)
-            grad_norms.append(gn)
-            t1 = time.perf_counter()
-            train_time += t1 - t0
-            window_time += t1 - t0
-            window.append((loss_val, gn))
-            if step % config.log_every == 0 or step == config.steps:
-                speed = len(window) * per_step / max(window_time, 1e-9)
-                mean_loss = float(np.mean([w[0] for w in window]))
-                if metrics is not None:
-                    metrics.add(step, mean_loss, lr, float(np.mean([w[1] for w in window])), speed)
-                bar.set_postfix(loss=f"{mean_loss:.4f}", samples_s=f"{speed:.1f}", refresh=False)
-                window, window_time = [], 0.0
-            bar.update(1)
-            if out is not None and (step % config.checkpoint_every == 0 or step == config.steps):
-                if not all(bool(torch.isfinite(p).all()) for p in params):
-                    raise _Diverged(step, "the weights became non-finite")
-                if dist.main:
-                    ckpt = _save_checkpoint(
-                        out / "checkpoints",
-                        step,
-                        model,
-                        ema,
-                        opt,
-                        _state(step, config, arch, space, geo, losses, grad_norms, dist, scaler),
-                        config.keep_checkpoints,
-                    )
-                else:
-                    ckpt = out / "checkpoints" / f"step_{step:07d}"
-            t0 = time.perf_counter()
-    except _Diverged as e:
-        last = find_checkpoint(out) if out is not None else None
-        kept = (
-            f"the last good checkpoint is kept: {last}"
-            if last is not None
-            else "no checkpoint had been written yet"
+
+
+def _train_step(
+    s: _Setup, t: _Trainable, net: torch.nn.Module, batch: Mapping[str, torch.Tensor], step: int
+) -> tuple[float, float, float]:
+    """One optimizer step on ``batch``; returns the (all-rank mean) loss, the gradient norm
+    before clipping and the learning rate. Noise and timesteps are seeded by the step."""
+    import torch.distributed as tdist
+
+    config, device, dist = s.config, s.device, s.dist
+    x0 = batch["video"].to(device, non_blocking=True)
+    text = batch["text"].to(device, non_blocking=True)
+    gen = torch.Generator().manual_seed(_seed(config.seed, step, dist.rank))
+    noise = torch.randn(x0.shape, generator=gen).to(device)
+    b = x0.shape[0]
+    if config.timestep_sampling == "logit_normal":
+        u = torch.sigmoid(torch.randn(b, generator=gen))
+    else:
+        u = torch.rand(b, generator=gen)
+    if config.text_dropout > 0:  # drawn only then: runs without it keep their noise
+        keep = torch.rand(b, generator=gen) >= config.text_dropout
+        text = text * keep.to(device=device, dtype=text.dtype)[:, None, None]
+    xt, model_t, target = corrupt(
+        config.objective, x0, noise, to_tau(u, config.objective).to(device)
+    )
+    lr = config.lr * (min(1.0, step / config.warmup_steps) if config.warmup_steps else 1.0)
+    grad_norm = torch.zeros((), device=device)
+    opt, scaler = t.opt, t.scaler
+    with _autocast(device, s.amp_dtype):
+        if opt is None:
+            with torch.no_grad():
+                pred: torch.Tensor = net(xt, model_t, text)
+        else:
+            pred = net(xt, model_t, text)
+    loss = F.mse_loss(pred.float(), target.float())
+    if opt is not None:
+        for g in opt.param_groups:
+            g["lr"] = lr
+        opt.zero_grad(set_to_none=True)
+        if scaler is not None:
+            torch.autograd.backward(scaler.scale(loss))
+            scaler.unscale_(opt)
+        else:
+            torch.autograd.backward(loss)
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            t.params, config.grad_clip if config.grad_clip is not None else float("inf")
         )
-        raise NasError(
-            f"step {e.step}: {e.what}; training stopped ({kept}). Lower the learning rate "
-            f"(lr={config.lr:g}), set grad_clip, or check the data for NaN/inf values"
-        ) from None
-    finally:
-        bar.close()
+    loss_det = loss.detach()
     if dist.world > 1:
-        tdist.barrier()  # rank 0's last checkpoint is on disk before anyone returns
-    model.eval()
-    ran = step - start
-    return TrainResult(
-        step=step,
-        start_step=start,
-        losses=tuple(losses),
-        grad_norms=tuple(grad_norms),
-        checkpoint=ckpt,
-        metrics=metrics.path if metrics is not None else (out / "metrics.csv" if out else None),
-        samples_per_s=ran * per_step / train_time if train_time > 0 else 0.0,
-        model=model,
-        ema=ema,
+        tdist.all_reduce(loss_det)
+        loss_det = loss_det / dist.world
+    loss_val = float(loss_det)
+    gn = float(grad_norm)
+    if not np.isfinite(loss_val):
+        raise _Diverged(step, f"the loss is {loss_val}")
+    if opt is not None:
+        if scaler is not None:
+            scaler.step(opt)
+            scaler.update()
+        else:
+            if not np.isfinite(gn):
+                raise _Diverged(step, f"the gradient norm is {gn}")
+            opt.step()
+        decay = min(config.ema_decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for name, p in t.named:
+                t.ema[name].lerp_(p.detach().float(), 1.0 - decay)
+    return loss_val, gn, lr
+
+
+def _checkpoint(s: _Setup, t: _Trainable, run: _Progress, step: int, out: Path) -> Path:
+    """Save step ``step`` in ``out`` (rank 0 writes); the checkpoint's folder. Non-finite
+    weights raise :class:`_Diverged`."""
+    if not all(bool(torch.isfinite(p).all()) for p in t.params):
+        raise _Diverged(step, "the weights became non-finite")
+    if not s.dist.main:
+        return out / "checkpoints" / f"step_{step:07d}"
+    state = _state(
+        step, s.config, s.arch, s.space, s.geo, run.losses, run.grad_norms, s.dist, t.scaler
+    )
+    return _save_checkpoint(
+        out / "checkpoints", step, t.model, t.ema, t.opt, state, s.config.keep_checkpoints
+    )
+
+
+def _diverged_error(e: _Diverged, s: _Setup) -> NasError:
+    last = find_checkpoint(s.out) if s.out is not None else None
+    kept = (
+        f"the last good checkpoint is kept: {last}"
+        if last is not None
+        else "no checkpoint had been written yet"
+    )
+    return NasError(
+        f"step {e.step}: {e.what}; training stopped ({kept}). Lower the learning rate "
+        f"(lr={s.config.lr:g}), set grad_clip, or check the data for NaN/inf values"
     )
 
 

@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from nas.cost._table import atomic_write_text
 from nas.errors import NasError
+from nas.fileio import atomic_write_text
 from nas.quality._data import DIFFICULTIES, ProceduralVideos
 from nas.quality._eval import validation_loss, weighted_validation_loss
 from nas.quality._proxies import (
@@ -40,12 +40,18 @@ from nas.quality._proxies import (
     PROXIES,
     TrainingProxy,
     _build,
-    _geometry_overrides,
     make_proxy,
     proxy_geometry,
 )
 from nas.quality._train import TrainConfig, train
-from nas.space import Arch, SearchSpace, arch_indices, reference_arch, sample_arch
+from nas.space import (
+    Arch,
+    GeometryOverride,
+    SearchSpace,
+    arch_indices,
+    reference_arch,
+    sample_arch,
+)
 
 __all__ = [
     "QUALITY_DEFINITIONS",
@@ -76,11 +82,11 @@ class ProxyValidationConfig:
     steps: int = 150  # the full budget (optimizer steps per training)
     proxy_steps: int = 16  # the training proxy's budget K
     width_mult: float = DEFAULT_PROXY_WIDTH_MULT  # proxy-scale backbone width
-    geometry: tuple[tuple[str, Any], ...] | Mapping[str, Any] = ()  # over DEFAULT_PROXY_GEOMETRY
+    # over DEFAULT_PROXY_GEOMETRY (a mapping such as {"frames": 4} is converted)
+    geometry: GeometryOverride = field(default_factory=GeometryOverride)
     # the training proxy's video: these overrides on top of the full trainings' geometry
-    proxy_geometry: tuple[tuple[str, Any], ...] | Mapping[str, Any] = (
-        ("latent_height", 8),
-        ("latent_width", 8),
+    proxy_geometry: GeometryOverride = field(
+        default_factory=lambda: GeometryOverride(latent_height=8, latent_width=8)
     )
     difficulty: str = "medium"  # procedural data
     batch_size: int = 4  # videos per step (full trainings and the training proxy)
@@ -94,10 +100,9 @@ class ProxyValidationConfig:
     n_val: int = 16  # held-out videos per validation loss
 
     def __post_init__(self) -> None:
+        # plain data in (mappings, a list of proxies): stored as the typed forms
         for name in ("geometry", "proxy_geometry"):
-            geo = getattr(self, name)
-            pairs = geo.items() if isinstance(geo, Mapping) else geo
-            object.__setattr__(self, name, tuple(sorted((str(k), v) for k, v in pairs)))
+            object.__setattr__(self, name, GeometryOverride.coerce(getattr(self, name)))
         object.__setattr__(self, "proxies", tuple(self.proxies))
         if self.n < 3:
             raise NasError(f"--n must be at least 3 (rank correlations need arches), got {self.n}")
@@ -117,21 +122,14 @@ class ProxyValidationConfig:
             raise NasError(f"unknown proxies {unknown}; proxies: {', '.join(PROXIES)}")
 
     @property
-    def geometry_overrides(self) -> dict[str, Any]:
-        geo = self.geometry
-        return dict(geo.items() if isinstance(geo, Mapping) else geo)
-
-    @property
-    def proxy_geometry_overrides(self) -> dict[str, Any]:
+    def training_proxy_geometry(self) -> GeometryOverride:
         """The training proxy's geometry overrides: ``geometry``, then ``proxy_geometry``."""
-        geo = self.proxy_geometry
-        return {**self.geometry_overrides, **dict(geo.items() if isinstance(geo, Mapping) else geo)}
+        return self.geometry.merged(self.proxy_geometry)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        out["geometry"] = self.geometry_overrides
-        geo = self.proxy_geometry
-        out["proxy_geometry"] = dict(geo.items() if isinstance(geo, Mapping) else geo)
+        out["geometry"] = self.geometry.to_dict()
+        out["proxy_geometry"] = self.proxy_geometry.to_dict()
         out["proxies"] = list(self.proxies)
         return out
 
@@ -454,13 +452,13 @@ def render_proxy_validation_html(info: ProxyValidation, path: Path) -> Path:
 
 
 def _train_config(c: ProxyValidationConfig, space: SearchSpace, seed: int) -> TrainConfig:
-    geo = proxy_geometry(space, c.geometry_overrides)
+    geo = proxy_geometry(space, c.geometry)
     return TrainConfig(
         steps=c.steps,
         batch_size=c.batch_size,
         lr=c.lr,
         width_mult=c.width_mult,
-        geometry=_geometry_overrides(geo, space),
+        geometry=GeometryOverride.between(space.geometry, geo),
         difficulty=c.difficulty,
         seed=seed,
         checkpoint_every=c.steps,
@@ -515,115 +513,24 @@ def validate_proxies(
     say = log or (lambda _msg: None)
     rng = np.random.default_rng(c.seed)
     arches = pick_diverse_arches(space, c.n, rng, pool=c.pool)
-    geo = proxy_geometry(space, c.geometry_overrides)
-    val = ProceduralVideos.for_geometry(geo, split="val", difficulty=c.difficulty)
-
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=c.n * c.seeds, desc="full trainings", unit="run", dynamic_ncols=True)
-    # A first, untimed call pays for one-off set-up (oneDNN kernels, imports) once.
-    train(space, arches[-1], replace(_train_config(c, space, 0), steps=2), None, progress=False)
-
-    def trainable(arch: Arch) -> bool:
-        """Whether training changes anything (a temporal op, or a backbone that trains)."""
-        return not space.backbone.freeze_spatial or any(ch.op != "none" for _, ch in arch.choices)
 
     # 1. full trainings (resumable through trained.jsonl)
-    key = _run_key(c, space)
-    jsonl = folder / "trained.jsonl"
-    done = _load_done(jsonl, key)
-    for arch in arches:
-        for s in range(c.seeds):
-            if (arch.arch_id, s) in done:
-                if bar is not None:
-                    bar.update(1)
-                continue
-            t0 = time.perf_counter()
-            last: list[float] = []
-            if trainable(arch):
-                res = train(space, arch, _train_config(c, space, s), None, progress=False)
-                model, ema_model, last = res.model, res.ema_model(), list(res.losses[-10:])
-            else:  # nothing to train: the model stays as built, as train() would leave it
-                model = _build(space, arch, c.width_mult, geo, s)
-                ema_model = model
-            raw = validation_loss(model, val, timesteps=TIMESTEPS, n_videos=c.n_val)
-            # one evaluation is part of a full training's cost: a search needs its number
-            train_s = time.perf_counter() - t0
-            ema = validation_loss(ema_model, val, timesteps=TIMESTEPS, n_videos=c.n_val)
-            rec = {
-                "key": key,
-                "arch_id": arch.arch_id,
-                "seed": s,
-                "trainable": trainable(arch),
-                "train_s": train_s,
-                "raw": raw,
-                "ema": ema,
-                "final_train_loss": float(np.mean(last)) if last else None,
-            }
-            with jsonl.open("a", encoding="utf-8") as f:
-                f.write(json.dumps(rec) + "\n")
-            done[(arch.arch_id, s)] = json.loads(json.dumps(rec))
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(arch=arch.arch_id, loss=f"{ema.get(800, math.nan):.3f}")
-    if bar is not None:
-        bar.close()
+    done = _full_trainings(space, c, arches, folder, progress)
     quality = {
         q: [[_quality_of(done[(a.arch_id, s)], q) for s in range(c.seeds)] for a in arches]
         for q in QUALITY_DEFINITIONS
     }
     full_s = [[float(done[(a.arch_id, s)]["train_s"]) for s in range(c.seeds)] for a in arches]
-    trained_s = [t for a, row in zip(arches, full_s, strict=True) if trainable(a) for t in row]
+    trained_s = [
+        t for a, row in zip(arches, full_s, strict=True) if _trainable(space, a) for t in row
+    ]
     mean_full = float(np.mean(trained_s or full_s))
 
     # 2. proxies, each timed per arch
-    scores: dict[str, list[float]] = {}
-    times: dict[str, list[float]] = {}
-    common: dict[str, Any] = {
-        "width_mult": c.width_mult,
-        "geometry": c.geometry_overrides,
-        "difficulty": c.difficulty,
-        "seed": c.proxy_seed,
-    }
-    reseeded: dict[str, list[float]] = {}  # the same proxies with seed proxy_seed + 1
-    for name in c.proxies:
-        say(f"proxy {name} ...")
-        if name == "train":
-            _run_training_proxies(space, c, common, arches, scores, times, reseeded)
-            continue
-        proxy = make_proxy(name, space, **common)
-        scores[name], times[name] = [], []
-        for arch in arches:
-            t0 = time.perf_counter()
-            v = proxy.evaluate(arch)
-            times[name].append(time.perf_counter() - t0)
-            scores[name].append(v)
-        again = make_proxy(name, space, **{**common, "seed": c.proxy_seed + 1})
-        reseeded[name] = [again.evaluate(a) for a in arches]
+    scores, times, reseeded = _score_proxies(space, c, arches, say)
 
     # 3. statistics
-    target = np.array([np.mean(r) for r in quality[c.quality]])
-    none_idx = [i for i, a in enumerate(arches) if all(ch.op == "none" for _, ch in a.choices)]
-    stats: dict[str, dict[str, float]] = {}
-    for name, vals in scores.items():
-        st = rank_stats(
-            vals, target, np.random.default_rng([c.seed, 0xB007]), resamples=c.bootstrap
-        )
-        st["seconds_per_arch"] = float(np.mean(times[name]))
-        st["cost_ratio"] = float(np.mean(times[name])) / mean_full
-        if none_idx:  # the all-none arch is easy to rank last: the tau without it
-            keep = [i for i in range(len(arches)) if i not in none_idx]
-            st["kendall_without_none"] = _corr(np.array(vals)[keep], target[keep], "kendall")
-        if name in reseeded:  # does the proxy's own seed change its ranking?
-            st["seed_kendall"] = _corr(np.array(vals), np.array(reseeded[name]), "kendall")
-        stats[name] = st
-    ceilings = {q: noise_ceiling(np.array(m)) for q, m in quality.items()}
-    if none_idx and len(arches) - len(none_idx) >= 2:
-        for q, m in quality.items():
-            rest = noise_ceiling(np.delete(np.array(m), none_idx, axis=0))
-            ceilings[q]["kendall_without_none"] = rest["kendall"]
+    stats, ceilings = _statistics(c, arches, quality, scores, times, reseeded, mean_full)
     notes = []
     if any(not math.isfinite(v) for vals in scores.values() for v in vals):
         notes.append("some proxy values are not finite")
@@ -650,6 +557,139 @@ def validate_proxies(
     return info
 
 
+def _trainable(space: SearchSpace, arch: Arch) -> bool:
+    """Whether training changes anything (a temporal op, or a backbone that trains)."""
+    return not space.backbone.freeze_spatial or any(ch.op != "none" for _, ch in arch.choices)
+
+
+def _full_trainings(
+    space: SearchSpace,
+    c: ProxyValidationConfig,
+    arches: Sequence[Arch],
+    folder: Path,
+    progress: bool,
+) -> dict[tuple[str, int], dict[str, Any]]:
+    """Every (arch, seed) full training and its validation losses, by ``(arch_id, seed)``:
+    read from ``trained.jsonl`` when a run with the same settings did it, else trained and
+    appended there."""
+    geo = proxy_geometry(space, c.geometry)
+    val = ProceduralVideos.for_geometry(geo, split="val", difficulty=c.difficulty)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=c.n * c.seeds, desc="full trainings", unit="run", dynamic_ncols=True)
+    # A first, untimed call pays for one-off set-up (oneDNN kernels, imports) once.
+    train(space, arches[-1], replace(_train_config(c, space, 0), steps=2), None, progress=False)
+    key = _run_key(c, space)
+    jsonl = folder / "trained.jsonl"
+    done = _load_done(jsonl, key)
+    for arch in arches:
+        for s in range(c.seeds):
+            if (arch.arch_id, s) in done:
+                if bar is not None:
+                    bar.update(1)
+                continue
+            t0 = time.perf_counter()
+            last: list[float] = []
+            if _trainable(space, arch):
+                res = train(space, arch, _train_config(c, space, s), None, progress=False)
+                model, ema_model, last = res.model, res.ema_model(), list(res.losses[-10:])
+            else:  # nothing to train: the model stays as built, as train() would leave it
+                model = _build(space, arch, c.width_mult, geo, s)
+                ema_model = model
+            raw = validation_loss(model, val, timesteps=TIMESTEPS, n_videos=c.n_val)
+            # one evaluation is part of a full training's cost: a search needs its number
+            train_s = time.perf_counter() - t0
+            ema = validation_loss(ema_model, val, timesteps=TIMESTEPS, n_videos=c.n_val)
+            rec = {
+                "key": key,
+                "arch_id": arch.arch_id,
+                "seed": s,
+                "trainable": _trainable(space, arch),
+                "train_s": train_s,
+                "raw": raw,
+                "ema": ema,
+                "final_train_loss": float(np.mean(last)) if last else None,
+            }
+            with jsonl.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(rec) + "\n")
+            done[(arch.arch_id, s)] = json.loads(json.dumps(rec))
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(arch=arch.arch_id, loss=f"{ema.get(800, math.nan):.3f}")
+    if bar is not None:
+        bar.close()
+    return done
+
+
+def _score_proxies(
+    space: SearchSpace,
+    c: ProxyValidationConfig,
+    arches: Sequence[Arch],
+    say: Callable[[str], None],
+) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, list[float]]]:
+    """Each proxy's value and wall seconds per arch, and its values with the next seed."""
+    scores: dict[str, list[float]] = {}
+    times: dict[str, list[float]] = {}
+    common: dict[str, Any] = {
+        "width_mult": c.width_mult,
+        "geometry": c.geometry,
+        "difficulty": c.difficulty,
+        "seed": c.proxy_seed,
+    }
+    reseeded: dict[str, list[float]] = {}  # the same proxies with seed proxy_seed + 1
+    for name in c.proxies:
+        say(f"proxy {name} ...")
+        if name == "train":
+            _run_training_proxies(space, c, common, arches, scores, times, reseeded)
+            continue
+        proxy = make_proxy(name, space, **common)
+        scores[name], times[name] = [], []
+        for arch in arches:
+            t0 = time.perf_counter()
+            v = proxy.evaluate(arch)
+            times[name].append(time.perf_counter() - t0)
+            scores[name].append(v)
+        again = make_proxy(name, space, **{**common, "seed": c.proxy_seed + 1})
+        reseeded[name] = [again.evaluate(a) for a in arches]
+    return scores, times, reseeded
+
+
+def _statistics(
+    c: ProxyValidationConfig,
+    arches: Sequence[Arch],
+    quality: Mapping[str, list[list[float]]],
+    scores: Mapping[str, list[float]],
+    times: Mapping[str, list[float]],
+    reseeded: Mapping[str, list[float]],
+    mean_full: float,
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """Per proxy: rank agreement with the seed-mean quality, cost, seed stability; per quality
+    definition: the noise ceiling (each also without the all-none arch, when there is one)."""
+    target = np.array([np.mean(r) for r in quality[c.quality]])
+    none_idx = [i for i, a in enumerate(arches) if all(ch.op == "none" for _, ch in a.choices)]
+    stats: dict[str, dict[str, float]] = {}
+    for name, vals in scores.items():
+        st = rank_stats(
+            vals, target, np.random.default_rng([c.seed, 0xB007]), resamples=c.bootstrap
+        )
+        st["seconds_per_arch"] = float(np.mean(times[name]))
+        st["cost_ratio"] = float(np.mean(times[name])) / mean_full
+        if none_idx:  # the all-none arch is easy to rank last: the tau without it
+            keep = [i for i in range(len(arches)) if i not in none_idx]
+            st["kendall_without_none"] = _corr(np.array(vals)[keep], target[keep], "kendall")
+        if name in reseeded:  # does the proxy's own seed change its ranking?
+            st["seed_kendall"] = _corr(np.array(vals), np.array(reseeded[name]), "kendall")
+        stats[name] = st
+    ceilings = {q: noise_ceiling(np.array(m)) for q, m in quality.items()}
+    if none_idx and len(arches) - len(none_idx) >= 2:
+        for q, m in quality.items():
+            rest = noise_ceiling(np.delete(np.array(m), none_idx, axis=0))
+            ceilings[q]["kendall_without_none"] = rest["kendall"]
+    return stats, ceilings
+
+
 def _run_training_proxies(
     space: SearchSpace,
     c: ProxyValidationConfig,
@@ -669,7 +709,7 @@ def _run_training_proxies(
     """
     k = c.proxy_steps
     opts = {**common, "steps": k, "batch_size": c.batch_size, "lr": c.lr, "n_val": c.n_val}
-    opts["geometry"] = c.proxy_geometry_overrides
+    opts["geometry"] = c.training_proxy_geometry
     for name, ema in (("train", True), ("train[raw]", False)):
         proxy = TrainingProxy(space, **opts, ema=ema)
         scores[name], times[name] = [], []

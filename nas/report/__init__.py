@@ -4,16 +4,19 @@
     info.front[0].arch_id, info.breakdowns[0].cells, info.table.estimated
     write_dashboard(info.meta.run_dir)                                  # -> dashboard.html
 
-``nas search`` writes the page at the end of every run; ``nas report RUN_DIR`` rewrites it (and
-the run's csvs). The page is self-contained (plotly.js inline) and works offline from file://.
-Importing this package does not import plotly.
+``nas search`` asks for the page at the end of every run; ``nas report RUN_DIR`` rewrites the
+run's csvs from its study and then the page. The page is self-contained (plotly.js inline) and
+works offline from file://. It reads the run only through :mod:`nas.results` and the run's
+latency table through :class:`nas.cost.CostModel`; importing this package imports neither
+plotly, torch nor Optuna.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from nas.report._html import page_data, render_html
+from nas.fileio import atomic_write_text
+from nas.report._html import GL_THRESHOLD, figures, front_plot_points, page_data, render_html
 from nas.report._info import (
     ArchBreakdown,
     BreakdownCell,
@@ -27,10 +30,12 @@ from nas.report._info import (
     RunMeta,
     TableInfo,
     TrialPoint,
+    link_path,
     pareto_info,
 )
 
 __all__ = [
+    "GL_THRESHOLD",
     "ArchBreakdown",
     "BreakdownCell",
     "BreakdownParts",
@@ -43,6 +48,9 @@ __all__ = [
     "RunMeta",
     "TableInfo",
     "TrialPoint",
+    "figures",
+    "front_plot_points",
+    "link_path",
     "page_data",
     "pareto_info",
     "render_html",
@@ -53,9 +61,4 @@ __all__ = [
 def write_dashboard(run_dir: str | Path) -> Path:
     """Write ``dashboard.html`` into a run dir from its outputs; returns its path."""
     d = Path(run_dir)
-    page = render_html(pareto_info(d))
-    out = d / "dashboard.html"
-    tmp = out.with_name(out.name + ".tmp")  # readers never see half a page
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(out)
-    return out
+    return atomic_write_text(d / "dashboard.html", render_html(pareto_info(d)))

@@ -111,6 +111,41 @@ def front_plot_points(info: ParetoInfo) -> int:
     return len(_plotted(info.trials, x, y))
 
 
+def _parts_data(info: ParetoInfo) -> dict[str, Any] | None:
+    """The breakdown parts as compact lists: cells as [where, kind, ms, weights] indices."""
+    if info.parts is None:
+        return None
+    p = info.parts
+    kinds: list[str] = []
+    temporal: list[bool] = []
+
+    def cell(c: Any) -> list[Any]:
+        if c.kind not in kinds:
+            kinds.append(c.kind)
+            temporal.append(c.temporal)
+        return [p.wheres.index(c.where), kinds.index(c.kind), c.ms, c.weights_mb]
+
+    backbone = [cell(c) for c in p.backbone]
+    choices = [[[cell(c) for c in cells] for cells in group] for group in p.choices]
+    return {
+        "wheres": list(p.wheres),
+        "kinds": kinds,
+        "labels": [
+            f"temporal {k}" if t else KIND_LABELS.get(k, k)
+            for k, t in zip(kinds, temporal, strict=True)
+        ],
+        "temporal": temporal,
+        "colours": [
+            _op_colour(k, info.heatmap.op_kinds) if t else BACKBONE_COLOURS.get(k, "#999999")
+            for k, t in zip(kinds, temporal, strict=True)
+        ],
+        "backbone": backbone,
+        "choices": choices,
+        "overhead_ms": p.overhead_ms,
+        "overhead_mb": p.overhead_mb,
+    }
+
+
 def page_data(info: ParetoInfo) -> dict[str, Any]:
     """The JSON the page script reads: trials as columns, arches, the front, and the parts
     that compose any arch's breakdown."""
@@ -123,7 +158,7 @@ def page_data(info: ParetoInfo) -> dict[str, Any]:
         if t.arch_id and t.arch_id not in arch_index:
             arch_index[t.arch_id] = len(arch_ids)
             arch_ids.append(t.arch_id)
-            arch_choices.append(list(t.choices))
+            arch_choices.append(list(t.indices))
             arch_trial.append(i)
         elif t.arch_id and t.complete and not trials[arch_trial[arch_index[t.arch_id]]].complete:
             arch_trial[arch_index[t.arch_id]] = i  # prefer a complete trial as the arch's own
@@ -143,37 +178,7 @@ def page_data(info: ParetoInfo) -> dict[str, Any]:
     )
     statuses = sorted({t.quality_status for t in trials})
 
-    parts: dict[str, Any] | None = None
-    if info.parts is not None:
-        p = info.parts
-        kinds: list[str] = []
-        temporal: list[bool] = []
-
-        def cell(c: Any) -> list[Any]:
-            if c.kind not in kinds:
-                kinds.append(c.kind)
-                temporal.append(c.temporal)
-            return [p.wheres.index(c.where), kinds.index(c.kind), c.ms, c.weights_mb]
-
-        backbone = [cell(c) for c in p.backbone]
-        choices = [[[cell(c) for c in cells] for cells in group] for group in p.choices]
-        parts = {
-            "wheres": list(p.wheres),
-            "kinds": kinds,
-            "labels": [
-                f"temporal {k}" if t else KIND_LABELS.get(k, k)
-                for k, t in zip(kinds, temporal, strict=True)
-            ],
-            "temporal": temporal,
-            "colours": [
-                _op_colour(k, info.heatmap.op_kinds) if t else BACKBONE_COLOURS.get(k, "#999999")
-                for k, t in zip(kinds, temporal, strict=True)
-            ],
-            "backbone": backbone,
-            "choices": choices,
-            "overhead_ms": p.overhead_ms,
-            "overhead_mb": p.overhead_mb,
-        }
+    parts = _parts_data(info)
     x, xl, y, yl = _axes(info)
     return {
         "name": info.meta.name,
@@ -189,7 +194,7 @@ def page_data(info: ParetoInfo) -> dict[str, Any]:
         "statuses": statuses,
         "trials": {
             "number": [t.number for t in trials],
-            "arch": [arch_index.get(t.arch_id, -1) for t in trials],
+            "arch": [arch_index.get(t.arch_id or "", -1) for t in trials],
             "state": [states.index(t.state) for t in trials],
             "status": [statuses.index(t.quality_status) for t in trials],
             "feasible": [1 if t.feasible else 0 for t in trials],
@@ -331,6 +336,41 @@ def _budget_shapes(
     return shapes, notes
 
 
+class _Traces:
+    """Builds the scatter's traces: columns of the chosen trials, one hover template."""
+
+    def __init__(self, info: ParetoInfo, x: str, xl: str, y: str, yl: str, colour_label: str):
+        self.trials = info.trials
+        self.x, self.y = x, y
+        self.hover = (
+            "trial %{customdata[1]}<br>arch %{text}<br>"
+            f"{_e(xl)}: %{{x:.4g}}<br>{_e(yl)}: %{{y:.4g}}<br>"
+            f"{_e(colour_label)}: %{{marker.color:.4g}}<extra>%{{fullData.name}}</extra>"
+        )
+        self.over_budget = self.hover.replace(
+            f"<br>{_e(colour_label)}: %{{marker.color:.4g}}", "<br>over budget"
+        )
+
+    def col(self, ii: list[int], c: str) -> list[float | None]:
+        if c == "trial":
+            return [float(self.trials[i].number) for i in ii]
+        return [_num(self.trials[i].value(c)) for i in ii]
+
+    def trace(self, ii: list[int], name: str, t: str, marker: dict[str, Any], **kw: Any) -> Any:
+        return {
+            "type": t,
+            "mode": "markers",
+            "name": name,
+            "x": self.col(ii, self.x),
+            "y": self.col(ii, self.y),
+            "text": [_e(self.trials[i].arch_id or "") for i in ii],
+            "customdata": [[i, self.trials[i].number] for i in ii],
+            "hovertemplate": self.hover,
+            "marker": marker,
+            **kw,
+        }
+
+
 def _scatter(
     info: ParetoInfo,
     x: str,
@@ -352,84 +392,42 @@ def _scatter(
     feas = [i for i in idx if trials[i].feasible and trials[i].number not in front_trials]
     infeas = [i for i in idx if not trials[i].feasible]
     kind = "scattergl" if len(idx) > gl_threshold else "scatter"
-
-    def col(ii: list[int], c: str) -> list[float | None]:
-        if c == "trial":
-            return [float(trials[i].number) for i in ii]
-        return [_num(trials[i].value(c)) for i in ii]
-
-    cvals = [v for v in col(feas + on_front, colour) if v is not None]
-    cmin, cmax = (min(cvals), max(cvals)) if cvals else (0.0, 1.0)
-    hover = (
-        "trial %{customdata[1]}<br>arch %{text}<br>"
-        f"{_e(xl)}: %{{x:.4g}}<br>{_e(yl)}: %{{y:.4g}}<br>"
-        f"{_e(colour_label)}: %{{marker.color:.4g}}<extra>%{{fullData.name}}</extra>"
-    )
-
-    def trace(ii: list[int], name: str, t: str, marker: dict[str, Any], **kw: Any) -> Any:
-        return {
-            "type": t,
-            "mode": "markers",
-            "name": name,
-            "x": col(ii, x),
-            "y": col(ii, y),
-            "text": [_e(trials[i].arch_id) for i in ii],
-            "customdata": [[i, trials[i].number] for i in ii],
-            "hovertemplate": hover,
-            "marker": marker,
-            **kw,
-        }
-
-    cscale = "Viridis"
+    tr = _Traces(info, x, xl, y, yl, colour_label)
+    cvals = [v for v in tr.col(feas + on_front, colour) if v is not None]
+    scale = {
+        "colorscale": "Viridis",
+        "cmin": min(cvals) if cvals else 0.0,
+        "cmax": max(cvals) if cvals else 1.0,
+    }
+    size = 7 if kind == "scatter" else 5
+    colourbar = {"title": {"text": _e(colour_label), "side": "right"}, "thickness": 12}
+    two = [o.column for o in info.objectives] in ([x, y], [y, x])
     data = [
-        trace(
+        tr.trace(
             feas,
             f"feasible ({len(feas)})",
             kind,
-            {
-                "size": 7 if kind == "scatter" else 5,
-                "color": col(feas, colour),
-                "colorscale": cscale,
-                "cmin": cmin,
-                "cmax": cmax,
-                "opacity": 0.75,
-                "colorbar": {"title": {"text": _e(colour_label), "side": "right"}, "thickness": 12},
-            },
+            {"size": size, "color": tr.col(feas, colour), **scale, "opacity": 0.75}
+            | {"colorbar": colourbar},
         ),
-        trace(
+        tr.trace(
             infeas,
             f"infeasible ({len(infeas)})",
             kind,
-            {
-                "size": 7 if kind == "scatter" else 5,
-                "color": "#9e9e9e",
-                "symbol": "x",
-                "opacity": 0.6,
-            },
-            hovertemplate=hover.replace(
-                f"<br>{_e(colour_label)}: %{{marker.color:.4g}}", "<br>over budget"
-            ),
+            {"size": size, "color": "#9e9e9e", "symbol": "x", "opacity": 0.6},
+            hovertemplate=tr.over_budget,
         ),
-    ]
-    two = [o.column for o in info.objectives] in ([x, y], [y, x])
-    data.append(
-        trace(
+        tr.trace(
             on_front,
             f"Pareto front ({len(on_front)})",
             "scatter",
-            {
-                "size": 11,
-                "color": col(on_front, colour),
-                "colorscale": cscale,
-                "cmin": cmin,
-                "cmax": cmax,
-                "line": {"color": "#111111", "width": 1.5},
-            },
+            {"size": 11, "color": tr.col(on_front, colour), **scale}
+            | {"line": {"color": "#111111", "width": 1.5}},
             mode="lines+markers" if two else "markers",
             line={"color": "#111111", "width": 1, "shape": "hv"},
-        )
-    )
-    shapes, notes = _budget_shapes(info, x, y, col(idx, x), col(idx, y))
+        ),
+    ]
+    shapes, notes = _budget_shapes(info, x, y, tr.col(idx, x), tr.col(idx, y))
     layout = _layout(
         xaxis={"title": {"text": _e(xl)}, "zeroline": False},
         yaxis={"title": {"text": _e(yl)}, "zeroline": False},

@@ -1,29 +1,40 @@
 """What the dashboard shows, as plain frozen data: :func:`pareto_info` reads a run dir.
 
 Everything the page draws is computed here, so tests check numbers, not HTML. The sources are
-the run's own outputs (``run.json``, ``config.yaml``, ``space.yaml``, ``trials.csv``,
-``pareto.csv``) and the latency table the run used, for the per-block breakdowns. No plotting
-library is imported.
+the run's own outputs, read through :mod:`nas.results` (``run.json`` with the run's settings,
+``space.yaml``, ``trials.csv``, ``pareto.csv``), and the latency table the run used, whose
+:class:`nas.cost.CostModel` gives the per-block breakdowns. No plotting library is imported,
+and nothing of :mod:`nas.search`.
 """
 
 from __future__ import annotations
 
-import csv
 import math
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from nas.cost import BlockCell, CostBreakdown, CostModel, CostParts, Table
 from nas.errors import NasError
-
-if TYPE_CHECKING:
-    from nas.cost import CostModel, TableRow
-    from nas.search import SearchConfig
-    from nas.space import SearchSpace
+from nas.results import (
+    Constraint,
+    Objective,
+    RunInfo,
+    RunSettings,
+    TrialRecord,
+    finite_or_inf,
+    hypervolume_history,
+    minimised,
+    ops_summary,
+    read_csv,
+    read_trials,
+    run_table_folder,
+)
+from nas.space import SearchSpace, arch_from_indices, load_space
 
 __all__ = [
     "ArchBreakdown",
@@ -41,33 +52,12 @@ __all__ = [
     "pareto_info",
 ]
 
-MIB = float(2**20)
-# trials.csv columns that hold a number
-_COST_COLS = ("latency_s_video", "latency_ms_step", "peak_mem_mb", "weights_mb", "quality")
-_CONSTRAINT_UNITS = {"latency_s": "s", "latency_ms_step": "ms", "memory_mb": "MB"}
-
-
-@dataclass(frozen=True)
-class ObjectiveInfo:
-    """One minimised objective of the run."""
-
-    name: str  # "latency" | "memory" | "quality"
-    column: str  # its trials.csv column, e.g. "latency_s_video"
-    unit: str  # "s", "ms", "MB", "proxy loss"
-
-    @property
-    def label(self) -> str:
-        return f"{self.name} ({self.unit})"
-
-
-@dataclass(frozen=True)
-class ConstraintInfo:
-    """A budget: a trial is feasible when ``column <= budget`` for every constraint."""
-
-    name: str  # "latency_s" | "latency_ms_step" | "memory_mb"
-    column: str  # the trials.csv column it bounds
-    budget: float
-    unit: str
+# the run's objectives and budgets, and the cost cells, are the shared types themselves
+ObjectiveInfo = Objective
+ConstraintInfo = Constraint
+BreakdownCell = BlockCell
+BreakdownParts = CostParts
+ArchBreakdown = CostBreakdown
 
 
 @dataclass(frozen=True)
@@ -139,26 +129,11 @@ class GroupInfo:
 
 
 @dataclass(frozen=True)
-class TrialPoint:
-    """One trial of ``trials.csv``."""
+class TrialPoint(TrialRecord):
+    """One trial of ``trials.csv`` (a :class:`nas.results.TrialRecord`) with its choices as
+    indices into the space's groups, as the page addresses them."""
 
-    number: int
-    state: str  # COMPLETE | PRUNED | FAIL | RUNNING | WAITING
-    arch_id: str  # "" when the trial never got an arch
-    latency_s_video: float | None
-    latency_ms_step: float | None
-    peak_mem_mb: float | None
-    weights_mb: float | None
-    quality: float | None
-    quality_status: str
-    feasible: bool
-    choices: tuple[int, ...]  # choice index per group (-1: unknown); () without an arch
-    duration_s: float | None
-
-    def value(self, column: str) -> float | None:
-        """A numeric column (``latency_s_video``, ``peak_mem_mb``, ``quality``, ...)."""
-        v: float | None = getattr(self, column)
-        return v
+    indices: tuple[int, ...] = ()  # choice index per group (-1: unknown); () without an arch
 
     @property
     def complete(self) -> bool:
@@ -192,66 +167,6 @@ class HeatmapInfo:
     ops: tuple[tuple[str, ...], ...]  # [row][column] -> op kind ("none", "conv1d", ...)
     choices: tuple[tuple[str, ...], ...]  # [row][column] -> full choice key
     op_kinds: tuple[str, ...]  # every op kind the space offers, legend order
-
-
-@dataclass(frozen=True)
-class BreakdownCell:
-    """Latency and weights of the blocks of one kind at one level of one step."""
-
-    where: str  # "in" | "down.<level>" | "mid.<level>" | "up.<level>" | "out"
-    kind: str  # a backbone block kind ("resnet", "attn", ...) or a temporal op ("conv1d", ...)
-    temporal: bool
-    ms: float
-    weights_mb: float
-
-
-@dataclass(frozen=True)
-class ArchBreakdown:
-    """One arch's latency per step and memory, by level and block kind.
-
-    ``sum(c.ms for c in cells) + overhead_ms == latency_ms_step``; the weights sum to
-    ``weights_mb``; peak memory is weights + the largest live activation set + overhead.
-    """
-
-    arch_id: str
-    cells: tuple[BreakdownCell, ...]  # one per (where, kind), in execution order
-    overhead_ms: float
-    latency_ms_step: float
-    weights_mb: float
-    activation_mb: float
-    overhead_mb: float
-    peak_mem_mb: float
-
-    @property
-    def backbone_ms(self) -> float:
-        return sum(c.ms for c in self.cells if not c.temporal)
-
-    @property
-    def temporal_ms(self) -> float:
-        return sum(c.ms for c in self.cells if c.temporal)
-
-
-@dataclass(frozen=True)
-class BreakdownParts:
-    """The pieces any arch's breakdown is summed from: the fixed backbone, and per slot group
-    and choice its temporal op's cells. The page composes a clicked arch's breakdown from
-    these, exactly as :meth:`compose` does."""
-
-    wheres: tuple[str, ...]  # every level, in execution order
-    backbone: tuple[BreakdownCell, ...]
-    choices: tuple[tuple[tuple[BreakdownCell, ...], ...], ...]  # [group][choice] -> cells
-    overhead_ms: float
-    overhead_mb: float
-
-    def compose(self, indices: Sequence[int]) -> tuple[BreakdownCell, ...]:
-        """Cells of the arch taking choice ``indices[g]`` in group ``g``, merged by
-        (where, kind), in execution order (backbone kinds before temporal ops)."""
-        if len(indices) != len(self.choices):
-            raise ValueError(f"expected {len(self.choices)} choice indices, got {len(indices)}")
-        cells = list(self.backbone)
-        for g, i in enumerate(indices):
-            cells.extend(self.choices[g][i])
-        return _merge(cells, self.wheres)
 
 
 @dataclass(frozen=True)
@@ -315,154 +230,8 @@ class ParetoInfo:
 # ---------------------------------------------------------------------------------------------
 
 
-def _float(s: str | None) -> float | None:
-    if s is None or s == "":
-        return None
-    try:
-        v = float(s)
-    except ValueError:
-        return None
-    return v
-
-
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    if not path.is_file():
-        raise NasError(
-            f"{path.parent} has no {path.name}; regenerate the outputs with: nas report "
-            f"{path.parent}"
-        )
-    with path.open(encoding="utf-8", newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def _where(stage: str, level: int) -> str:
-    return stage if stage in ("in", "out") else f"{stage}.{level}"
-
-
 def _op_of(choice_key: str) -> str:
     return choice_key.split("(", 1)[0]
-
-
-def _merge(cells: Iterable[BreakdownCell], wheres: Sequence[str]) -> tuple[BreakdownCell, ...]:
-    order = {w: i for i, w in enumerate(wheres)}
-    acc: dict[tuple[str, str], list[float]] = {}
-    temporal: dict[tuple[str, str], bool] = {}
-    first: dict[tuple[str, str], int] = {}
-    for n, c in enumerate(cells):
-        k = (c.where, c.kind)
-        a = acc.setdefault(k, [0.0, 0.0])
-        a[0] += c.ms
-        a[1] += c.weights_mb
-        temporal[k] = c.temporal
-        first.setdefault(k, n)
-    keys = sorted(acc, key=lambda k: (order.get(k[0], len(order)), temporal[k], first[k]))
-    return tuple(BreakdownCell(w, kind, temporal[(w, kind)], *acc[(w, kind)]) for w, kind in keys)
-
-
-def _parts(space: SearchSpace, cost: CostModel, quantile: str) -> BreakdownParts:
-    """Per-block latency and weights, exactly as nas.cost.CostModel sums them."""
-    from dataclasses import replace
-
-    from nas.cost import (  # the row keys CostModel looks up
-        backbone_block_cost,
-        backbone_row,
-        temporal_op_cost,
-        temporal_row,
-    )
-
-    table = cost.table
-    geo = replace(space.geometry, precision=cost.precision)
-    bpe = geo.bytes_per_element
-    col = f"latency_ms_{quantile}"
-
-    def lat(r: TableRow) -> float:
-        v = getattr(r, col, None)
-        v = r.latency_ms_p50 if v is None else v
-        assert v is not None  # CostModel rejected tables without these rows' latency
-        return float(v)
-
-    def weights(r: TableRow, params: int) -> float:
-        return float((r.weight_bytes if r.weight_bytes is not None else params * bpe) / MIB)
-
-    wheres: list[str] = []
-    backbone: list[BreakdownCell] = []
-    for b in space.blocks:
-        w = _where(b.stage, b.level)
-        if w not in wheres:
-            wheres.append(w)
-        if b.kind == "temporal":
-            continue
-        r = table.rows[backbone_row(b, space, cost.precision).key]
-        c = backbone_block_cost(b, space.backbone.config, geo)
-        backbone.append(BreakdownCell(w, b.kind, False, lat(r), weights(r, c.params)))
-    per_group: list[tuple[tuple[BreakdownCell, ...], ...]] = []
-    for g in space.groups:
-        per_choice: list[tuple[BreakdownCell, ...]] = []
-        for choice in g.choices:
-            cells: list[BreakdownCell] = []
-            if choice.op != "none":
-                for sname in g.slots:
-                    slot = space.slot(sname)
-                    r = table.rows[temporal_row(choice, slot, space, cost.precision).key]
-                    c = temporal_op_cost(choice, slot, geo)
-                    cells.append(
-                        BreakdownCell(
-                            _where(slot.stage, slot.level),
-                            choice.op,
-                            True,
-                            lat(r),
-                            weights(r, c.params),
-                        )
-                    )
-            per_choice.append(tuple(cells))
-        per_group.append(tuple(per_choice))
-    return BreakdownParts(
-        tuple(wheres),
-        tuple(backbone),
-        tuple(per_group),
-        float(cost.overhead_ms),
-        float(cost.overhead_mb),
-    )
-
-
-def _trial(row: dict[str, str], groups: Sequence[GroupInfo]) -> TrialPoint:
-    vals = {c: _float(row.get(c)) for c in _COST_COLS}
-    arch_id = row.get("arch_id", "") or ""
-    choices: tuple[int, ...] = ()
-    if arch_id:
-        idx = []
-        for g in groups:
-            key = row.get(f"choice:{g.name}", "")
-            idx.append(g.choices.index(key) if key in g.choices else -1)
-        choices = tuple(idx)
-    number = row.get("trial", "")
-    return TrialPoint(
-        number=int(number) if number.isdigit() else -1,
-        state=row.get("state", "") or "",
-        arch_id=arch_id,
-        latency_s_video=vals["latency_s_video"],
-        latency_ms_step=vals["latency_ms_step"],
-        peak_mem_mb=vals["peak_mem_mb"],
-        weights_mb=vals["weights_mb"],
-        quality=vals["quality"],
-        quality_status=row.get("quality_status", "") or "",
-        feasible=row.get("feasible", "") == "true",
-        choices=choices,
-        duration_s=_float(row.get("duration_s")),
-    )
-
-
-def _hypervolume(trials: Sequence[TrialPoint], columns: Sequence[str]) -> tuple[float, ...]:
-    """Normalised hypervolume after each trial (``nas.search.hypervolume_history``)."""
-    from nas.search import hypervolume_history
-
-    if not trials:
-        return ()
-    v = np.array([[_inf(t.value(c)) for c in columns] for t in trials], dtype=float).reshape(
-        len(trials), len(columns)
-    )
-    ok = np.array([t.complete and t.feasible for t in trials], dtype=bool)
-    return tuple(float(x) for x in hypervolume_history(v, ok))
 
 
 def link_path(path: str) -> str:
@@ -472,106 +241,98 @@ def link_path(path: str) -> str:
     return path if plain and not path.startswith("/") and ".." not in path.split("/") else ""
 
 
-def _inf(v: float | None) -> float:
-    return math.inf if v is None else v
+def _trial(r: TrialRecord, groups: Sequence[GroupInfo]) -> TrialPoint:
+    indices: tuple[int, ...] = ()
+    if r.arch_id:
+        indices = tuple(
+            g.choices.index(k) if (k := r.choices.get(g.name, "")) in g.choices else -1
+            for g in groups
+        )
+    return TrialPoint(**{f.name: getattr(r, f.name) for f in fields(TrialRecord)}, indices=indices)
 
 
-def pareto_info(run_dir: str | Path) -> ParetoInfo:
-    """Read a search run dir into a :class:`ParetoInfo` (no plotting, no study access).
-
-    Needs the files ``nas search`` writes: run.json, config.yaml, space.yaml, trials.csv and
-    pareto.csv (``nas report RUN_DIR`` rewrites the csvs from the study first). Raises
-    :class:`nas.errors.NasError` for a folder that is not a run dir.
-    """
-    from nas.search import (
-        RunInfo,
-        objective_column,
-        objective_unit,
-        ops_summary,
-        run_table_folder,
-    )
-
-    d = Path(run_dir)
+def _load(d: Path) -> tuple[RunInfo, RunSettings, SearchSpace]:
     if not d.is_dir():
         raise NasError(f"{d} is not a directory")
     info = RunInfo.load(d)
+    settings = info.require_settings()
     try:
-        cfg, _ = info.config()
-        space = info.space()
+        space = load_space(d / "space.yaml")
     except OSError as e:
         raise NasError(f"{d} is not a complete run dir: {e}") from None
-    notes: list[str] = []
+    return info, settings, space
 
-    groups = tuple(
-        GroupInfo(
-            g.name,
-            _where(space.slot(g.slots[0]).stage, space.slot(g.slots[0]).level),
-            tuple(g.slots),
-            tuple(c.key for c in g.choices),
-        )
-        for g in space.groups
-    )
-    objectives = tuple(
-        ObjectiveInfo(o, objective_column(cfg, o), objective_unit(cfg, o))
-        for o in cfg.search.objectives
-    )
-    t = info.table
-    table = TableInfo(
+
+def _groups(space: SearchSpace) -> tuple[GroupInfo, ...]:
+    out = []
+    for g in space.groups:
+        first = space.slot(g.slots[0])
+        where = first.stage if first.stage in ("in", "out") else f"{first.stage}.{first.level}"
+        out.append(GroupInfo(g.name, where, tuple(g.slots), tuple(c.key for c in g.choices)))
+    return tuple(out)
+
+
+def _table_info(t: dict[str, Any], settings: RunSettings) -> TableInfo:
+    return TableInfo(
         path=str(t.get("path", "")),
-        device=str(t.get("device", cfg.device.name)),
+        device=str(t.get("device", settings.device)),
         description=str(t.get("description", "")),
         backend=str(t.get("backend", "")),
         sources={str(k): int(v) for k, v in dict(t.get("sources", {})).items()},
-        quantile=str(t.get("quantile", cfg.device.quantile)),
+        quantile=str(t.get("quantile", settings.quantile)),
         created=str(t.get("created", "")),
         versions={str(k): str(v) for k, v in dict(t.get("versions", {})).items()},
     )
 
-    # the table: breakdowns and the device's memory budget
-    cost: CostModel | None = None
-    try:
-        from nas.cost import CostModel, Table
 
-        folder = run_table_folder(info, cfg)
-        cost = CostModel(space, Table.load(folder), quantile=cfg.device.quantile)
+def _cost_model(
+    info: RunInfo, settings: RunSettings, space: SearchSpace, notes: list[str]
+) -> CostModel | None:
+    try:
+        folder = run_table_folder(info, settings.device, settings.table)
+        return CostModel(space, Table.load(folder), quantile=settings.quantile)
     except NasError as e:
         notes.append(f"latency table unavailable, so no per-block breakdown: {e}")
-    constraints = _constraints(cfg, cost, t)
+        return None
 
-    rows = _read_csv(d / "trials.csv")
-    trials = tuple(sorted((_trial(r, groups) for r in rows), key=lambda x: x.number))
-    by_trial = {x.number: x for x in trials}
-    ocols = [o.column for o in objectives]
 
+def _front(
+    d: Path, by_trial: dict[int, TrialPoint], groups: Sequence[GroupInfo], ocols: Sequence[str]
+) -> list[FrontArch]:
     front: list[FrontArch] = []
-    for r in _read_csv(d / "pareto.csv"):
-        p = by_trial.get(int(r["trial"])) if r.get("trial", "").isdigit() else None
+    for row in read_csv(d / "pareto.csv"):
+        r = TrialRecord.from_row(row)
+        p = by_trial.get(r.number)
         if p is None or not p.arch_id:
             continue
-        vals = [p.value(c) for c in ocols]
-        keys = tuple(r.get(f"choice:{g.name}", "") for g in groups)
+        keys = tuple(r.choices.get(g.name, "") for g in groups)
         front.append(
             FrontArch(
                 arch_id=p.arch_id,
                 trial=p.number,
-                values=tuple(_inf(v) for v in vals),
-                latency_s_video=_inf(p.latency_s_video),
-                latency_ms_step=_inf(p.latency_ms_step),
-                peak_mem_mb=_inf(p.peak_mem_mb),
-                weights_mb=_inf(p.weights_mb),
+                values=tuple(finite_or_inf(p.value(c)) for c in ocols),
+                latency_s_video=finite_or_inf(p.latency_s_video),
+                latency_ms_step=finite_or_inf(p.latency_ms_step),
+                peak_mem_mb=finite_or_inf(p.peak_mem_mb),
+                weights_mb=finite_or_inf(p.weights_mb),
                 quality=p.quality,
-                yaml=link_path(r.get("arch_yaml", "")) or link_path(f"archs/{p.arch_id}.yaml"),
+                yaml=link_path(row.get("arch_yaml", "")) or link_path(f"archs/{p.arch_id}.yaml"),
                 choices=keys,
                 ops=ops_summary(keys),
             )
         )
+    return front
 
+
+def _heatmap(
+    space: SearchSpace, groups: Sequence[GroupInfo], front: Sequence[FrontArch]
+) -> HeatmapInfo:
     op_kinds: list[str] = []
     for g in space.groups:
         for c in g.choices:
             if c.op not in op_kinds:
                 op_kinds.append(c.op)
-    heatmap = HeatmapInfo(
+    return HeatmapInfo(
         groups=tuple(g.name for g in groups),
         where=tuple(g.where for g in groups),
         arch_ids=tuple(f.arch_id for f in front),
@@ -580,36 +341,46 @@ def pareto_info(run_dir: str | Path) -> ParetoInfo:
         op_kinds=tuple(sorted(op_kinds, key=lambda o: (o != "none", o))),
     )
 
-    parts: BreakdownParts | None = None
-    breakdowns: list[ArchBreakdown] = []
-    if cost is not None:
-        parts = _parts(space, cost, cfg.device.quantile)
-        for f in front:
-            idx = by_trial[f.trial].choices
-            if -1 in idx:
-                continue
-            cells = parts.compose(idx)
-            b = ArchBreakdown(
-                arch_id=f.arch_id,
-                cells=cells,
-                overhead_ms=parts.overhead_ms,
-                latency_ms_step=f.latency_ms_step,
-                weights_mb=f.weights_mb,
-                activation_mb=f.peak_mem_mb - f.weights_mb - parts.overhead_mb,
-                overhead_mb=parts.overhead_mb,
-                peak_mem_mb=f.peak_mem_mb,
-            )
-            total = sum(c.ms for c in cells) + parts.overhead_ms
-            if not math.isclose(total, f.latency_ms_step, rel_tol=1e-4) and not notes:
-                notes.append(
-                    f"the latency table ({folder}) no longer matches the run: arch {f.arch_id} "
-                    f"sums to {total:.4g} ms per step, the run recorded {f.latency_ms_step:.4g}"
-                )
-            breakdowns.append(b)
 
-    meta = RunMeta(
+def _breakdowns(
+    cost: CostModel,
+    front: Sequence[FrontArch],
+    by_trial: dict[int, TrialPoint],
+    notes: list[str],
+) -> list[CostBreakdown]:
+    """The cost model's breakdown of each front arch; a note when the table has changed since
+    the run recorded the arch's latency."""
+    out = []
+    for f in front:
+        idx = by_trial[f.trial].indices
+        if -1 in idx:
+            continue
+        b = cost.breakdown(arch_from_indices(cost.space, list(idx)))
+        if not math.isclose(b.latency_ms_step, f.latency_ms_step, rel_tol=1e-4) and not notes:
+            notes.append(
+                f"the latency table no longer matches the run: arch {f.arch_id} sums to "
+                f"{b.latency_ms_step:.4g} ms per step, the run recorded {f.latency_ms_step:.4g}"
+            )
+        out.append(b)
+    return out
+
+
+def _hypervolume(
+    trials: Sequence[TrialPoint], records: Sequence[TrialRecord], objectives: Sequence[Objective]
+) -> tuple[float, ...]:
+    """Normalised hypervolume after each trial (:func:`nas.results.hypervolume_history`)."""
+    if not trials:
+        return ()
+    ok = np.array([t.complete and t.feasible for t in trials], dtype=bool)
+    return tuple(float(x) for x in hypervolume_history(minimised(records, objectives), ok))
+
+
+def _meta(
+    info: RunInfo, settings: RunSettings, space: SearchSpace, trials: Sequence[TrialPoint]
+) -> RunMeta:
+    return RunMeta(
         name=info.name,
-        run_dir=str(d.resolve()),
+        run_dir=str(info.run_dir.resolve()),
         study=info.study,
         storage=info.storage,
         status=info.status,
@@ -620,48 +391,43 @@ def pareto_info(run_dir: str | Path) -> ParetoInfo:
         space_hash=space.hash,
         space_source=info.space_source,
         space_size=space.size,
-        device=cfg.device.name,
-        quantile=cfg.device.quantile,
-        sampler=cfg.sampler.name,
-        sampler_options=dict(cfg.sampler.options),
-        proxy=cfg.proxy.name,
-        latency=cfg.search.latency,
-        seed=cfg.search.seed,
+        device=settings.device,
+        quantile=settings.quantile,
+        sampler=settings.sampler,
+        sampler_options=dict(settings.sampler_options),
+        proxy=settings.proxy,
+        latency=settings.latency,
+        seed=settings.seed,
     )
+
+
+def pareto_info(run_dir: str | Path) -> ParetoInfo:
+    """Read a search run dir into a :class:`ParetoInfo` (no plotting, no study access).
+
+    Needs the files ``nas search`` writes: run.json, space.yaml, trials.csv and pareto.csv
+    (``nas report RUN_DIR`` rewrites them from the study first). Raises
+    :class:`nas.errors.NasError` for a folder that is not a run dir.
+    """
+    d = Path(run_dir)
+    info, settings, space = _load(d)
+    notes: list[str] = []
+    groups = _groups(space)
+    cost = _cost_model(info, settings, space, notes)
+    records = sorted(read_trials(d / "trials.csv"), key=lambda r: r.number)
+    trials = tuple(_trial(r, groups) for r in records)
+    by_trial = {x.number: x for x in trials}
+    front = _front(d, by_trial, groups, [o.column for o in settings.objectives])
     return ParetoInfo(
-        meta=meta,
-        table=table,
-        objectives=objectives,
-        constraints=constraints,
+        meta=_meta(info, settings, space, trials),
+        table=_table_info(info.table, settings),
+        objectives=settings.objectives,
+        constraints=settings.constraints,
         groups=groups,
         trials=trials,
         front=tuple(front),
-        hypervolume=_hypervolume(trials, ocols),
-        heatmap=heatmap,
-        breakdowns=tuple(breakdowns),
-        parts=parts,
+        hypervolume=_hypervolume(trials, records, settings.objectives),
+        heatmap=_heatmap(space, groups, front),
+        breakdowns=tuple(_breakdowns(cost, front, by_trial, notes)) if cost else (),
+        parts=cost.parts if cost else None,
         notes=tuple(notes),
-    )
-
-
-def _constraints(
-    cfg: SearchConfig, cost: CostModel | None, run_table: dict[str, Any]
-) -> tuple[ConstraintInfo, ...]:
-    if cost is not None:
-        from nas.search import constraint_names
-
-        named = constraint_names(cfg, cost)
-    else:  # the same rule without the table: the device budget as run.json recorded it
-        named = []
-        c = cfg.constraints
-        if c.latency_s is not None:
-            named.append(("latency_s", "latency_s_video", c.latency_s))
-        if c.latency_ms_step is not None:
-            named.append(("latency_ms_step", "latency_ms_step", c.latency_ms_step))
-        mem = run_table.get("memory_budget_mb") if c.memory_mb == "device" else c.memory_mb
-        if mem is not None and math.isfinite(float(mem)):
-            named.append(("memory_mb", "peak_mem_mb", float(mem)))
-    return tuple(
-        ConstraintInfo(name, col, float(budget), _CONSTRAINT_UNITS.get(name, ""))
-        for name, col, budget in named
     )

@@ -7,12 +7,18 @@ constraints checked before the proxy runs. ``nas search`` is a thin layer over::
     cfg, raw = compose_config(["search.trials=100", "device=iphone16pm"])
     result = run_search("search_spaces/temporal.yaml", cfg, raw)
     print(result.table())          # the Pareto front; files in result.run_dir
+    nas.report.write_dashboard(result.run_dir)    # the page (the CLI does this)
+
+The package is split by role: the config (``_config``), the sampler and pruner registries
+(``_registry``), the run dir and its lock (``_rundir``), the Optuna study (``_study``), trial
+evaluation (``_evaluate``), workers and progress (``_workers``), outputs (``_outputs``) and the
+driver (``_run``). What a run writes is :mod:`nas.results`' schema; the search never imports
+:mod:`nas.report`.
 """
 
 from nas.search._config import (
+    GROUPS,
     OBJECTIVES,
-    PRUNERS,
-    SAMPLERS,
     ConstraintsConfig,
     DeviceConfig,
     ProxyConfig,
@@ -21,65 +27,83 @@ from nas.search._config import (
     SearchSettings,
     compose_config,
     config_dir,
+    constraints_of,
+    objectives_of,
+    run_settings,
 )
-from nas.search._objective import (
+from nas.search._evaluate import (
+    ArchCache,
     ArchCosts,
+    Cached,
     Evaluator,
-    constraint_names,
-    objective_column,
-    objective_unit,
+    TrialEvaluation,
+    arch_of,
 )
-from nas.search._pareto import hypervolume, hypervolume_history, non_dominated, normalise
-from nas.search._run import (
-    RunInfo,
+from nas.search._outputs import (
     SearchResult,
-    TrialRecord,
     build_cost_model,
-    find_run,
-    front_of,
+    build_proxy,
     load_records,
-    make_sampler,
-    open_run_study,
-    ops_summary,
-    run_search,
+    run_constraints,
     run_table_folder,
-    run_worker,
+    table_provenance,
     write_outputs,
 )
+from nas.search._registry import (
+    PRUNERS,
+    SAMPLERS,
+    SamplerSpec,
+    check_sampler_options,
+    make_pruner,
+    make_sampler,
+)
+from nas.search._run import run_search
+from nas.search._rundir import find_run, run_config, run_space
+from nas.search._study import create_study, open_run_study, open_storage, sampler_of
+from nas.search._workers import recover_stale, run_worker
 
 __all__ = [
+    "GROUPS",
     "OBJECTIVES",
     "PRUNERS",
     "SAMPLERS",
+    "ArchCache",
     "ArchCosts",
+    "Cached",
     "ConstraintsConfig",
     "DeviceConfig",
     "Evaluator",
     "ProxyConfig",
-    "RunInfo",
     "SamplerConfig",
+    "SamplerSpec",
     "SearchConfig",
     "SearchResult",
     "SearchSettings",
-    "TrialRecord",
+    "TrialEvaluation",
+    "arch_of",
     "build_cost_model",
+    "build_proxy",
+    "check_sampler_options",
     "compose_config",
     "config_dir",
-    "constraint_names",
+    "constraints_of",
+    "create_study",
     "find_run",
-    "front_of",
-    "hypervolume",
-    "hypervolume_history",
     "load_records",
+    "make_pruner",
     "make_sampler",
-    "non_dominated",
-    "normalise",
-    "objective_column",
-    "objective_unit",
+    "objectives_of",
     "open_run_study",
-    "ops_summary",
+    "open_storage",
+    "recover_stale",
+    "run_config",
+    "run_constraints",
     "run_search",
+    "run_settings",
+    "run_space",
     "run_table_folder",
     "run_worker",
+    "sampler_of",
+    "table_provenance",
     "write_outputs",
 ]

@@ -16,8 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from nas.errors import NasError
+from nas.results import Constraint, Objective, RunSettings
+from nas.search._registry import PRUNERS, SAMPLERS, check_sampler_options
 
 __all__ = [
+    "GROUPS",
     "OBJECTIVES",
     "PRUNERS",
     "SAMPLERS",
@@ -29,18 +32,12 @@ __all__ = [
     "SearchSettings",
     "compose_config",
     "config_dir",
+    "constraints_of",
+    "objectives_of",
+    "run_settings",
 ]
 
 OBJECTIVES = ("latency", "memory", "quality")
-PRUNERS = ("none", "median", "sha", "hyperband")
-# sampler name -> its options (beyond `name`) and their default values
-SAMPLERS: dict[str, dict[str, Any]] = {
-    "nsga2": {"population_size": 16, "mutation_prob": None, "crossover_prob": 0.9},
-    "tpe": {"n_startup_trials": 10, "multivariate": True},
-    "random": {},
-    "gp": {"n_startup_trials": 10},
-    "brute": {},
-}
 GROUPS = ("device", "sampler", "proxy", "constraints", "experiment")
 
 
@@ -123,6 +120,67 @@ class SearchConfig:
         return _typed(raw)
 
 
+# objective -> (column in trials.csv, unit, cheap); the latency objective's column depends on
+# search.latency
+_OBJECTIVE_COLUMNS: dict[str, tuple[str, str, bool]] = {
+    "latency_video": ("latency_s_video", "s", True),
+    "latency_step": ("latency_ms_step", "ms", True),
+    "memory": ("peak_mem_mb", "MB", True),
+    "quality": ("quality", "proxy loss", False),
+}
+# constraint (its config key) -> (the metric column it bounds, unit)
+_CONSTRAINT_COLUMNS: dict[str, tuple[str, str]] = {
+    "latency_s": ("latency_s_video", "s"),
+    "latency_ms_step": ("latency_ms_step", "ms"),
+    "memory_mb": ("peak_mem_mb", "MB"),
+}
+
+
+def objectives_of(cfg: SearchConfig) -> tuple[Objective, ...]:
+    """The run's objectives as typed values, in the config's order (all minimised)."""
+    out = []
+    for name in cfg.search.objectives:
+        key = f"latency_{cfg.search.latency}" if name == "latency" else name
+        column, unit, cheap = _OBJECTIVE_COLUMNS[key]
+        out.append(Objective(name, column, unit, "minimize", cheap))
+    return tuple(out)
+
+
+def constraints_of(cfg: SearchConfig, device_memory_mb: float | None) -> tuple[Constraint, ...]:
+    """The active budgets; ``constraints.memory_mb: device`` takes ``device_memory_mb`` (the
+    device's budget from its table; None or infinite: no memory budget)."""
+    c = cfg.constraints
+    mem: float | None
+    if c.memory_mb == "device":
+        ok = device_memory_mb is not None and math.isfinite(device_memory_mb)
+        mem = device_memory_mb if ok else None
+    else:
+        mem = None if c.memory_mb is None else float(c.memory_mb)
+    budgets = {"latency_s": c.latency_s, "latency_ms_step": c.latency_ms_step, "memory_mb": mem}
+    out = []
+    for name, budget in budgets.items():
+        if budget is not None:
+            column, unit = _CONSTRAINT_COLUMNS[name]
+            out.append(Constraint(name, column, float(budget), unit))
+    return tuple(out)
+
+
+def run_settings(cfg: SearchConfig, constraints: tuple[Constraint, ...]) -> RunSettings:
+    """What run.json records of the config for the run's readers."""
+    return RunSettings(
+        device=cfg.device.name,
+        table=cfg.device.table,
+        quantile=cfg.device.quantile,
+        sampler=cfg.sampler.name,
+        sampler_options=dict(cfg.sampler.options),
+        proxy=cfg.proxy.name,
+        latency=cfg.search.latency,
+        seed=cfg.search.seed,
+        objectives=objectives_of(cfg),
+        constraints=constraints,
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # typing and validation
 # ---------------------------------------------------------------------------------------------
@@ -154,7 +212,7 @@ def _int(v: Any, where: str, minimum: int) -> int:
 
 
 def _typed(raw: dict[str, Any]) -> SearchConfig:
-    from nas.quality._proxies import PROXIES  # torch-free registry is in the same module
+    from nas.quality import PROXIES  # the registry of names: importing it loads no torch
 
     _keys(raw, "config", {"name", *GROUPS, "search"} - {"experiment"})
     dev = raw["device"]
@@ -165,14 +223,7 @@ def _typed(raw: dict[str, Any]) -> SearchConfig:
 
     smp = dict(raw["sampler"])
     name = smp.pop("name", None)
-    if name not in SAMPLERS:
-        raise NasError(f"config: sampler.name={name!r}; valid: {', '.join(SAMPLERS)}")
-    _keys(smp, "sampler", set(SAMPLERS[name]))
-    sampler = SamplerConfig(name, {**SAMPLERS[name], **smp})
-    if name == "nsga2":
-        _int(sampler.options["population_size"], "sampler.population_size", 2)
-    if "n_startup_trials" in sampler.options:
-        _int(sampler.options["n_startup_trials"], "sampler.n_startup_trials", 0)
+    sampler = SamplerConfig(str(name), check_sampler_options(str(name), smp))
 
     px = raw["proxy"]
     _keys(px, "proxy", {"name", "pruner", "threads", "options"})

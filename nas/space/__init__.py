@@ -15,6 +15,7 @@ from nas.space._ops import OPS, OpSpec, OptionSpec, get_op, list_ops
 from nas.space._schema import (
     Backbone,
     Geometry,
+    GeometryOverride,
     OpChoice,
     SearchSpace,
     Slot,
@@ -26,6 +27,7 @@ from nas.space._schema import (
     with_geometry,
 )
 from nas.space._unet import Block, UNetConfig, parse_unet_config, plan_blocks
+from nas.space._yaml import load_yaml_file
 
 __all__ = [
     "OPS",
@@ -33,6 +35,7 @@ __all__ = [
     "Backbone",
     "Block",
     "Geometry",
+    "GeometryOverride",
     "OpChoice",
     "OpSpec",
     "OptionSpec",
@@ -49,6 +52,7 @@ __all__ = [
     "list_ops",
     "load_arch",
     "load_space",
+    "load_yaml_file",
     "mutate_arch",
     "parse_space",
     "parse_space_text",

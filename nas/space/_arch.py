@@ -19,6 +19,7 @@ import numpy as np
 import yaml
 
 from nas.errors import SpaceError
+from nas.fileio import atomic_write_text
 from nas.space._ops import OPS
 from nas.space._schema import OpChoice, SearchSpace, _kind, _one_of
 from nas.space._yaml import load_yaml_file
@@ -91,11 +92,7 @@ class Arch:
     def save(self, path: str | Path) -> Path:
         """Write YAML (or JSON for a ``.json`` path) atomically."""
         p = Path(path)
-        text = self.to_json() if p.suffix == ".json" else self.to_yaml()
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(p)
-        return p
+        return atomic_write_text(p, self.to_json() if p.suffix == ".json" else self.to_yaml())
 
 
 def _make(space: SearchSpace, per_group: Sequence[OpChoice]) -> Arch:

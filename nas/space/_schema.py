@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from math import prod
 from pathlib import Path
 from typing import Any
 
-from nas import _resources
-from nas.errors import SpaceError
+from nas import backbone_config, list_backbones, resolve_space
+from nas.errors import NasError, SpaceError
 from nas.space._ops import OPS, OptionValue
 from nas.space._unet import Block, UNetConfig, parse_unet_config, plan_blocks
 from nas.space._yaml import load_yaml_file, load_yaml_text
@@ -23,6 +24,7 @@ from nas.space._yaml import load_yaml_file, load_yaml_text
 __all__ = [
     "Backbone",
     "Geometry",
+    "GeometryOverride",
     "OpChoice",
     "SearchSpace",
     "Slot",
@@ -60,11 +62,95 @@ class Geometry:
         return self.batch * (2 if self.cfg else 1)
 
     @property
+    def spatial_batch(self) -> int:
+        """The batch spatial blocks run at: ``effective_batch * frames``.
+
+        Spatial (2-D) blocks see every frame as its own image, so frames fold into the batch.
+        """
+        return self.effective_batch * self.frames
+
+    @property
     def bytes_per_element(self) -> int:
         return PRECISIONS[self.precision]
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class GeometryOverride:
+    """Geometry fields to change; a field left ``None`` keeps the base geometry's value.
+
+    The one type for geometry overrides: ``--geometry frames=8`` on the command line
+    (:meth:`parse`), a proxy's ``geometry`` option, ``TrainConfig.geometry`` (saved in run
+    folders as :meth:`to_dict`, a plain mapping of the set fields). Each set field is checked
+    as the space loader checks it; checks against a backbone (divisibility, channels) are the
+    caller's, since proxy-scale models change ``text_dim`` on purpose.
+    """
+
+    frames: int | None = None
+    latent_height: int | None = None
+    latent_width: int | None = None
+    latent_channels: int | None = None
+    text_length: int | None = None
+    text_dim: int | None = None
+    batch: int | None = None
+    cfg: bool | None = None
+    steps: int | None = None
+    precision: str | None = None
+
+    def __post_init__(self) -> None:
+        for key, value in self.items():
+            _check_geometry_field(key, value, f"geometry.{key}")
+
+    def items(self) -> list[tuple[str, Any]]:
+        """The set fields as ``(name, value)`` pairs, in :class:`Geometry`'s field order."""
+        return [(k, getattr(self, k)) for k in _GEOMETRY_KEYS if getattr(self, k) is not None]
+
+    @classmethod
+    def parse(cls, items: Sequence[str]) -> GeometryOverride:
+        """``["frames=8", "cfg=true"]`` (command-line ``key=value`` items), typed by field."""
+        values: dict[str, Any] = {}
+        for item in items:
+            key, sep, text = item.partition("=")
+            if not sep:
+                raise NasError(f"geometry override {item!r}: expected key=value, e.g. frames=4")
+            _known_geometry_key(key.strip())
+            values[key.strip()] = _typed_geometry_text(key.strip(), text.strip())
+        return cls(**values)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> GeometryOverride:
+        """The inverse of :meth:`to_dict`; an unknown key is a ``NasError`` listing the fields."""
+        if not isinstance(raw, Mapping):
+            raise NasError(f"geometry overrides: expected a mapping, got {_kind(raw)}")
+        for key in raw:
+            _known_geometry_key(key)
+        return cls(**{str(k): v for k, v in raw.items()})
+
+    @classmethod
+    def coerce(cls, value: GeometryOverride | Mapping[str, Any] | None) -> GeometryOverride:
+        """``value`` itself, a mapping through :meth:`from_dict`, or no override for None."""
+        if value is None:
+            return cls()
+        return value if isinstance(value, GeometryOverride) else cls.from_dict(value)
+
+    @classmethod
+    def between(cls, base: Geometry, target: Geometry) -> GeometryOverride:
+        """The override that takes ``base`` to ``target``: the fields where they differ."""
+        return cls(**{k: v for k, v in target.to_dict().items() if getattr(base, k) != v})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The set fields, sorted by name (stable for hashing and for run files)."""
+        return dict(sorted(self.items()))
+
+    def merged(self, other: GeometryOverride) -> GeometryOverride:
+        """These overrides with ``other``'s set fields on top."""
+        return replace(self, **dict(other.items()))
+
+    def apply(self, geometry: Geometry) -> Geometry:
+        """``geometry`` with the set fields replaced."""
+        return replace(geometry, **dict(self.items()))
 
 
 @dataclass(frozen=True)
@@ -300,13 +386,13 @@ def _parse_backbone(raw: Any, base: Path | None) -> Backbone:
         raise SpaceError(
             "backbone",
             "give exactly one of ref (a bundled name: "
-            f"{', '.join(_resources.list_backbones())}), config (a diffusers UNet2DConditionModel "
+            f"{', '.join(list_backbones())}), config (a diffusers UNet2DConditionModel "
             f"config) or path (a local diffusers folder or config.json); got {given or 'none'}",
         )
     weights: str | None = None
     if "ref" in m:
-        name = _one_of(m["ref"], _resources.list_backbones(), "backbone.ref")
-        cfg = parse_unet_config(_resources.backbone_config(name), f"backbone.ref({name})")
+        name = _one_of(m["ref"], list_backbones(), "backbone.ref")
+        cfg = parse_unet_config(backbone_config(name), f"backbone.ref({name})")
         source = f"ref:{name}"
     elif "config" in m:
         if not isinstance(m["config"], dict):
@@ -376,20 +462,48 @@ _GEOMETRY_KEYS = (
 
 def _parse_geometry(raw: Any, cfg: UNetConfig) -> Geometry:
     m = _mapping(raw, "geometry", _GEOMETRY_KEYS, ("frames", "latent_height", "latent_width"))
-    g = Geometry(
-        frames=_int(m["frames"], "geometry.frames"),
-        latent_height=_int(m["latent_height"], "geometry.latent_height"),
-        latent_width=_int(m["latent_width"], "geometry.latent_width"),
-        latent_channels=_int(m.get("latent_channels", cfg.in_channels), "geometry.latent_channels"),
-        text_length=_int(m.get("text_length", 77), "geometry.text_length"),
-        text_dim=_int(m.get("text_dim", cfg.cross_attention_dim), "geometry.text_dim"),
-        batch=_int(m.get("batch", 1), "geometry.batch"),
-        cfg=_bool(m.get("cfg", False), "geometry.cfg"),
-        steps=_int(m.get("steps", 4), "geometry.steps"),
-        precision=_one_of(m.get("precision", "fp16"), PRECISIONS, "geometry.precision"),
-    )
+    values = {
+        "latent_channels": cfg.in_channels,
+        "text_length": 77,
+        "text_dim": cfg.cross_attention_dim,
+        "batch": 1,
+        "cfg": False,
+        "steps": 4,
+        "precision": "fp16",
+        **m,
+    }
+    for key in _GEOMETRY_KEYS:
+        _check_geometry_field(key, values[key], f"geometry.{key}")
+    g = Geometry(**values)
     check_geometry(g, cfg)
     return g
+
+
+def _check_geometry_field(key: str, value: Any, where: str) -> None:
+    """One geometry value, as the loader and :class:`GeometryOverride` check it."""
+    if key == "cfg":
+        _bool(value, where)
+    elif key == "precision":
+        _one_of(value, PRECISIONS, where)
+    else:
+        _int(value, where)
+
+
+def _known_geometry_key(key: Any) -> None:
+    if key not in _GEOMETRY_KEYS:
+        raise NasError(
+            f"geometry override {key!r} is not a geometry field; fields: "
+            + ", ".join(_GEOMETRY_KEYS)
+        )
+
+
+def _typed_geometry_text(key: str, text: str) -> Any:
+    """A command-line value as its field's type; text that is not one is left for the check."""
+    if key == "cfg":
+        return {"true": True, "false": False}.get(text.lower(), text)
+    if key == "precision":
+        return text
+    return int(text) if re.fullmatch(r"[+-]?\d+", text) else text
 
 
 def check_geometry(g: Geometry, cfg: UNetConfig) -> None:
@@ -612,7 +726,7 @@ def load_space(path: str | Path) -> SearchSpace:
     A relative path that does not exist is looked up among the bundled spaces by file name,
     so ``search_spaces/temporal.yaml`` works from any directory once nas is installed.
     """
-    p = _resources.resolve_space(str(path))
+    p = resolve_space(str(path))
     if p != Path(path).expanduser():  # a bundled space: say which file was really read
         path = p
     raw = load_yaml_file(p)

@@ -13,7 +13,7 @@ from typing import Any
 
 from nas.errors import SpaceError
 
-__all__ = ["Block", "UNetConfig", "parse_unet_config"]
+__all__ = ["Block", "UNetConfig", "parse_unet_config", "plan_blocks"]
 
 _DOWN_TYPES = ("CrossAttnDownBlock2D", "DownBlock2D")
 _UP_TYPES = ("CrossAttnUpBlock2D", "UpBlock2D")
@@ -180,6 +180,76 @@ def _per_level(value: Any, levels: int, where: str, what: str) -> tuple[int, ...
 
 def parse_unet_config(raw: Any, where: str = "backbone.config") -> UNetConfig:
     """Validate a diffusers ``UNet2DConditionModel`` config dict; errors name ``where.key``."""
+    _check_config_keys(raw, where)
+
+    def int_field(key: str, default: int, minimum: int = 1) -> int:
+        v = raw.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+            raise SpaceError(f"{where}.{key}", f"{v!r} is not an integer >= {minimum}")
+        return v
+
+    boc_raw = raw.get("block_out_channels", [320, 640, 1280, 1280])
+    if not isinstance(boc_raw, (list, tuple)) or not boc_raw:
+        raise SpaceError(f"{where}.block_out_channels", f"{boc_raw!r} is not a non-empty list")
+    boc = _per_level(list(boc_raw), len(boc_raw), f"{where}.block_out_channels", "a channel count")
+    levels = len(boc)
+    down, up, mid = _block_types(raw, levels, where)
+    cross_dim = raw.get("cross_attention_dim", 1280)
+    if isinstance(cross_dim, bool) or not isinstance(cross_dim, int) or cross_dim < 1:
+        raise SpaceError(f"{where}.cross_attention_dim", f"{cross_dim!r} is not one integer >= 1")
+    groups = int_field("norm_num_groups", 32)
+    heads = _per_level(
+        raw.get("attention_head_dim", 8), levels, f"{where}.attention_head_dim", "a head count"
+    )
+    tlayers = _per_level(
+        raw.get("transformer_layers_per_block", 1),
+        levels,
+        f"{where}.transformer_layers_per_block",
+        "a layer count",
+    )
+    lpb = _per_level(
+        raw.get("layers_per_block", 2), levels, f"{where}.layers_per_block", "a layer count"
+    )
+    eps = _norm_eps(raw.get("norm_eps", 1e-5), f"{where}.norm_eps")
+    ted = raw.get("time_embedding_dim", None)
+    time_embed_dim = boc[0] * 4 if ted is None else int_field("time_embedding_dim", 0)
+    for key in ("conv_in_kernel", "conv_out_kernel"):
+        k = int_field(key, 3)
+        if k % 2 == 0:
+            raise SpaceError(f"{where}.{key}", f"{k} must be odd")
+    cross = tuple(t == "CrossAttnDownBlock2D" for t in down)
+    cross_up = tuple(t == "CrossAttnUpBlock2D" for t in reversed(up))
+    _check_divisible(boc, groups, heads, cross, cross_up, mid is not None, where)
+    for flag in ("use_linear_projection", "flip_sin_to_cos"):
+        if not isinstance(raw.get(flag, flag == "flip_sin_to_cos"), bool):
+            raise SpaceError(f"{where}.{flag}", f"{raw.get(flag, None)!r} is not true or false")
+    full = {k: v for k, v in raw.items() if not k.startswith("_")}
+    return UNetConfig(
+        in_channels=int_field("in_channels", 4),
+        out_channels=int_field("out_channels", 4),
+        block_out_channels=boc,
+        layers_per_block=lpb,
+        cross_attn=cross,
+        cross_attn_up=cross_up,
+        mid_block=mid is not None,
+        heads=heads,
+        transformer_layers=tlayers,
+        cross_attention_dim=cross_dim,
+        norm_num_groups=groups,
+        norm_eps=eps,
+        use_linear_projection=bool(raw.get("use_linear_projection", False)),
+        flip_sin_to_cos=bool(raw.get("flip_sin_to_cos", True)),
+        freq_shift=int_field("freq_shift", 0, minimum=0),
+        downsample_padding=int_field("downsample_padding", 1, minimum=0),
+        time_embed_dim=time_embed_dim,
+        conv_in_kernel=int(raw.get("conv_in_kernel", 3)),
+        conv_out_kernel=int(raw.get("conv_out_kernel", 3)),
+        diffusers_json=json.dumps(full, sort_keys=True),
+    )
+
+
+def _check_config_keys(raw: Any, where: str) -> None:
+    """A mapping for UNet2DConditionModel whose every key is modelled, ignored or at default."""
     if not isinstance(raw, dict):
         raise SpaceError(
             where, f"expected a mapping (a diffusers config), got {type(raw).__name__}"
@@ -202,22 +272,11 @@ def parse_unet_config(raw: Any, where: str = "backbone.config") -> UNetConfig:
             continue
         raise SpaceError(f"{where}.{key}", "unknown UNet2DConditionModel config key")
 
-    def get(key: str, default: Any) -> Any:
-        return raw.get(key, default)
 
-    def int_field(key: str, default: int, minimum: int = 1) -> int:
-        v = get(key, default)
-        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-            raise SpaceError(f"{where}.{key}", f"{v!r} is not an integer >= {minimum}")
-        return v
-
-    boc_raw = get("block_out_channels", [320, 640, 1280, 1280])
-    if not isinstance(boc_raw, (list, tuple)) or not boc_raw:
-        raise SpaceError(f"{where}.block_out_channels", f"{boc_raw!r} is not a non-empty list")
-    boc = _per_level(list(boc_raw), len(boc_raw), f"{where}.block_out_channels", "a channel count")
-    levels = len(boc)
-    down = get("down_block_types", ["CrossAttnDownBlock2D"] * 3 + ["DownBlock2D"])
-    up = get("up_block_types", ["UpBlock2D"] + ["CrossAttnUpBlock2D"] * 3)
+def _block_types(raw: dict[str, Any], levels: int, where: str) -> tuple[Any, Any, Any]:
+    """The down and up block types (one per level) and the mid block type (or None)."""
+    down = raw.get("down_block_types", ["CrossAttnDownBlock2D"] * 3 + ["DownBlock2D"])
+    up = raw.get("up_block_types", ["UpBlock2D"] + ["CrossAttnUpBlock2D"] * 3)
     for key, types, allowed in (
         ("down_block_types", down, _DOWN_TYPES),
         ("up_block_types", up, _UP_TYPES),
@@ -229,79 +288,46 @@ def parse_unet_config(raw: Any, where: str = "backbone.config") -> UNetConfig:
         for i, t in enumerate(types):
             if t not in allowed:
                 raise SpaceError(f"{where}.{key}[{i}]", f"{t!r} is not one of {list(allowed)}")
-    mid = get("mid_block_type", "UNetMidBlock2DCrossAttn")
+    mid = raw.get("mid_block_type", "UNetMidBlock2DCrossAttn")
     if mid not in _MID_TYPES:
         raise SpaceError(f"{where}.mid_block_type", f"{mid!r} is not one of {list(_MID_TYPES)}")
-    cross_dim = get("cross_attention_dim", 1280)
-    if isinstance(cross_dim, bool) or not isinstance(cross_dim, int) or cross_dim < 1:
-        raise SpaceError(f"{where}.cross_attention_dim", f"{cross_dim!r} is not one integer >= 1")
-    groups = int_field("norm_num_groups", 32)
-    heads = _per_level(
-        get("attention_head_dim", 8), levels, f"{where}.attention_head_dim", "a head count"
-    )
-    tlayers = _per_level(
-        get("transformer_layers_per_block", 1),
-        levels,
-        f"{where}.transformer_layers_per_block",
-        "a layer count",
-    )
-    lpb = _per_level(
-        get("layers_per_block", 2), levels, f"{where}.layers_per_block", "a layer count"
-    )
-    eps = get("norm_eps", 1e-5)
+    return down, up, mid
+
+
+def _norm_eps(eps: Any, where: str) -> float:
     if isinstance(eps, str):  # PyYAML reads 1e-5 (no dot) as a string
         try:
             eps = float(eps)
         except ValueError:
-            raise SpaceError(f"{where}.norm_eps", f"{eps!r} is not a number") from None
+            raise SpaceError(where, f"{eps!r} is not a number") from None
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or eps <= 0:
-        raise SpaceError(f"{where}.norm_eps", f"{eps!r} is not a positive number")
-    ted = get("time_embedding_dim", None)
-    time_embed_dim = boc[0] * 4 if ted is None else int_field("time_embedding_dim", 0)
-    for key in ("conv_in_kernel", "conv_out_kernel"):
-        k = int_field(key, 3)
-        if k % 2 == 0:
-            raise SpaceError(f"{where}.{key}", f"{k} must be odd")
+        raise SpaceError(where, f"{eps!r} is not a positive number")
+    return float(eps)
+
+
+def _check_divisible(
+    boc: tuple[int, ...],
+    groups: int,
+    heads: tuple[int, ...],
+    cross: tuple[bool, ...],
+    cross_up: tuple[bool, ...],
+    mid: bool,
+    where: str,
+) -> None:
+    """Every level's channels split into its norm groups and, where it attends, its heads."""
     for i, c in enumerate(boc):
         if c % groups:
             raise SpaceError(
                 f"{where}.block_out_channels[{i}]",
                 f"{c} is not divisible by norm_num_groups {groups}",
             )
-    cross = tuple(t == "CrossAttnDownBlock2D" for t in down)
-    cross_up = tuple(t == "CrossAttnUpBlock2D" for t in reversed(up))
+    levels = len(boc)
     for i in range(levels):
         if (cross[i] or cross_up[i] or (i == levels - 1 and mid)) and boc[i] % heads[i]:
             raise SpaceError(
                 f"{where}.attention_head_dim",
                 f"{heads[i]} heads do not divide level {i}'s {boc[i]} channels",
             )
-    for flag in ("use_linear_projection", "flip_sin_to_cos"):
-        if not isinstance(get(flag, flag == "flip_sin_to_cos"), bool):
-            raise SpaceError(f"{where}.{flag}", f"{get(flag, None)!r} is not true or false")
-    full = {k: v for k, v in raw.items() if not k.startswith("_")}
-    return UNetConfig(
-        in_channels=int_field("in_channels", 4),
-        out_channels=int_field("out_channels", 4),
-        block_out_channels=boc,
-        layers_per_block=lpb,
-        cross_attn=cross,
-        cross_attn_up=cross_up,
-        mid_block=mid is not None,
-        heads=heads,
-        transformer_layers=tlayers,
-        cross_attention_dim=cross_dim,
-        norm_num_groups=groups,
-        norm_eps=float(eps),
-        use_linear_projection=bool(get("use_linear_projection", False)),
-        flip_sin_to_cos=bool(get("flip_sin_to_cos", True)),
-        freq_shift=int_field("freq_shift", 0, minimum=0),
-        downsample_padding=int_field("downsample_padding", 1, minimum=0),
-        time_embed_dim=time_embed_dim,
-        conv_in_kernel=int(get("conv_in_kernel", 3)),
-        conv_out_kernel=int(get("conv_out_kernel", 3)),
-        diffusers_json=json.dumps(full, sort_keys=True),
-    )
 
 
 @dataclass(frozen=True)
@@ -335,10 +361,31 @@ def plan_blocks(cfg: UNetConfig, height: int, width: int) -> tuple[Block, ...]:
     follows each ResNet(+attention) pair of the down, mid and up blocks (AnimateDiff's places).
     """
     boc = cfg.block_out_channels
-    L = cfg.levels
-    out: list[Block] = []
+    plan = _Plan(cfg, height, width)
+    plan.add("conv_in", "conv_in", "in", 0, 0, cfg.in_channels, boc[0], height, width)
+    plan.add("time_embed", "time_embed", "in", 0, 0, boc[0], cfg.time_embed_dim, 1, 1)
+    ch = _plan_down(plan)
+    if cfg.mid_block:
+        _plan_mid(plan, ch)
+    _plan_up(plan, ch)
+    plan.add("conv_out", "conv_out", "out", 0, 0, boc[0], cfg.out_channels, height, width)
+    return tuple(plan.blocks)
+
+
+@dataclass
+class _Plan:
+    """The blocks planned so far, for :func:`plan_blocks` and its per-stage helpers."""
+
+    cfg: UNetConfig
+    height: int
+    width: int
+    blocks: list[Block] = field(default_factory=list)
+
+    def hw(self, level: int) -> tuple[int, int]:
+        return self.height // 2**level, self.width // 2**level
 
     def add(
+        self,
         name: str,
         kind: str,
         stage: str,
@@ -353,95 +400,61 @@ def plan_blocks(cfg: UNetConfig, height: int, width: int) -> tuple[Block, ...]:
         heads: int = 0,
         layers: int = 0,
     ) -> None:
-        out.append(
-            Block(
-                name,
-                kind,
-                stage,
-                level,
-                index,
-                cin,
-                cout,
-                h,
-                w,
-                h if oh is None else oh,
-                w if ow is None else ow,
-                heads,
-                layers,
-            )
+        oh = h if oh is None else oh
+        ow = w if ow is None else ow
+        self.blocks.append(
+            Block(name, kind, stage, level, index, cin, cout, h, w, oh, ow, heads, layers)
         )
 
-    def hw(level: int) -> tuple[int, int]:
-        return height // 2**level, width // 2**level
+    def attn(self, name: str, stage: str, level: int, index: int, ch: int) -> None:
+        """A spatial transformer at ``level``: its heads and layers from the config."""
+        h, w = self.hw(level)
+        heads, layers = self.cfg.heads[level], self.cfg.transformer_layers[level]
+        self.add(name, "attn", stage, level, index, ch, ch, h, w, heads=heads, layers=layers)
 
-    add("conv_in", "conv_in", "in", 0, 0, cfg.in_channels, boc[0], height, width)
-    add("time_embed", "time_embed", "in", 0, 0, boc[0], cfg.time_embed_dim, 1, 1)
+
+def _plan_down(plan: _Plan) -> int:
+    """The down blocks; returns the channels they end with."""
+    cfg = plan.cfg
+    boc = cfg.block_out_channels
     ch = boc[0]
-    for lv in range(L):
-        h, w = hw(lv)
+    for lv in range(cfg.levels):
+        h, w = plan.hw(lv)
         for j in range(cfg.layers_per_block[lv]):
-            add(f"down.{lv}.resnet{j}", "resnet", "down", lv, j, ch, boc[lv], h, w)
+            plan.add(f"down.{lv}.resnet{j}", "resnet", "down", lv, j, ch, boc[lv], h, w)
             ch = boc[lv]
             if cfg.cross_attn[lv]:
-                add(
-                    f"down.{lv}.attn{j}",
-                    "attn",
-                    "down",
-                    lv,
-                    j,
-                    ch,
-                    ch,
-                    h,
-                    w,
-                    heads=cfg.heads[lv],
-                    layers=cfg.transformer_layers[lv],
-                )
-            add(f"down.{lv}.{j}", "temporal", "down", lv, j, ch, ch, h, w)
-        if lv < L - 1:
-            add(f"down.{lv}.downsample", "downsample", "down", lv, 0, ch, ch, h, w, h // 2, w // 2)
-    if cfg.mid_block:
-        lv = L - 1
-        h, w = hw(lv)
-        add("mid.resnet0", "resnet", "mid", lv, 0, ch, ch, h, w)
-        add(
-            "mid.attn0",
-            "attn",
-            "mid",
-            lv,
-            0,
-            ch,
-            ch,
-            h,
-            w,
-            heads=cfg.heads[lv],
-            layers=cfg.transformer_layers[lv],
-        )
-        add(f"mid.{lv}.0", "temporal", "mid", lv, 0, ch, ch, h, w)
-        add("mid.resnet1", "resnet", "mid", lv, 1, ch, ch, h, w)
-    prev = ch
-    for lv in reversed(range(L)):
-        h, w = hw(lv)
+                plan.attn(f"down.{lv}.attn{j}", "down", lv, j, ch)
+            plan.add(f"down.{lv}.{j}", "temporal", "down", lv, j, ch, ch, h, w)
+        if lv < cfg.levels - 1:
+            plan.add(
+                f"down.{lv}.downsample", "downsample", "down", lv, 0, ch, ch, h, w, h // 2, w // 2
+            )
+    return ch
+
+
+def _plan_mid(plan: _Plan, ch: int) -> None:
+    lv = plan.cfg.levels - 1
+    h, w = plan.hw(lv)
+    plan.add("mid.resnet0", "resnet", "mid", lv, 0, ch, ch, h, w)
+    plan.attn("mid.attn0", "mid", lv, 0, ch)
+    plan.add(f"mid.{lv}.0", "temporal", "mid", lv, 0, ch, ch, h, w)
+    plan.add("mid.resnet1", "resnet", "mid", lv, 1, ch, ch, h, w)
+
+
+def _plan_up(plan: _Plan, prev: int) -> None:
+    """The up blocks, each ResNet taking its skip connection from the down path."""
+    cfg = plan.cfg
+    boc = cfg.block_out_channels
+    for lv in reversed(range(cfg.levels)):
+        h, w = plan.hw(lv)
         n = cfg.layers_per_block[lv] + 1
         for j in range(n):
             skip = boc[lv] if j < n - 1 else boc[max(lv - 1, 0)]
-            add(f"up.{lv}.resnet{j}", "resnet", "up", lv, j, prev + skip, boc[lv], h, w)
+            plan.add(f"up.{lv}.resnet{j}", "resnet", "up", lv, j, prev + skip, boc[lv], h, w)
             prev = boc[lv]
             if cfg.cross_attn_up[lv]:
-                add(
-                    f"up.{lv}.attn{j}",
-                    "attn",
-                    "up",
-                    lv,
-                    j,
-                    prev,
-                    prev,
-                    h,
-                    w,
-                    heads=cfg.heads[lv],
-                    layers=cfg.transformer_layers[lv],
-                )
-            add(f"up.{lv}.{j}", "temporal", "up", lv, j, prev, prev, h, w)
+                plan.attn(f"up.{lv}.attn{j}", "up", lv, j, prev)
+            plan.add(f"up.{lv}.{j}", "temporal", "up", lv, j, prev, prev, h, w)
         if lv > 0:
-            add(f"up.{lv}.upsample", "upsample", "up", lv, 0, prev, prev, h, w, h * 2, w * 2)
-    add("conv_out", "conv_out", "out", 0, 0, boc[0], cfg.out_channels, height, width)
-    return tuple(out)
+            plan.add(f"up.{lv}.upsample", "upsample", "up", lv, 0, prev, prev, h, w, h * 2, w * 2)

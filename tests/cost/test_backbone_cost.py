@@ -11,11 +11,9 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from nas import _resources
-from nas.cost._backbone import BlockCost, backbone_block_cost
-from nas.space import parse_unet_config
-from nas.space._schema import Geometry
-from nas.space._unet import Block, UNetConfig, plan_blocks
+from nas import backbone_config
+from nas.cost import BlockCost, backbone_block_cost
+from nas.space import Block, Geometry, UNetConfig, parse_unet_config, plan_blocks
 
 # Three levels, linear projections, two transformer layers, an uneven layers_per_block, a
 # custom time embedding width, odd kernels and downsample padding 0 (diffusers pads by hand).
@@ -50,7 +48,7 @@ def _geometry(cfg: UNetConfig, precision: str = "fp32") -> Geometry:
 
 
 def _config(name: str) -> UNetConfig:
-    raw = SMALL if name == "small" else _resources.backbone_config(name)
+    raw = SMALL if name == "small" else backbone_config(name)
     return parse_unet_config(raw)
 
 

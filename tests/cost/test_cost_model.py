@@ -7,9 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nas.cost._model import MIB, CostModel, MissingRowsError
-from nas.cost._rows import arch_rows, rows_for_space
-from nas.cost._table import Table, TableRow
+from nas.cost import (
+    MIB,
+    CostModel,
+    MissingRowsError,
+    Table,
+    TableRow,
+    arch_rows,
+    rows_for_space,
+)
 from nas.space import arch_from_dict, arch_indices, load_space, reference_arch, sample_arch
 
 
@@ -145,11 +151,11 @@ def test_find_table_prefers_local_then_shipped(tmp_path, monkeypatch) -> None:  
     from nas.cost import find_table, shipped_tables
     from nas.errors import NasError
 
-    monkeypatch.chdir(tmp_path)
+    user = Path(tmp_path, "latency_tables")
+    monkeypatch.setenv("NAS_TABLES", str(user))  # the user's folder, not ./latency_tables
     assert find_table("iphone16pm") == shipped_tables() / "iphone16pm"
-    local = tmp_path / "latency_tables" / "iphone16pm"
-    Table({"device": {"name": "iphone16pm"}}).save(local)
-    assert find_table("iphone16pm") == Path("latency_tables") / "iphone16pm"
+    Table({"device": {"name": "iphone16pm"}}).save(user / "iphone16pm")
+    assert find_table("iphone16pm") == user / "iphone16pm"
     with pytest.raises(NasError, match="nas profile --device nope"):
         find_table("nope")
     with pytest.raises(NasError, match="no table for device 'x'"):

@@ -11,23 +11,23 @@ import pytest
 
 pytest.importorskip("coremltools")
 
-from nas.cost._rows import RowSpec, rows_for_space
-from profilers._base import TimingProtocol
-from profilers._blocks import RowModule, build_row_module
-from profilers._coreml import (
+from nas.cost import RowSpec, rows_for_space
+from nas.mil import MilOp, MilSummary, inspect_mlprogram, op_class
+from profilers import (
     CoreMLProfiler,
-    MilOp,
-    MilSummary,
+    Device,
+    Estimator,
+    RowModule,
+    TimingProtocol,
+    build_row_module,
     convert_row,
     estimate_row,
-    inspect_mlprogram,
+    get_device,
     measure_path,
     measure_remote,
-    op_class,
     parse_operation_execution,
     roofline,
 )
-from profilers._devices import Device, Estimator, get_device
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = TimingProtocol(warmup=1, min_repeats=3, max_repeats=5, max_seconds=5.0)

@@ -9,13 +9,18 @@ import pytest
 import torch
 from torch import nn
 
-from nas.cost._rows import RowSpec, rows_for_space, temporal_row
+from nas.cost import RowSpec, rows_for_space, temporal_row
 from nas.space import OpChoice
-from profilers._base import TimingProtocol
-from profilers._blocks import RowModule, build_row_module
-from profilers._devices import get_device
-from profilers._ort import ExportError, MismatchError, OrtProfiler
-from profilers._torch import TorchProfiler
+from profilers import (
+    ExportError,
+    MismatchError,
+    OrtProfiler,
+    RowModule,
+    TimingProtocol,
+    TorchProfiler,
+    build_row_module,
+    get_device,
+)
 
 FAST = TimingProtocol(warmup=1, min_repeats=3, max_repeats=5, max_seconds=2, memory=False)
 FAST_MEM = TimingProtocol(warmup=1, min_repeats=3, max_repeats=5, max_seconds=2, memory=True)

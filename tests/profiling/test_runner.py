@@ -8,13 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from nas.cost import CostModel, Table, TableRow, rows_for_space
-from nas.cost._rows import RowSpec
+from nas.cost import CostModel, RowSpec, Table, TableRow, rows_for_space
 from nas.errors import NasError
 from nas.space import load_space
-from profilers import TimingProtocol, get_device, import_rows, profile_space
-from profilers._blocks import RowModule
-from profilers._devices import Device
+from profilers import (
+    Device,
+    RowModule,
+    TimingProtocol,
+    get_device,
+    import_rows,
+    profile_space,
+)
 
 FAST = TimingProtocol(warmup=0, min_repeats=1, max_repeats=1, memory=False)
 

@@ -74,7 +74,7 @@ def test_validate_refuses_devices_that_cannot_measure(tmp_path: Path) -> None:
 
 
 def test_summarize_fits_overheads_on_the_first_half_only() -> None:
-    from profilers._validate import summarize
+    from profilers import summarize
 
     # measured = predicted + 10 ms and + 500 MB (a runtime's fixed cost); noise-free
     records = [

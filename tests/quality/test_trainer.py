@@ -3,9 +3,14 @@ stop, frozen spatial weights; evaluation: deterministic validation loss, flicker
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import os
+import sys
+from collections.abc import Iterator
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -28,7 +33,7 @@ from nas.quality import (
     weighted_validation_loss,
     write_latents,
 )
-from nas.space import sample_arch
+from nas.space import GeometryOverride, sample_arch
 
 CFG = TrainConfig(
     steps=20, batch_size=2, lr=1e-2, checkpoint_every=10, log_every=5, difficulty="easy"
@@ -123,12 +128,42 @@ def test_a_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_space, arch, t
         assert [int(r["step"]) for r in csv.DictReader(f)] == [1, 2, 3, 4]
 
 
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+_WRITES: list[list[str]] = []  # one list per active _file_writes block
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if not _WRITES:
+        return
+    opened = event == "open" and isinstance(args[2], int) and bool(args[2] & _WRITE_FLAGS)
+    made = event in ("os.mkdir", "os.rename", "os.remove", "tempfile.mkdtemp")
+    if (opened or made) and "__pycache__" not in str(args[0]):  # imports cache bytecode
+        _WRITES[-1].append(f"{event} {args[0]}")
+
+
+@contextlib.contextmanager
+def _file_writes() -> Iterator[list[str]]:
+    """What the block writes to the file system, anywhere (seen through audit events)."""
+    if not getattr(sys, "_nas_test_audit", False):  # a hook cannot be removed: install once
+        sys.addaudithook(_audit)
+        sys._nas_test_audit = True  # type: ignore[attr-defined]
+    _WRITES.append([])
+    try:
+        yield _WRITES[-1]
+    finally:
+        _WRITES.pop()
+
+
 def test_frozen_spatial_weights_stay_and_in_memory_runs_write_nothing(
-    tiny_space, arch, tmp_path, monkeypatch
+    tiny_space, arch, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.chdir(tmp_path)
-    res = train(tiny_space, arch, replace(CFG, steps=3), None, progress=False)
-    assert res.checkpoint is None and res.metrics is None and not any(tmp_path.iterdir())
+    with _file_writes() as seen:  # the watch sees writes
+        (tmp_path / "x.txt").write_text("x")
+    assert seen == [f"open {tmp_path / 'x.txt'}"]
+    train(tiny_space, arch, replace(CFG, steps=1), None, progress=False)  # torch's lazy caches
+    with _file_writes() as writes:
+        res = train(tiny_space, arch, replace(CFG, steps=3), None, progress=False)
+    assert res.checkpoint is None and res.metrics is None and writes == []
     torch.manual_seed(CFG.seed)
     init = build_video_unet(tiny_space, arch)
     for (name, a), b in zip(res.model.unet.state_dict().items(), init.unet.state_dict().values(),
@@ -154,6 +189,13 @@ def test_eps_objective_and_config_errors(tiny_space, arch) -> None:  # type: ign
         train(tiny_space, arch, replace(CFG, precision="bf16", device="cpu"), None,
               progress=False)  # fmt: skip
     assert TrainConfig.from_dict(CFG.to_dict()) == CFG
+    # geometry overrides: one type inside, the same plain mapping in run files
+    cfg = TrainConfig(geometry={"latent_width": 4, "frames": 2})
+    assert cfg.geometry == GeometryOverride(frames=2, latent_width=4)
+    assert json.dumps(cfg.to_dict()["geometry"]) == '{"frames": 2, "latent_width": 4}'
+    assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    with pytest.raises(NasError, match=r"geometry\.frames: '2' is not an integer"):
+        TrainConfig(geometry={"frames": "2"})
 
 
 def test_trains_on_a_latents_folder(tiny_space, arch, tmp_path) -> None:  # type: ignore[no-untyped-def]

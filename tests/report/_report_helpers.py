@@ -26,13 +26,15 @@ CHROMIUM_ARGS = [
 
 
 def make_run(tables: Path, runs_dir: Path, *overrides: str) -> Path:
-    """A finished search run of the tiny space (its run dir)."""
+    """A finished search run of the tiny space (its run dir), with its dashboard."""
+    from nas.report import write_dashboard
     from nas.search import compose_config, run_search
 
     cfg, raw = compose_config(
         ["device=cpu-ort", f"device.table={tables}", f"search.runs_dir={runs_dir}", *overrides]
     )
     res = run_search(TINY, cfg, raw, progress=False, log=lambda _m: None, new=True)
+    write_dashboard(res.run_dir)
     return res.run_dir
 
 

@@ -12,12 +12,6 @@ from _report_helpers import (
     chromium,
     make_run,
 )
-from _tiny_table import make_tiny_table
-
-
-@pytest.fixture(scope="session")
-def tiny_tables(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_tiny_table(tmp_path_factory.mktemp("tables"))
 
 
 @pytest.fixture(scope="session")

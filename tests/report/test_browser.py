@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 from _report_helpers import EVIL_NAME, OpenPage
 
-from nas.report import pareto_info
-from nas.report._html import front_plot_points
+from nas.report import front_plot_points, pareto_info
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ from _report_helpers import EVIL_NAME, EVIL_STUDY
 from nas.cost import CostModel, Table
 from nas.errors import NasError
 from nas.report import ParetoInfo, pareto_info
-from nas.search import hypervolume_history, non_dominated
+from nas.results import hypervolume_history, non_dominated
 from nas.space import load_arch, load_space
 
 
@@ -87,7 +87,7 @@ def test_trials_match_trials_csv(quality: ParetoInfo, quality_run: Path) -> None
         assert t.quality_status == r["quality_status"]
         # infeasible arches skip the proxy
         assert t.feasible or t.quality is None
-        assert len(t.choices) == len(quality.groups) and -1 not in t.choices
+        assert len(t.indices) == len(quality.groups) and -1 not in t.indices
     assert quality.feasible == sum(r["feasible"] == "true" for r in rows)
     assert 0 < quality.feasible < 30  # the budget bites, so both kinds are drawn
     assert sum(quality.states.values()) == 30
@@ -191,7 +191,9 @@ def test_hypervolume_history(cost: ParetoInfo, quality: ParetoInfo) -> None:
 def test_edge_cases(one_trial_run: Path, infeasible_run: Path) -> None:
     one = pareto_info(one_trial_run)
     assert len(one.trials) == 1 and len(one.front) == 1 and len(one.breakdowns) == 1
-    assert one.hypervolume[0] > 0 or one.hypervolume == (0.0,)
+    # one feasible point: the normalised range is zero, so it sits at the origin and dominates
+    # the whole box up to the reference point (1.1, 1.1)
+    assert one.front[0].values and one.hypervolume == pytest.approx((1.1 * 1.1,))
     none = pareto_info(infeasible_run)
     assert len(none.trials) == 6 and none.feasible == 0
     assert none.front == () and none.breakdowns == () and none.heatmap.arch_ids == ()
@@ -222,17 +224,13 @@ def test_missing_table_degrades_to_a_note(cost_run: Path, tmp_path: Path) -> Non
 
     d = tmp_path / "run"
     shutil.copytree(cost_run, d)
-    import yaml
-
     raw = json.loads((d / "run.json").read_text())
     raw["table"]["path"] = str(tmp_path / "gone")
+    raw["settings"]["table"] = str(tmp_path / "gone")
     (d / "run.json").write_text(json.dumps(raw))
-    cfg = yaml.safe_load((d / "config.yaml").read_text())
-    cfg["device"]["table"] = str(tmp_path / "gone")
-    (d / "config.yaml").write_text(yaml.safe_dump(cfg))
     info = pareto_info(d)
     assert info.parts is None and info.breakdowns == ()
     assert len(info.notes) == 1 and "no per-block breakdown" in info.notes[0]
-    # the budgets still come from the config and the device budget run.json recorded
+    # the budgets still come from run.json's settings (the device budget resolved there)
     assert {c.name for c in info.constraints} == {"latency_s", "memory_mb"}
     assert len(info.front) == len(pareto_info(cost_run).front)

@@ -161,7 +161,7 @@ def test_figures_are_valid_plotly(run: str, request: pytest.FixtureRequest) -> N
     """plotly.js ignores unknown attributes silently; plotly's validators do not."""
     import plotly.graph_objects as go
 
-    from nas.report._html import figures
+    from nas.report import figures
 
     info = pareto_info(request.getfixturevalue(run))
     for name, fig in figures(info).items():

@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from nas.search import hypervolume, hypervolume_history, non_dominated
+from nas.results import hypervolume, hypervolume_history, non_dominated
 
 
 def _brute_front(v: np.ndarray) -> np.ndarray:

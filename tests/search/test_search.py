@@ -13,13 +13,8 @@ import numpy as np
 import pytest
 from _search_helpers import TINY, run_cli, search_cmd, subprocess_env, tiny_overrides
 
-from nas.search import (
-    RunInfo,
-    compose_config,
-    non_dominated,
-    open_run_study,
-    run_search,
-)
+from nas.results import RunInfo, TrialRecord, non_dominated
+from nas.search import compose_config, open_run_study, run_search
 from nas.space import load_arch, load_space
 
 
@@ -48,9 +43,9 @@ def test_cost_only_search_writes_complete_consistent_outputs(
         "study.journal",
         "trials.csv",
         "pareto.csv",
-        "dashboard.html",
     ):
         assert (d / name).is_file(), name
+    assert not (d / "dashboard.html").exists()  # drawing it is the caller's (nas.report's) job
     trials = _rows(d / "trials.csv")
     assert len(trials) == 40 and all(t["state"] == "COMPLETE" for t in trials)
     assert {t["feasible"] for t in trials} == {"true", "false"}  # the budget bites
@@ -105,23 +100,49 @@ def test_rerunning_the_same_command_resumes_or_extends(in_tmp: Path, tiny_tables
     assert again.run_dir == first.run_dir and again.resumed and len(again.records) == 10
     more = _search(tiny_tables, "experiment=cost_only", "search.trials=16")
     assert more.run_dir == first.run_dir and len(more.records) == 16
-    assert [r.values for r in more.records[:10]] == [r.values for r in first.records]
+    def costs(records: list[TrialRecord]) -> list[tuple[object, ...]]:
+        return [(r.arch_id, r.latency_s_video, r.peak_mem_mb) for r in records]
+
+    assert costs(more.records[:10]) == costs(first.records)
     other = _search(tiny_tables, "experiment=cost_only", "search.trials=10", "search.seed=3")
     assert other.run_dir != first.run_dir
     new = _search(tiny_tables, "experiment=cost_only", "search.trials=10", new=True)
     assert new.run_dir not in (first.run_dir, other.run_dir)
 
 
+def test_each_sampler_name_builds_its_own_optuna_sampler() -> None:
+    import optuna
+
+    from nas.search import SAMPLERS, make_sampler
+
+    expected = {
+        "nsga2": optuna.samplers.NSGAIISampler,
+        "tpe": optuna.samplers.TPESampler,
+        "random": optuna.samplers.RandomSampler,
+        "gp": optuna.samplers.GPSampler,
+        "brute": optuna.samplers.BruteForceSampler,
+    }
+    assert set(SAMPLERS) == set(expected)
+    for name, cls in expected.items():
+        assert type(make_sampler(name, {}, 0)) is cls, name
+    # options reach the sampler
+    nsga = make_sampler("nsga2", {"population_size": 7}, 0)
+    assert nsga._population_size == 7
+
+
 def test_samplers_run_and_are_seeded(in_tmp: Path, tiny_tables: Path) -> None:
+    sequences = {}
+    # nsga2 and tpe start with random trials: small start phases, so 12 trials leave them
+    extra = {"nsga2": ["sampler.population_size=4"], "tpe": ["sampler.n_startup_trials=4"]}
     for sampler in ("nsga2", "tpe", "random", "brute"):
-        a = _search(
-            tiny_tables, "experiment=cost_only", f"sampler={sampler}", "search.trials=12", new=True
-        )
-        b = _search(
-            tiny_tables, "experiment=cost_only", f"sampler={sampler}", "search.trials=12", new=True
-        )
+        args = ["experiment=cost_only", f"sampler={sampler}", "search.trials=12"]
+        a = _search(tiny_tables, *args, *extra.get(sampler, []), new=True)
+        b = _search(tiny_tables, *args, *extra.get(sampler, []), new=True)
         assert [r.arch_id for r in a.records] == [r.arch_id for r in b.records], sampler
         assert len(a.records) == 12
+        sequences[sampler] = [r.arch_id for r in a.records]
+    # every sampler proposes its own sequence (a name mapped to the wrong sampler would not)
+    assert len({tuple(s) for s in sequences.values()}) == len(sequences)
 
 
 def test_brute_force_covers_the_space(in_tmp: Path, tiny_tables: Path) -> None:
@@ -161,6 +182,8 @@ def test_cli_prints_the_front_and_run_dir(
     out = capsys.readouterr().out
     assert "6 trials" in out and "Pareto front" in out and "run dir: experiments/runs/" in out
     assert "arch_id" in out
+    run_dir = next((in_tmp / "experiments" / "runs").iterdir())
+    assert (run_dir / "dashboard.html").is_file()  # the CLI asks nas.report for the page
 
 
 def _counts(run_dir: Path) -> Counter[str]:
@@ -340,6 +363,7 @@ def test_time_limit_stops_early_and_the_same_command_continues(
     again = _search(tiny_tables, *over)
     assert again.run_dir == first.run_dir and again.resumed
     assert len(again.records) > len(first.records)
-    assert [r.values for r in again.records[: len(first.records)]] == [
-        r.values for r in first.records
-    ]
+    def done(records: list[TrialRecord]) -> list[tuple[object, ...]]:
+        return [(r.arch_id, r.latency_s_video, r.quality) for r in records]
+
+    assert done(again.records[: len(first.records)]) == done(first.records)

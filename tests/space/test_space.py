@@ -209,10 +209,11 @@ def test_space_loads_from_outside_the_repo(tmp_path: Path, root: Path) -> None:
     assert s.hash == load_space(root / "search_spaces" / "temporal.yaml").hash
 
 
-def test_bundled_space_by_name_from_any_directory(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.chdir(tmp_path)
+def test_bundled_space_by_name_from_any_directory(tmp_path: Path) -> None:
     assert load_space("temporal").name == "temporal"
-    assert load_space("search_spaces/temporal.yaml").name == "temporal"
+    # a relative path that is not there (as search_spaces/ is not, outside a checkout)
+    elsewhere = os.path.relpath(tmp_path / "search_spaces" / "temporal.yaml")
+    assert load_space(elsewhere).name == "temporal"
 
 
 def test_backbone_from_local_folder(tmp_path: Path, root: Path) -> None:
@@ -238,9 +239,9 @@ def test_same_network_same_hash_however_the_config_is_written(tmp_path: Path) ->
     """diffusers' save_pretrained writes every default key; the space hash must not care."""
     from diffusers import UNet2DConditionModel
 
-    from nas import _resources
+    from nas import backbone_config
 
-    cfg = {k: v for k, v in _resources.backbone_config("tiny").items() if not k.startswith("_")}
+    cfg = {k: v for k, v in backbone_config("tiny").items() if not k.startswith("_")}
     UNet2DConditionModel.from_config(cfg).save_pretrained(tmp_path / "unet")
     full = json.loads((tmp_path / "unet" / "config.json").read_text())
     assert len(full) > len(cfg) + 10  # really the verbose form
@@ -265,7 +266,6 @@ def test_absolute_missing_path_is_not_replaced_by_a_bundled_space(tmp_path: Path
         load_space(tmp_path / "tiny.yaml")
 
 
-def test_bundled_fallback_reports_the_file_it_read(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.chdir(tmp_path)
-    s = load_space("search_spaces/tiny.yaml")
+def test_bundled_fallback_reports_the_file_it_read(tmp_path: Path) -> None:
+    s = load_space(os.path.relpath(tmp_path / "search_spaces" / "tiny.yaml"))
     assert s.source is not None and s.source.endswith("nas/_data/search_spaces/tiny.yaml")

@@ -1,10 +1,22 @@
-"""Pareto math on plain ``(n, m)`` arrays of minimised values: no Optuna, no I/O."""
+"""Pareto math on plain ``(n, m)`` arrays of minimised values (no Optuna, no I/O), and the
+front of a run's trial records."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-__all__ = ["hypervolume", "hypervolume_history", "non_dominated", "normalise"]
+from nas.results._schema import Objective, TrialRecord, finite_or_inf
+
+__all__ = [
+    "front_of",
+    "hypervolume",
+    "hypervolume_history",
+    "minimised",
+    "non_dominated",
+    "normalise",
+]
 
 
 def non_dominated(values: np.ndarray) -> np.ndarray:
@@ -121,3 +133,33 @@ def hypervolume_history(values: np.ndarray, feasible: np.ndarray) -> np.ndarray:
             hv = hypervolume(front, ref)
         out[i] = hv
     return out
+
+
+def minimised(records: Sequence[TrialRecord], objectives: Sequence[Objective]) -> np.ndarray:
+    """``(n, m)`` objective values of ``records``, signed so that lower is better; a missing
+    value is +inf (never on a front)."""
+    v = np.array(
+        [[o.sign * finite_or_inf(r.value(o.column)) for o in objectives] for r in records],
+        dtype=float,
+    )
+    return v.reshape(len(records), len(objectives))
+
+
+def front_of(records: Sequence[TrialRecord], objectives: Sequence[Objective]) -> list[TrialRecord]:
+    """Feasible complete trials on the Pareto front, one per arch (its first trial), best
+    first by the first objective."""
+    uniq: dict[str, TrialRecord] = {}
+    for r in records:
+        if (
+            r.usable
+            and r.arch_id is not None
+            and r.arch_id not in uniq
+            and all(r.value(o.column) is not None for o in objectives)
+        ):
+            uniq[r.arch_id] = r
+    rows = list(uniq.values())
+    if not rows:
+        return []
+    v = minimised(rows, objectives)
+    front = [(tuple(x), r) for r, x, m in zip(rows, v, non_dominated(v), strict=True) if m]
+    return [r for _, r in sorted(front, key=lambda p: p[0])]

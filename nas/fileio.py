@@ -1,0 +1,56 @@
+"""Atomic file writes: readers see the old file or the new one, never half of either.
+
+Every file ``nas`` and ``profilers`` write for others to read (tables, ``run.json``, arch files,
+checkpoints, caches, pages) goes through :func:`atomic_write_text` or :func:`atomic_write_bytes`.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+__all__ = ["atomic_write_bytes", "atomic_write_text"]
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8, newlines untranslated) to ``path`` atomically; returns the path.
+
+    The text goes to a temporary file in the same folder, which is flushed, fsynced and renamed
+    onto ``path``; then the folder is fsynced so the rename survives a crash. Missing parent
+    folders are created. On any failure the temporary file is removed and ``path`` is untouched.
+    """
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically; returns the path. See :func:`atomic_write_text`."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(p.parent)
+    return p
+
+
+def _fsync_dir(folder: Path) -> None:
+    # Makes the rename itself durable. Windows cannot open a folder, and some file systems
+    # refuse to fsync one: the data is already on disk, so skip silently.
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

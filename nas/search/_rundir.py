@@ -1,0 +1,141 @@
+"""The run dir on disk: making one, finding one by identity, and one search per dir at a time."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nas.errors import NasError
+from nas.fileio import atomic_write_text
+from nas.results import RunInfo
+from nas.search._config import SearchConfig
+from nas.space import SearchSpace, load_space
+
+__all__ = [
+    "HOST",
+    "find_run",
+    "new_run_dir",
+    "pid_alive",
+    "run_config",
+    "run_lock",
+    "run_space",
+    "storage_spec",
+    "utc_now",
+    "write_run_files",
+]
+
+HOST = socket.gethostname()
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def run_config(info: RunInfo) -> tuple[SearchConfig, dict[str, Any]]:
+    """The typed config a run was made with, and its plain form (``config.yaml``)."""
+    raw = yaml.safe_load((info.run_dir / "config.yaml").read_text(encoding="utf-8"))
+    return SearchConfig.from_dict(raw), raw
+
+
+def run_space(info: RunInfo) -> SearchSpace:
+    """The run's own copy of its space (``space.yaml``)."""
+    return load_space(info.run_dir / "space.yaml")
+
+
+def find_run(runs_dir: Path, identity: str) -> RunInfo | None:
+    """The newest run under ``runs_dir`` with this identity, if any."""
+    if not runs_dir.is_dir():
+        return None
+    found = []
+    for p in runs_dir.glob("*/run.json"):
+        try:
+            info = RunInfo.load(p.parent)
+        except (OSError, KeyError, ValueError, NasError):
+            continue
+        if info.identity == identity:
+            found.append(info)
+    return max(found, key=lambda i: i.created) if found else None
+
+
+def new_run_dir(runs_dir: Path, name: str) -> Path:
+    """A fresh ``<runs_dir>/<time>-<name>`` folder."""
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in name)[:60] or "run"
+    d = runs_dir / f"{stamp}-{safe}"
+    k = 1
+    while d.exists():
+        k += 1
+        d = runs_dir / f"{stamp}-{safe}-{k}"
+    d.mkdir(parents=True)
+    return d
+
+
+def storage_spec(cfg: SearchConfig) -> str:
+    """run.json's storage: ``journal:study.journal`` in the run dir, an absolute journal path,
+    or an RDB URL."""
+    s = cfg.search.storage
+    if s is None:
+        return "journal:study.journal"
+    if "://" in s:
+        return s
+    if s.startswith("journal:"):
+        s = s[len("journal:") :]
+    return "journal:" + str(Path(s).expanduser().resolve())
+
+
+def write_run_files(d: Path, raw_config: dict[str, Any], space: SearchSpace) -> None:
+    """``config.yaml`` and ``space.yaml`` (a copy that does not depend on the folder the space
+    came from: a relative backbone path is made absolute)."""
+    atomic_write_text(d / "config.yaml", yaml.safe_dump(raw_config, sort_keys=False))
+    if not space.source:
+        return
+    text = Path(space.source).read_text(encoding="utf-8")
+    if space.backbone.source.startswith("path:"):
+        raw = yaml.safe_load(text)
+        raw["backbone"]["path"] = space.backbone.source[len("path:") :]
+        text = yaml.safe_dump(raw, sort_keys=False)
+    atomic_write_text(d / "space.yaml", text)
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """One `nas search` per run dir at a time (workers are its children)."""
+    lock = run_dir / ".lock"
+    if lock.exists():
+        try:
+            host, pid = lock.read_text(encoding="utf-8").strip().split(":")
+            alive = host == HOST and pid_alive(int(pid))
+        except (OSError, ValueError):
+            alive = False
+        if alive:
+            raise NasError(
+                f"run {run_dir} is in use by process {pid}; wait for it or stop it, then re-run"
+            )
+    lock.write_text(f"{HOST}:{os.getpid()}", encoding="utf-8")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            lock.unlink()
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie child (killed, not yet reaped) counts as dead
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+    return True

@@ -1,0 +1,254 @@
+"""Workers: the processes that run a study's trials, crash recovery, and the progress bar."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nas.results import RunInfo, hypervolume, non_dominated, normalise
+from nas.search._config import SearchConfig
+from nas.search._outputs import build_cost_model, build_proxy, run_constraints
+from nas.search._registry import make_pruner
+from nas.search._rundir import HOST, pid_alive, run_config, run_space
+from nas.search._study import load_worker_study, sampler_of
+
+if TYPE_CHECKING:
+    import optuna
+
+
+__all__ = ["count_states", "done_count", "recover_stale", "run_worker", "run_workers"]
+
+OnTrial = Callable[["optuna.Study", "optuna.trial.FrozenTrial"], None]
+
+
+def count_states(study: optuna.Study) -> dict[str, int]:
+    return dict(Counter(t.state.name for t in study.get_trials(deepcopy=False)))
+
+
+def done_count(counts: dict[str, int]) -> int:
+    return counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
+
+
+def run_worker(
+    run_dir: str | Path,
+    worker: int,
+    n_trials: int,
+    timeout_s: float | None = None,
+    on_trial: OnTrial | None = None,
+) -> None:
+    """Run up to ``n_trials`` trials of a run's study in this process (worker ``worker``
+    seeds its sampler with ``seed + 1000 * worker``)."""
+    import os
+
+    import optuna
+
+    from nas.search._evaluate import Evaluator, TrialEvaluation
+
+    # Optuna logs a traceback per failed trial (Ctrl-C included): one line of ours instead
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    info = RunInfo.load(run_dir)
+    cfg, _ = run_config(info)
+    space = run_space(info)
+    cost = build_cost_model(cfg, space)
+    settings = info.require_settings()
+    ev = Evaluator(settings.objectives, run_constraints(cfg, cost), cost, build_proxy(cfg, space))
+    study = load_worker_study(info, sampler_of(cfg, worker))
+    pruner = make_pruner(cfg.proxy.pruner) if cfg.proxy.pruner != "none" else None
+    objective = TrialEvaluation(space, ev, study, pruner=pruner, worker=f"{HOST}:{os.getpid()}")
+    total = info.trials
+
+    def guard(study: optuna.Study, ft: optuna.trial.FrozenTrial) -> None:
+        # a global cap for workers on other machines sharing the study
+        counts = count_states(study)
+        if done_count(counts) + counts.get("RUNNING", 0) >= total:
+            study.stop()
+        if ft.state.name == "FAIL" and ft.user_attrs.get("error"):
+            msg = f"trial {ft.number} failed: {ft.user_attrs['error']}"
+            print(msg[:300], file=sys.stderr)
+        if on_trial is not None:
+            on_trial(study, ft)
+
+    study.optimize(
+        objective,
+        n_trials=n_trials,
+        timeout=timeout_s,
+        catch=(Exception,),
+        callbacks=[guard],
+        gc_after_trial=False,
+        show_progress_bar=False,
+    )
+
+
+def _worker_entry(run_dir: str, worker: int, n_trials: int, timeout_s: float | None) -> None:
+    import warnings
+
+    warnings.filterwarnings("ignore", category=UserWarning)
+    with contextlib.suppress(KeyboardInterrupt):
+        run_worker(run_dir, worker, n_trials, timeout_s)
+
+
+def recover_stale(study: optuna.Study, local_storage: bool) -> int:
+    """Mark trials left RUNNING by a dead process as FAIL and queue their arch again."""
+    from optuna.trial import TrialState
+
+    n = 0
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        w = t.user_attrs.get("worker", "")
+        host, _, pid = w.partition(":")
+        if local_storage:
+            stale = True  # we hold the run lock: no other process works on this study
+        else:
+            stale = host == HOST and pid.isdigit() and not pid_alive(int(pid))
+        if not stale:
+            continue
+        study._storage.set_trial_user_attr(t._trial_id, "error", "worker died (recovered)")
+        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        if t.params:
+            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+        n += 1
+    return n
+
+
+def run_workers(
+    run_dir: Path,
+    cfg: SearchConfig,
+    study: optuna.Study,
+    remaining: int,
+    target: int,
+    progress: bool,
+) -> str:
+    """Run ``remaining`` trials (in this process, or in ``search.workers`` processes) with a
+    progress bar; returns why it stopped early ("" when it did not)."""
+    from tqdm import tqdm
+
+    workers = min(cfg.search.workers, remaining)
+    done = done_count(count_states(study))
+    bar = tqdm(
+        total=target,
+        initial=done,
+        desc="search",
+        unit="trial",
+        disable=not progress,
+        dynamic_ncols=True,
+        file=sys.stderr,
+    )
+    tracker = Tracker(bar)
+    tracker.preload(study)
+    t0 = time.monotonic()
+    stopped = ""
+    try:
+        if workers == 1:
+            run_worker(run_dir, 0, remaining, cfg.search.timeout_s, on_trial=tracker.on_trial)
+        else:
+            stopped = _spawn(run_dir, cfg, study, workers, remaining, tracker)
+    except KeyboardInterrupt:
+        stopped = "interrupted"
+        print(
+            "\ninterrupted: completed trials are saved; re-run the same command to resume",
+            file=sys.stderr,
+        )
+    finally:
+        bar.close()
+    if cfg.search.timeout_s is not None and time.monotonic() - t0 >= cfg.search.timeout_s:
+        stopped = stopped or "timeout"
+    return stopped
+
+
+def _spawn(
+    run_dir: Path,
+    cfg: SearchConfig,
+    study: optuna.Study,
+    workers: int,
+    remaining: int,
+    tracker: Tracker,
+) -> str:
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    shares = [remaining // workers + (1 if i < remaining % workers else 0) for i in range(workers)]
+    procs = [
+        ctx.Process(
+            target=_worker_entry,
+            args=(str(run_dir), i, shares[i], cfg.search.timeout_s),
+            daemon=False,
+        )
+        for i in range(workers)
+    ]
+    for p in procs:
+        p.start()
+    try:
+        while any(p.is_alive() for p in procs):
+            time.sleep(1.0)
+            tracker.poll(study)
+    except KeyboardInterrupt:
+        for p in procs:
+            p.join(timeout=30)
+        raise
+    tracker.poll(study)
+    bad = [(i, p.exitcode) for i, p in enumerate(procs) if p.exitcode not in (0, None)]
+    if bad:
+        tracker.bar.write(
+            "worker(s) "
+            + ", ".join(f"{i} (exit code {c})" for i, c in bad)
+            + " stopped early; their completed trials are saved; re-run the same command "
+            "to resume"
+        )
+        return "worker failed"
+    return ""
+
+
+class Tracker:
+    """Progress: trials done / total, feasible count, front size, hypervolume, ETA (tqdm)."""
+
+    def __init__(self, bar: Any) -> None:
+        self.bar = bar
+        self.values: list[list[float]] = []
+        self.feasible: list[bool] = []
+        self.seen: set[int] = set()
+
+    def preload(self, study: optuna.Study) -> None:
+        """Trials finished before this invocation: counted in the bar's ``initial``."""
+        for ft in study.get_trials(deepcopy=False):
+            self._add(ft, count=False)
+
+    def _add(self, ft: optuna.trial.FrozenTrial, count: bool = True) -> None:
+        if ft.number in self.seen or ft.state.name not in ("COMPLETE", "PRUNED"):
+            return
+        self.seen.add(ft.number)
+        if ft.state.name == "COMPLETE" and ft.values is not None:
+            self.values.append(list(ft.values))
+            self.feasible.append(bool(ft.user_attrs.get("costs", {}).get("feasible", True)))
+        if count:
+            self._postfix()
+            self.bar.update(1)
+
+    def _postfix(self) -> None:
+        if self.bar.disable:
+            return
+        feas = sum(self.feasible)
+        front, hv = 0, 0.0
+        if feas:
+            v = np.array(self.values)
+            ok = np.array(self.feasible) & np.all(np.isfinite(v), axis=1)
+            if ok.any():
+                pts = v[ok]
+                on_front = pts[non_dominated(pts)]
+                front = len(on_front)
+                # the same normalisation as hypervolume_history: the feasible range, ref 1.1
+                norm = normalise(on_front, pts.min(axis=0), pts.max(axis=0))
+                hv = hypervolume(norm, np.full(v.shape[1], 1.1))
+        self.bar.set_postfix_str(f"feasible={feas} front={front} hv={hv:.3f}", refresh=False)
+
+    def on_trial(self, study: optuna.Study, ft: optuna.trial.FrozenTrial) -> None:
+        self._add(ft)
+
+    def poll(self, study: optuna.Study) -> None:
+        for ft in study.get_trials(deepcopy=False):
+            self._add(ft)
