@@ -87,7 +87,7 @@ def build_row_module(row: RowSpec, *, seed: int = 0, groups: int = 32) -> RowMod
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     o = row.option_dict()
-    n = row.batch * row.frames
+    n = row.spatial_batch
     c, h, w = row.channels, row.height, row.width
 
     def rand(*shape: int) -> torch.Tensor:

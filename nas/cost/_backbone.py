@@ -4,8 +4,8 @@ Pure Python (no torch). Counts follow diffusers' ``UNet2DConditionModel`` module
 so parameter counts are exact; MACs follow ``torch.utils.flop_counter`` (its flops / 2): convs,
 linears and the two attention matmuls, with norms and elementwise ops not counted.
 
-Spatial blocks run on the frames folded into the batch, ``N = effective_batch * frames``; the
-time embedding runs once per video, at ``effective_batch``.
+Spatial blocks run on the frames folded into the batch, ``N = Geometry.spatial_batch``
+(effective batch x frames); the time embedding runs once per video, at ``effective_batch``.
 """
 
 from __future__ import annotations
@@ -184,7 +184,7 @@ def backbone_block_cost(block: Block, cfg: UNetConfig, geometry: Geometry) -> Bl
     bpe = geometry.bytes_per_element
     if block.kind == "time_embed":
         return _time_embed(block, cfg, geometry.effective_batch, bpe)
-    n = geometry.effective_batch * geometry.frames
+    n = geometry.spatial_batch
     if block.kind == "conv_in":
         return _conv_in(block, cfg, n, bpe)
     if block.kind == "resnet":

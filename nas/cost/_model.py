@@ -105,21 +105,17 @@ class CostModel:
     ) -> None:
         self.space = space
         self.table = table
-        device = table.meta.get("device", {})
-        self.device = str(device.get("name", "unknown"))
-        self.precision = str(device.get("precision", space.geometry.precision))
-        self.memory_budget_mb = float(device.get("memory_budget_mb", float("inf")))
+        meta = table.info
+        self.device = meta.device_name
+        self.precision = meta.precision or space.geometry.precision
+        self.memory_budget_mb = meta.memory_budget_mb
         self.quantile = quantile
         self._col = _quantile_col(quantile)
         missing = table.missing(rows_for_space(space, self.precision))
         if missing:
-            raise MissingRowsError(missing, self.device, space)
-        self.overhead_ms = float(
-            overhead_ms if overhead_ms is not None else table.meta.get("overhead_ms", 0.0)
-        )
-        self.overhead_mb = float(
-            overhead_mb if overhead_mb is not None else table.meta.get("overhead_mb", 0.0)
-        )
+            raise MissingRowsError(missing, self.device, space, folder=table.folder)
+        self.overhead_ms = float(overhead_ms if overhead_ms is not None else meta.overhead_ms)
+        self.overhead_mb = float(overhead_mb if overhead_mb is not None else meta.overhead_mb)
         self._geo = replace(space.geometry, precision=self.precision)
         self._sources: set[str] = set()
         walk = self._walk_backbone()

@@ -7,6 +7,7 @@ its ``key`` is the canonical text the tables are indexed by.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -104,6 +105,26 @@ class RowSpec:
 
     def to_dict(self) -> dict[str, object]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    @classmethod
+    def from_cells(cls, cells: Mapping[str, str | None]) -> RowSpec:
+        """A spec from the text of its CSV cells (``op``, ``options``, ``channels``, ...,
+        ``precision``); a missing or malformed cell is a ``ValueError`` naming the column."""
+
+        def text(col: str) -> str:
+            v = (cells.get(col) or "").strip()
+            if not v and col != "options":
+                raise ValueError(f"{col}: is required")
+            return v
+
+        def size(col: str) -> int:
+            v = text(col)
+            if not re.fullmatch(r"\d+", v) or int(v) < 1:
+                raise ValueError(f"{col}: {v!r} is not a whole number >= 1")
+            return int(v)
+
+        dims = [size(c) for c in ("channels", "frames", "height", "width", "batch")]
+        return cls(text("op"), text("options"), *dims, text("precision"))
 
 
 def _text(value: RowOption) -> str:

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import math
+import numbers
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -59,17 +60,99 @@ class TableRow:
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
             raise ValueError(f"source {self.source!r} is not one of {SOURCES}")
+        _check_values(self)
 
     @property
     def ok(self) -> bool:
         return self.source != "failed" and self.latency_ms_p50 is not None
 
+    @classmethod
+    def from_cells(cls, spec: RowSpec, source: str, cells: Mapping[str, str | None]) -> TableRow:
+        """A row from the text of its value cells, as ``table.csv`` (or an import) has them;
+        an empty or absent cell is unset. The one parser and validator of row values: a
+        malformed or out-of-range value is a ``ValueError`` naming the column."""
+        if source not in SOURCES:
+            raise ValueError(f"source: {source!r} is not one of {list(SOURCES)}")
+        values: dict[str, Any] = {}
+        for col in _VALUE_COLS:
+            text = cells.get(col) or ""
+            if col == "source":
+                continue
+            if col in _INT_COLS:
+                values[col] = _int_cell(col, text)
+            elif col in _FLOAT_COLS:
+                values[col] = _float_cell(col, text)
+            else:
+                values[col] = text
+        values["repeats"] = values["repeats"] or 0
+        return cls(spec, source, **values)
+
 
 _SPEC_COLS = ["key", "op", "options", "channels", "frames", "height", "width", "batch", "precision"]
 _VALUE_COLS = [f.name for f in fields(TableRow) if f.name != "spec"]
 COLUMNS = _SPEC_COLS + _VALUE_COLS
-_INT_COLS = {"channels", "frames", "height", "width", "batch", "repeats", "weight_bytes", "flops"}
-_FLOAT_COLS = {"latency_ms_p10", "latency_ms_p50", "latency_ms_p90", "peak_mem_mb"}
+_INT_COLS = {"repeats", "weight_bytes", "flops"}  # counts: whole numbers >= 0
+_LATENCY_COLS = ("latency_ms_p10", "latency_ms_p50", "latency_ms_p90")
+_FLOAT_COLS = {*_LATENCY_COLS, "peak_mem_mb"}
+
+
+def _float_cell(col: str, text: str) -> float | None:
+    t = text.strip()
+    if not t:
+        return None
+    try:
+        x = float(t)
+    except ValueError:
+        raise ValueError(f"{col}: {t!r} is not a number") from None
+    if not math.isfinite(x):  # also 1e400, which reads as inf
+        raise ValueError(f"{col}: {t!r} is not a finite number")
+    return x
+
+
+def _int_cell(col: str, text: str) -> int | None:
+    t = text.strip()
+    if not t:
+        return None
+    try:
+        return int(t)
+    except ValueError:
+        pass
+    try:
+        x = float(t)  # 1e6 and 5.0 are whole numbers too
+    except ValueError:
+        raise ValueError(f"{col}: {t!r} is not a number") from None
+    if not math.isfinite(x) or x != int(x):
+        raise ValueError(f"{col}: {t!r} is not a whole number")
+    return int(x)
+
+
+def _check_values(row: TableRow) -> None:
+    """Every number finite and in its unit's range; the percentiles in order. A usable row
+    (not ``failed``) takes time: its latencies are > 0."""
+    for col in sorted(_FLOAT_COLS):
+        v = getattr(row, col)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            raise ValueError(f"{col}: {v!r} is not a number")
+        if not math.isfinite(v):
+            raise ValueError(f"{col}: {v!r} is not a finite number")
+        if col in _LATENCY_COLS and row.source != "failed" and v <= 0:
+            raise ValueError(f"{col}: {v:g} must be > 0 in a {row.source} row")
+        if v < 0:
+            raise ValueError(f"{col}: {v:g} must be >= 0")
+    for col in sorted(_INT_COLS):
+        v = getattr(row, col)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise ValueError(f"{col}: {v!r} is not a whole number")
+        if v < 0:
+            raise ValueError(f"{col}: {v} must be >= 0")
+    given = [(c, getattr(row, c)) for c in _LATENCY_COLS if getattr(row, c) is not None]
+    for (a, x), (b, y) in zip(given, given[1:], strict=False):
+        if x > y:
+            raise ValueError(f"{a} {x:g} > {b} {y:g}: the percentiles must be in order")
 
 
 def _cell(value: Any) -> str:
@@ -118,9 +201,9 @@ class TableMeta:
             description=dev["description"] or "",
             backend=dev["backend"] or _meta_text(source, raw, "", "backend") or "",
             precision=dev["precision"],
-            memory_budget_mb=_number(source, device, "device.", "memory_budget_mb", math.inf),
-            overhead_ms=_number(source, raw, "", "overhead_ms", 0.0),
-            overhead_mb=_number(source, raw, "", "overhead_mb", 0.0),
+            memory_budget_mb=_budget(source, device),
+            overhead_ms=_overhead(source, raw, "overhead_ms"),
+            overhead_mb=_overhead(source, raw, "overhead_mb"),
             versions={str(k): str(v) for k, v in versions.items()},
             created=_meta_text(source, raw, "", "created") or "",
             updated=_meta_text(source, raw, "", "updated") or "",
@@ -138,13 +221,33 @@ def _meta_text(source: str, m: Mapping[str, Any], prefix: str, key: str) -> str 
     return v
 
 
-def _number(source: str, m: Mapping[str, Any], prefix: str, key: str, default: float) -> float:
+def _number(source: str, m: Mapping[str, Any], prefix: str, key: str) -> float | None:
     v = m.get(key)
     if v is None:
-        return default
+        return None
     if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v):
         raise NasError(f"{source}: {prefix}{key}: {v!r} is not a number")
     return float(v)
+
+
+def _budget(source: str, device: Mapping[str, Any]) -> float:
+    v = _number(source, device, "device.", "memory_budget_mb")
+    if v is None:
+        return math.inf  # no budget
+    if v <= 0:
+        raise NasError(
+            f"{source}: device.memory_budget_mb: {v:g} must be > 0 (leave it out for no budget)"
+        )
+    return v
+
+
+def _overhead(source: str, raw: Mapping[str, Any], key: str) -> float:
+    v = _number(source, raw, "", key)
+    if v is None:
+        return 0.0
+    if not math.isfinite(v) or v < 0:
+        raise NasError(f"{source}: {key}: {v:g} must be a finite number >= 0")
+    return v
 
 
 @dataclass
@@ -190,70 +293,124 @@ class Table:
         return buf.getvalue()
 
     def save(self, folder: str | Path) -> Path:
-        """Write ``table.csv`` then ``meta.json``, each atomically."""
+        """Write ``meta.json`` then ``table.csv``, each atomically: a folder with a
+        ``table.csv`` (what :func:`find_table` looks for) always has its ``meta.json``."""
         d = Path(folder)
-        atomic_write_text(d / "table.csv", self.to_csv())
         atomic_write_text(d / "meta.json", json.dumps(self.meta, indent=2, sort_keys=True) + "\n")
+        atomic_write_text(d / "table.csv", self.to_csv())
         return d
 
     @staticmethod
     def load(folder: str | Path) -> Table:
+        """Read ``folder/table.csv`` and its ``meta.json``, both checked: a malformed or
+        out-of-range value, a duplicate key or a missing meta is a one-line ``NasError``
+        naming the file (and the line and column of ``table.csv``)."""
         d = Path(folder)
         csv_path = d / "table.csv"
         if not csv_path.is_file():
             raise NasError(f"no latency table at {csv_path} (build one with `nas profile`)")
-        meta: dict[str, Any] = {}
-        if (d / "meta.json").is_file():
-            try:
-                meta = json.loads((d / "meta.json").read_text(encoding="utf-8"))
-            except json.JSONDecodeError as e:
-                raise NasError(f"{d / 'meta.json'}: invalid JSON: {e}") from None
-        TableMeta.from_dict(meta, str(d / "meta.json"))  # wrong types fail here, named
-        table = Table(meta, folder=d)
-        with csv_path.open(encoding="utf-8", newline="") as f:
-            reader = csv.DictReader(f)
-            missing_cols = set(COLUMNS) - set(reader.fieldnames or [])
-            if missing_cols:
-                raise NasError(f"{csv_path}: missing columns {sorted(missing_cols)}")
-            for line, rec in enumerate(reader, start=2):
-                try:
-                    table.put(_parse_row(rec))
-                except (ValueError, KeyError) as e:
-                    raise NasError(f"{csv_path}:{line}: {e}") from None
+        table = Table(_read_meta(d / "meta.json"), folder=d)
+        for row in _read_rows(csv_path):
+            table.put(row)
         return table
 
     def with_meta(self, **updates: Any) -> Table:
         return Table({**self.meta, **updates}, dict(self.rows), self.folder)
 
 
-def _parse_row(rec: Mapping[str, str]) -> TableRow:
-    def conv(col: str) -> Any:
-        v = rec[col]
-        if v == "":
-            return None
-        if col in _INT_COLS:
-            return int(v)
-        if col in _FLOAT_COLS:
-            return float(v)
-        return v
+def _utf8(path: Path) -> str:
+    """A file's text; unreadable or non-UTF-8 bytes are a ``NasError`` naming the file."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise NasError(f"{path}: cannot read: {e.strerror}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise NasError(
+            f"{path}:{line}: is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})"
+        ) from None
 
-    spec = RowSpec(
-        op=rec["op"],
-        options=rec["options"],
-        channels=int(rec["channels"]),
-        frames=int(rec["frames"]),
-        height=int(rec["height"]),
-        width=int(rec["width"]),
-        batch=int(rec["batch"]),
-        precision=rec["precision"],
-    )
-    if spec.key != rec["key"]:
-        raise ValueError(f"key {rec['key']!r} does not match its columns ({spec.key})")
-    values = {c: conv(c) for c in _VALUE_COLS}
-    for c in ("compute_unit", "reason", "measured_at"):
-        values[c] = values[c] or ""
-    values["repeats"] = values["repeats"] or 0
-    return replace(TableRow(spec, "failed"), **values)
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"duplicate key {k!r}")
+        out[k] = v
+    return out
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    """``meta.json``: required, a JSON object whose fields have their types and ranges
+    (:meth:`TableMeta.from_dict`), with ``device.name``."""
+    if not path.is_file():
+        raise NasError(
+            f"{path}: missing: a table needs its meta.json beside table.csv (the device, its "
+            "precision and memory budget); copy it along or rebuild the table with `nas profile`"
+        )
+    text = _utf8(path)
+    try:
+        meta = json.loads(text, object_pairs_hook=_no_duplicates)
+    except json.JSONDecodeError as e:
+        raise NasError(f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+    except ValueError as e:  # a duplicate key
+        raise NasError(f"{path}: {e}") from None
+    except RecursionError:
+        raise NasError(f"{path}: invalid JSON: nested too deeply") from None
+    TableMeta.from_dict(meta, str(path))  # wrong types and values fail here, named
+    if not meta.get("device", {}).get("name"):
+        raise NasError(f"{path}: device.name is required (the device the table describes)")
+    return dict(meta)
+
+
+def _read_rows(csv_path: Path) -> list[TableRow]:
+    reader = csv.DictReader(io.StringIO(_utf8(csv_path), newline=""))
+    try:
+        header = reader.fieldnames
+    except csv.Error as e:
+        raise NasError(f"{csv_path}:1: malformed CSV: {e}") from None
+    if not header:
+        raise NasError(f"{csv_path}: is empty (expected a header line: {','.join(COLUMNS)})")
+    missing_cols = set(COLUMNS) - set(header)
+    if missing_cols:
+        raise NasError(f"{csv_path}: missing columns {sorted(missing_cols)}")
+    rows: list[TableRow] = []
+    first: dict[str, int] = {}  # key -> the line it is on
+    while True:
+        try:
+            rec = next(reader)
+        except StopIteration:
+            return rows
+        except csv.Error as e:  # e.g. a quoted cell cut short
+            raise NasError(f"{csv_path}:{reader.line_num}: malformed CSV: {e}") from None
+        line = reader.line_num
+        try:
+            row = _parse_row(rec, len(header))
+        except (ValueError, KeyError) as e:
+            raise NasError(f"{csv_path}:{line}: {e}") from None
+        if row.spec.key in first:
+            raise NasError(
+                f"{csv_path}:{line}: duplicate key {row.spec.key!r} (also on line "
+                f"{first[row.spec.key]}); keep one of them"
+            )
+        first[row.spec.key] = line
+        rows.append(row)
+
+
+def _parse_row(rec: Mapping[str | None, Any], columns: int) -> TableRow:
+    if None in rec:
+        raise ValueError(f"more cells than the {columns} columns of the header")
+    short = [c for c in COLUMNS if rec.get(c) is None]
+    if short:
+        have = sum(v is not None for v in rec.values())
+        raise ValueError(f"{have} of {columns} cells, no {short[0]} (a truncated file?)")
+    cells: Mapping[str, str] = {str(k): v for k, v in rec.items()}
+    spec = RowSpec.from_cells(cells)
+    if spec.key != cells["key"]:
+        raise ValueError(f"key: {cells['key']!r} does not match its columns ({spec.key})")
+    return TableRow.from_cells(spec, cells["source"], cells)
 
 
 def shipped_tables() -> Path:

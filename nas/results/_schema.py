@@ -164,11 +164,12 @@ class RunInfo:
     storage: str  # "journal:study.journal" (relative to the run dir) or a URL / absolute path
     trials: int
     created: str
-    status: str  # "running" | "complete" | "interrupted" | "incomplete"
+    status: str  # "running" | "complete" | "interrupted" | "incomplete" | "failed"
     space_source: str
     table: dict[str, Any] = field(default_factory=dict)  # the table's path and provenance
     finished: str = ""  # when the last invocation ended (UTC, ISO 8601)
     settings: RunSettings | None = None  # None in run dirs written before settings were saved
+    reason: str = ""  # why the last invocation failed to start (status "failed")
 
     @staticmethod
     def load(run_dir: str | Path) -> RunInfo:
@@ -192,8 +193,9 @@ class RunInfo:
                 dict(raw.get("table", {})),
                 str(raw.get("finished", "")),
                 None if settings is None else RunSettings.from_dict(settings),
+                str(raw.get("reason", "")),
             )
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise NasError(f"{p}: unreadable run.json ({type(e).__name__}: {e})") from None
 
     def save(self, **changes: Any) -> RunInfo:

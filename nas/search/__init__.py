@@ -59,7 +59,15 @@ from nas.search._registry import (
 )
 from nas.search._run import run_search
 from nas.search._rundir import find_run, run_config, run_space
-from nas.search._study import create_study, open_run_study, open_storage, sampler_of
+from nas.search._study import (
+    clear_stale_journal_lock,
+    create_study,
+    journal_path,
+    open_run_study,
+    open_storage,
+    repair_journal,
+    sampler_of,
+)
 from nas.search._workers import recover_stale, run_worker
 
 __all__ = [
@@ -84,11 +92,13 @@ __all__ = [
     "build_cost_model",
     "build_proxy",
     "check_sampler_options",
+    "clear_stale_journal_lock",
     "compose_config",
     "config_dir",
     "constraints_of",
     "create_study",
     "find_run",
+    "journal_path",
     "load_records",
     "make_pruner",
     "make_sampler",
@@ -96,6 +106,7 @@ __all__ = [
     "open_run_study",
     "open_storage",
     "recover_stale",
+    "repair_journal",
     "run_config",
     "run_constraints",
     "run_search",

@@ -324,6 +324,11 @@ def _check_overrides(conf: Path, overrides: list[str]) -> None:
             )
         key, value = ov.split("=", 1)
         key = key.lstrip("+~")
+        if key == "hydra" or key.startswith("hydra."):
+            raise NasError(
+                f"override {ov!r}: nas search does not use Hydra's own settings (its run dir "
+                "is search.runs_dir, and it never changes the working directory)"
+            )
         if key in GROUPS:
             valid = _group_options(conf, key)
             if value not in valid and not (key == "experiment" and value == "null"):

@@ -79,18 +79,19 @@ def run_table_folder(info: RunInfo, cfg: SearchConfig) -> Path:
 
 def table_provenance(cfg: SearchConfig, cost: CostModel) -> dict[str, Any]:
     """Where the latency/memory numbers come from: path, device, row sources, versions."""
-    meta = cost.table.meta
+    meta = cost.table.info
     sources = Counter(r.source for r in cost.table.rows.values())
+    folder = cost.table.folder or find_table(cfg.device.name, cfg.device.table)
     return {
-        "path": str(find_table(cfg.device.name, cfg.device.table).resolve()),
-        "device": meta.get("device", {}).get("name", cfg.device.name),
-        "description": meta.get("device", {}).get("description", ""),
-        "backend": meta.get("backend", ""),
+        "path": str(folder.resolve()),
+        "device": meta.device_name if meta.device_name != "unknown" else cfg.device.name,
+        "description": meta.description,
+        "backend": meta.backend,
         "sources": dict(sorted(sources.items())),  # rows per provenance (measured, estimated, ...)
         "quantile": cfg.device.quantile,
-        "versions": meta.get("versions", {}),
-        "created": meta.get("created", ""),
-        "updated": meta.get("updated", ""),
+        "versions": dict(meta.versions),
+        "created": meta.created,
+        "updated": meta.updated,
         "memory_budget_mb": cost.memory_budget_mb,
     }
 

@@ -34,6 +34,7 @@ class Option:
     kind: str
     default: Any
     minimum: float | None = None
+    maximum: float | None = None
 
 
 @dataclass(frozen=True)
@@ -94,8 +95,8 @@ SAMPLERS: dict[str, SamplerSpec] = {
     "nsga2": SamplerSpec(
         {
             "population_size": Option("int", 16, 2),
-            "mutation_prob": Option("float?", None, 0),
-            "crossover_prob": Option("float", 0.9, 0),
+            "mutation_prob": Option("float?", None, 0, 1),
+            "crossover_prob": Option("float", 0.9, 0, 1),
         },
         _nsga2,
         "NSGA-II, a genetic algorithm (the default)",
@@ -126,6 +127,8 @@ def _check(name: str, opt: Option, v: Any, where: str) -> Any:
         raise NasError(f"config: {where}={v!r} must be a number")
     if opt.minimum is not None and v < opt.minimum:
         raise NasError(f"config: {where}={v!r} must be >= {opt.minimum:g}")
+    if opt.maximum is not None and v > opt.maximum:
+        raise NasError(f"config: {where}={v!r} must be <= {opt.maximum:g}")
     return v if kind == "int" else float(v)
 
 

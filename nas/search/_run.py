@@ -13,10 +13,11 @@ its values instead of running the proxy again).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -39,23 +40,28 @@ from nas.search._rundir import (
     utc_now,
     write_run_files,
 )
-from nas.search._study import create_study, open_storage
+from nas.search._study import (
+    clear_stale_journal_lock,
+    create_study,
+    journal_path,
+    open_storage,
+    repair_journal,
+)
 from nas.search._workers import count_states, done_count, recover_stale, run_workers
 from nas.space import SearchSpace, load_space
+
+if TYPE_CHECKING:
+    import optuna
 
 __all__ = ["run_search"]
 
 
-def _open_run(
-    space: SearchSpace,
-    cfg: SearchConfig,
-    raw_config: dict[str, Any],
-    resume: str | Path | None,
-    new: bool,
-) -> tuple[RunInfo, bool]:
-    """The run: explicit (``resume``), found by identity, or new; and whether it existed."""
+def _find_run(
+    space: SearchSpace, cfg: SearchConfig, resume: str | Path | None, new: bool
+) -> RunInfo | None:
+    """The run to continue: explicit (``resume``), found by identity, or None for a new one.
+    Writes nothing: the run may be in use by another process."""
     identity = cfg.identity(space.hash)
-    info: RunInfo | None = None
     if resume is not None:
         info = RunInfo.load(resume)
         if info.identity != identity:
@@ -63,17 +69,29 @@ def _open_run(
                 f"{resume} was made with another config or space; re-run with its own "
                 f"config ({Path(resume) / 'config.yaml'}) or start a new run with --new"
             )
-    elif not new:
-        info = find_run(Path(cfg.search.runs_dir), identity)
-    if info is not None:
-        # same identity; the trial count may grow (a re-run with more trials extends it)
-        atomic_write_text(info.run_dir / "config.yaml", yaml.safe_dump(raw_config, sort_keys=False))
-        return info.save(trials=max(info.trials, cfg.search.trials), status="running"), True
-    d = new_run_dir(Path(cfg.search.runs_dir), cfg.name or space.name)
+        return info
+    if new:
+        return None
+    warn = lambda m: print(f"warning: {m}", file=sys.stderr)  # noqa: E731
+    return find_run(Path(cfg.search.runs_dir), identity, warn)
+
+
+def _claim_run(
+    found: RunInfo | None,
+    d: Path,
+    space: SearchSpace,
+    cfg: SearchConfig,
+    raw_config: dict[str, Any],
+) -> RunInfo:
+    """Write the run's files in ``d``; called with its lock held. A found run takes the new
+    config (the trial count may grow: a re-run with more trials extends it)."""
+    if found is not None:
+        atomic_write_text(d / "config.yaml", yaml.safe_dump(raw_config, sort_keys=False))
+        return found.save(trials=max(found.trials, cfg.search.trials), status="running", reason="")
     write_run_files(d, raw_config, space)
-    info = RunInfo(
+    return RunInfo(
         d,
-        identity,
+        cfg.identity(space.hash),
         cfg.name or space.name,
         cfg.search.study or d.name,
         storage_spec(cfg),
@@ -82,7 +100,25 @@ def _open_run(
         "running",
         str(space.source),
     ).save()
-    return info, False
+
+
+def _start(info: RunInfo, space: SearchSpace, cfg: SearchConfig) -> tuple[optuna.Study, RunInfo]:
+    """Fail fast on a bad table before any worker starts; record the table's provenance and
+    the run's settings (objectives, resolved budgets) for its readers; open the study, after
+    repairing a torn journal and clearing a dead process's journal lock."""
+    cost = build_cost_model(cfg, space)
+    settings = run_settings(cfg, run_constraints(cfg, cost))
+    info = info.save(table=table_provenance(cfg, cost), settings=settings)
+    journal = journal_path(info.storage, info.run_dir)
+    if journal is not None:
+        note = repair_journal(journal)
+        if note:
+            print(f"warning: {note}", file=sys.stderr)
+        if _is_local(info.storage):  # we hold the run lock: nobody else uses this journal
+            clear_stale_journal_lock(journal)
+    storage = open_storage(info.storage, info.run_dir)
+    study = create_study(storage, info.study, settings.objectives, str(cfg.search.storage))
+    return study, info
 
 
 def _is_local(storage: str) -> bool:
@@ -109,17 +145,19 @@ def run_search(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = load_space(space_path)
-    info, resumed = _open_run(space, cfg, raw_config, resume, new)
-    d = info.run_dir
+    found = _find_run(space, cfg, resume, new)
+    resumed = found is not None
+    if found is not None:
+        d = found.run_dir
+    else:
+        d = new_run_dir(Path(cfg.search.runs_dir), cfg.name or space.name)
     with run_lock(d):
-        # fail fast on a bad table before any worker starts; record its provenance and the
-        # run's settings (the objectives and the resolved budgets) for its readers
-        cost = build_cost_model(cfg, space)
-        settings = run_settings(cfg, run_constraints(cfg, cost))
-        info = info.save(table=table_provenance(cfg, cost), settings=settings)
-        study = create_study(
-            open_storage(info.storage, d), info.study, settings.objectives, str(cfg.search.storage)
-        )
+        info = _claim_run(found, d, space, cfg, raw_config)
+        try:
+            study, info = _start(info, space, cfg)
+        except NasError as e:  # a failed start says so in run.json, not "running"
+            info.save(status="failed", reason=str(e), finished=utc_now())
+            raise
         recovered = recover_stale(study, _is_local(info.storage))
         done = done_count(count_states(study))
         if resumed:

@@ -6,7 +6,7 @@ import contextlib
 import datetime as _dt
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,15 +49,22 @@ def run_space(info: RunInfo) -> SearchSpace:
     return load_space(info.run_dir / "space.yaml")
 
 
-def find_run(runs_dir: Path, identity: str) -> RunInfo | None:
-    """The newest run under ``runs_dir`` with this identity, if any."""
+def find_run(
+    runs_dir: Path, identity: str, warn: Callable[[str], None] | None = None
+) -> RunInfo | None:
+    """The newest run under ``runs_dir`` with this identity, if any. Run dirs whose run.json
+    cannot be read are skipped (and named to ``warn``)."""
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise NasError(f"search.runs_dir={runs_dir} is a file, not a folder; pick another")
     if not runs_dir.is_dir():
         return None
     found = []
-    for p in runs_dir.glob("*/run.json"):
+    for p in sorted(runs_dir.glob("*/run.json")):
         try:
             info = RunInfo.load(p.parent)
-        except (OSError, KeyError, ValueError, NasError):
+        except (OSError, NasError) as e:
+            if warn is not None:
+                warn(f"skipping {p.parent}: {e}")
             continue
         if info.identity == identity:
             found.append(info)
@@ -68,13 +75,20 @@ def new_run_dir(runs_dir: Path, name: str) -> Path:
     """A fresh ``<runs_dir>/<time>-<name>`` folder."""
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in name)[:60] or "run"
-    d = runs_dir / f"{stamp}-{safe}"
-    k = 1
-    while d.exists():
-        k += 1
-        d = runs_dir / f"{stamp}-{safe}-{k}"
-    d.mkdir(parents=True)
-    return d
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        for k in range(1, 1000):
+            d = runs_dir / (f"{stamp}-{safe}" if k == 1 else f"{stamp}-{safe}-{k}")
+            try:
+                d.mkdir()  # atomic: two searches started at once get two dirs
+                return d
+            except FileExistsError:
+                continue
+    except OSError as e:
+        raise NasError(
+            f"cannot create a run dir under search.runs_dir={runs_dir}: {e.strerror}"
+        ) from None
+    raise NasError(f"too many runs named {safe} at {stamp} under {runs_dir}")
 
 
 def storage_spec(cfg: SearchConfig) -> str:
@@ -106,24 +120,33 @@ def write_run_files(d: Path, raw_config: dict[str, Any], space: SearchSpace) -> 
 
 @contextlib.contextmanager
 def run_lock(run_dir: Path) -> Iterator[None]:
-    """One `nas search` per run dir at a time (workers are its children)."""
+    """One `nas search` per run dir at a time (workers are its children).
+
+    An advisory ``flock`` on ``<run>/.lock``: the kernel releases it when its holder exits,
+    however it exits (kill -9 included), so a stale lock cannot exist and nothing has to be
+    taken over. The file says who holds it, for the error message.
+    """
+    import fcntl
+
     lock = run_dir / ".lock"
-    if lock.exists():
-        try:
-            host, pid = lock.read_text(encoding="utf-8").strip().split(":")
-            alive = host == HOST and pid_alive(int(pid))
-        except (OSError, ValueError):
-            alive = False
-        if alive:
-            raise NasError(
-                f"run {run_dir} is in use by process {pid}; wait for it or stop it, then re-run"
-            )
-    lock.write_text(f"{HOST}:{os.getpid()}", encoding="utf-8")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        yield
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+            raise NasError(
+                f"run {run_dir} is in use by {holder}; wait for it or stop it, then re-run"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{HOST}:{os.getpid()}".encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
-        with contextlib.suppress(OSError):
-            lock.unlink()
+        os.close(fd)
 
 
 def pid_alive(pid: int) -> bool:

@@ -5,6 +5,8 @@ Optuna is imported inside the functions: reading a config or a run dir does not 
 
 from __future__ import annotations
 
+import json
+import os
 import time
 import warnings
 from collections.abc import Sequence
@@ -20,7 +22,77 @@ if TYPE_CHECKING:
     import optuna
 
 
-__all__ = ["create_study", "load_worker_study", "open_run_study", "open_storage", "sampler_of"]
+__all__ = [
+    "clear_stale_journal_lock",
+    "create_study",
+    "journal_path",
+    "load_worker_study",
+    "open_run_study",
+    "open_storage",
+    "repair_journal",
+    "sampler_of",
+]
+
+JOURNAL_LOCK_SUFFIX = ".lock"  # Optuna's JournalFileSymlinkLock: <journal>.lock
+
+
+def journal_path(spec: str, run_dir: Path) -> Path | None:
+    """The journal file of a run.json storage spec, or None for a database URL."""
+    if not spec.startswith("journal:"):
+        return None
+    path = Path(spec[len("journal:") :])
+    return path if path.is_absolute() else run_dir / path
+
+
+def repair_journal(path: Path) -> str:
+    """Make a journal whose last write was torn (a power cut, a full disk) readable again.
+
+    Optuna appends one JSON record per line. A last line without its newline is either a
+    complete record (its newline is added) or a partial one: the partial bytes are moved to
+    ``<journal>.torn`` (appended, never dropped) and the file is cut back to the last complete
+    record, so the next append starts a line of its own. A trial whose completion was in the
+    torn record is still RUNNING in the journal: the resume re-queues its arch. Returns what
+    was done ("" when the file was intact).
+    """
+    if not path.is_file():
+        return ""
+    data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return ""
+    cut = data.rfind(b"\n") + 1
+    tail = data[cut:]
+    try:
+        json.loads(tail)
+    except ValueError:
+        torn = path.with_name(path.name + ".torn")
+        with torn.open("ab") as f:
+            f.write(tail + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+        with path.open("r+b") as f:
+            f.truncate(cut)
+            f.flush()
+            os.fsync(f.fileno())
+        return (
+            f"{path.name}: its last record was cut off mid-write ({len(tail)} bytes); they are "
+            f"kept in {torn.name} and the run goes on from the last complete record"
+        )
+    with path.open("ab") as f:
+        f.write(b"\n")
+        f.flush()
+        os.fsync(f.fileno())
+    return f"{path.name}: its last record had lost its newline; restored"
+
+
+def clear_stale_journal_lock(path: Path) -> bool:
+    """Remove ``<journal>.lock`` left by a killed process. Only for a caller that knows no
+    other process uses the journal (the run lock's holder, on local storage): Optuna would
+    otherwise wait 30 s before breaking it."""
+    lock = path.with_name(path.name + JOURNAL_LOCK_SUFFIX)
+    if lock.is_symlink() or lock.exists():
+        lock.unlink(missing_ok=True)
+        return True
+    return False
 
 
 def open_storage(spec: str, run_dir: Path) -> optuna.storages.BaseStorage:
@@ -30,9 +102,8 @@ def open_storage(spec: str, run_dir: Path) -> optuna.storages.BaseStorage:
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
-    if spec.startswith("journal:"):
-        path = Path(spec[len("journal:") :])
-        path = path if path.is_absolute() else run_dir / path
+    path = journal_path(spec, run_dir)
+    if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
     try:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +47,6 @@ def run_worker(
 ) -> None:
     """Run up to ``n_trials`` trials of a run's study in this process (worker ``worker``
     seeds its sampler with ``seed + 1000 * worker``)."""
-    import os
 
     import optuna
 
@@ -144,10 +145,11 @@ def run_workers(
     t0 = time.monotonic()
     stopped = ""
     try:
-        if workers == 1:
-            run_worker(run_dir, 0, remaining, cfg.search.timeout_s, on_trial=tracker.on_trial)
-        else:
-            stopped = _spawn(run_dir, cfg, study, workers, remaining, tracker)
+        with _sigterm_as_interrupt():
+            if workers == 1:
+                run_worker(run_dir, 0, remaining, cfg.search.timeout_s, on_trial=tracker.on_trial)
+            else:
+                stopped = _spawn(run_dir, cfg, study, workers, remaining, tracker)
     except KeyboardInterrupt:
         stopped = "interrupted"
         print(
@@ -181,16 +183,20 @@ def _spawn(
         )
         for i in range(workers)
     ]
-    for p in procs:
-        p.start()
+    _LIVE[:] = procs
     try:
+        for p in procs:
+            p.start()
         while any(p.is_alive() for p in procs):
             time.sleep(1.0)
             tracker.poll(study)
     except KeyboardInterrupt:
-        for p in procs:
+        for p in procs:  # each finishes (or abandons) its running trial and exits
             p.join(timeout=30)
         raise
+    finally:
+        _reap(procs)
+        _LIVE.clear()
     tracker.poll(study)
     bad = [(i, p.exitcode) for i, p in enumerate(procs) if p.exitcode not in (0, None)]
     if bad:
@@ -202,6 +208,47 @@ def _spawn(
         )
         return "worker failed"
     return ""
+
+
+_LIVE: list[Any] = []  # this process's worker processes, for the SIGTERM handler
+
+
+def _reap(procs: list[Any]) -> None:
+    """No worker outlives the search: terminate what is still running, then kill."""
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    for p in procs:
+        if p.pid is not None:
+            p.join(timeout=10)
+        if p.is_alive():
+            p.kill()
+            p.join(timeout=5)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a scheduler's stop, `kill`) ends the search like Ctrl-C: completed trials are
+    saved, workers are stopped, the run is marked interrupted."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        # the workers did not get the signal (Ctrl-C reaches the whole process group, kill
+        # reaches one process): they stop as on Ctrl-C, after their running trial
+        for p in _LIVE:
+            if p.pid is not None and p.is_alive():
+                os.kill(p.pid, signal.SIGINT)
+        raise KeyboardInterrupt
+
+    before = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 class Tracker:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _tiny_table import tiny_table
 
 from nas.cost import (
     MIB,
@@ -14,7 +15,6 @@ from nas.cost import (
     Table,
     TableRow,
     arch_rows,
-    rows_for_space,
 )
 from nas.space import arch_from_dict, arch_indices, load_space, reference_arch, sample_arch
 
@@ -25,23 +25,9 @@ def space():  # type: ignore[no-untyped-def]
 
 
 def _table(space, work_mb: dict[str, float] | None = None) -> Table:  # type: ignore[no-untyped-def]
-    """Row i (in key order) takes i+1 ms at p50, 10*(i+1) at p90, weights 1 MiB each."""
-    t = Table({"device": {"name": "hand", "precision": "fp32", "memory_budget_mb": 100}})
-    for i, spec in enumerate(sorted(rows_for_space(space, "fp32"), key=lambda r: r.key)):
-        work = (work_mb or {}).get(spec.op, 0.5)
-        t.put(
-            TableRow(
-                spec,
-                "measured",
-                i + 0.5,
-                i + 1.0,
-                10.0 * (i + 1),
-                5,
-                peak_mem_mb=1.0 + work,
-                weight_bytes=2**20,
-            )
-        )
-    return t
+    """The tiny space's hand-made table (tests/_tiny_table.py), named "hand"."""
+    table: Table = tiny_table(space, device="hand", work_mb=work_mb)
+    return table
 
 
 def test_latency_is_the_sum_of_the_arch_rows(space) -> None:  # type: ignore[no-untyped-def]
