@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from nas import __version__
 from nas.errors import NasError
@@ -242,7 +242,8 @@ def _space_for_arch(space_arg: str | None, arch_file: str) -> Any:
     if Path(arch_file).resolve().parent.name == "archs" and run_space.is_file():
         return load_space(run_space)  # an arch from a search run dir: the run's own space
     raw = load_yaml_file(Path(arch_file))
-    name = raw.get("space", {}).get("name") if isinstance(raw, dict) else None
+    named = raw.get("space") if isinstance(raw, dict) else None
+    name = named.get("name") if isinstance(named, dict) else None
     if isinstance(name, str) and name in list_spaces():
         return load_space(name)
     raise NasError(f"{arch_file}: give --space: its space {name!r} is not a bundled space")
@@ -369,7 +370,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         out = Path("experiments/runs") / f"{stamp}-train-{arch.arch_id}"
-    existing = find_checkpoint(out)
+    skipped: list[str] = []
+    existing = find_checkpoint(out, on_skip=lambda p, why: skipped.append(f"{p.name} ({why})"))
     if existing is not None and not args.resume:
         raise NasError(
             f"{out} already has a checkpoint ({existing.name}): pass --resume to continue it, "
@@ -404,6 +406,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     kwargs["geometry"] = GeometryOverride.parse(args.geometry)
     config = TrainConfig(**kwargs)
     main = int(os.environ.get("RANK", "0")) == 0
+    if skipped and main:
+        print(
+            f"warning: passed over unusable checkpoint(s) {'; '.join(skipped)}; resuming from "
+            f"the last good one, {existing.name}",
+            file=sys.stderr,
+            flush=True,
+        )
     if existing is not None and main:
         print(f"resuming {out} from {existing.name}", flush=True)
     res = train(space, arch, config, out, progress=not args.no_progress)
@@ -835,8 +844,15 @@ _SUBCOMMANDS: tuple[Callable[[_Subparsers], None], ...] = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a mistake reported as every other one is: one ``error:`` line, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="nas",
         description="Hardware-aware architecture search for mobile video diffusion: search the "
         "type and placement of temporal layers on a pruned image UNet under on-device latency "
@@ -845,7 +861,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"nas {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub: _Subparsers = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=_Parser
+    )
     for add in _SUBCOMMANDS:
         add(sub)
     return parser
@@ -865,9 +883,12 @@ def _trailing_overrides(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra:
-        _trailing_overrides(parser, args, extra)
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            _trailing_overrides(parser, args, extra)
+    except SystemExit as e:  # --help, --version, or a usage error already printed
+        return 0 if e.code is None else e.code if isinstance(e.code, int) else 2
     if args.command is None:
         parser.print_help()
         return 0

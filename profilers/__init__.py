@@ -4,7 +4,7 @@ Profilers write latency/memory tables that ``nas`` reads. Heavy backends (onnxru
 coremltools) are imported only when a device that needs them is profiled.
 """
 
-from profilers._base import Profiler, TimingProtocol, percentiles, time_repeats
+from profilers._base import Profiler, TimingProtocol, percentiles, scratch_dir, time_repeats
 from profilers._blocks import RowModule, build_row_module
 from profilers._coreml import (
     CoreMLProfiler,
@@ -61,6 +61,7 @@ __all__ = [
     "profile_space",
     "quiet",
     "roofline",
+    "scratch_dir",
     "summarize",
     "time_repeats",
     "validate_latency",

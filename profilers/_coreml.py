@@ -56,7 +56,6 @@ import io
 import logging
 import platform
 import sys
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -65,7 +64,14 @@ from typing import Any
 
 from nas.cost import RowSpec, TableRow
 from nas.mil import OP_CLASSES, MilOp, MilSummary, import_coremltools, inspect_mlprogram
-from profilers._base import TimingProtocol, measured_row, now_iso, percentiles, time_repeats
+from profilers._base import (
+    TimingProtocol,
+    measured_row,
+    now_iso,
+    percentiles,
+    scratch_dir,
+    time_repeats,
+)
 from profilers._blocks import RowModule
 from profilers._devices import Device, Estimator
 
@@ -378,7 +384,7 @@ class CoreMLProfiler:
 
     def inspect(self, built: RowModule, device: Device) -> MilSummary:
         """Convert ``built`` for ``device`` and inspect the saved package."""
-        with tempfile.TemporaryDirectory(prefix="nas-coreml-") as tmp:
+        with scratch_dir("nas-coreml-") as tmp:
             _, path = convert_row(built, device, tmp)
             return inspect_mlprogram(path, float_bytes=_float_bytes(device))
 
@@ -387,7 +393,7 @@ class CoreMLProfiler:
     ) -> TableRow:
         if device.backend != "coreml":
             raise ValueError(f"device {device.name} is not a Core ML device ({device.backend})")
-        with tempfile.TemporaryDirectory(prefix="nas-coreml-") as tmp:
+        with scratch_dir("nas-coreml-") as tmp:
             _, path = convert_row(built, device, tmp)
             summary = inspect_mlprogram(path, float_bytes=_float_bytes(device))
             how, why = measure_path(device, self._system)

@@ -9,7 +9,10 @@ precision``) or a ``key`` column, and ``latency_ms_p50``; optional: ``latency_ms
 from __future__ import annotations
 
 import csv
+import io
 import re
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from nas.cost import RowSpec, Table, TableRow
@@ -19,18 +22,31 @@ from profilers._devices import Device
 
 __all__ = ["import_rows"]
 
+_SPEC_COLS = ("op", "channels", "frames", "height", "width", "batch", "precision")
+# the value columns an import may give; the rest of a row is made here
+_VALUE_COLS = (
+    "latency_ms_p10",
+    "latency_ms_p50",
+    "latency_ms_p90",
+    "repeats",
+    "peak_mem_mb",
+    "weight_bytes",
+    "compute_unit",
+    "measured_at",
+)
 _KEY = re.compile(
     r"^(?P<op>[a-z_0-9]+)\[(?P<options>[^\]]*)\]@(?P<c>\d+)x(?P<t>\d+)x(?P<h>\d+)x(?P<w>\d+)"
     r"/b(?P<b>\d+)/(?P<p>fp16|fp32)$"
 )
 
 
-def _spec(rec: dict[str, str], where: str) -> RowSpec:
-    if rec.get("key"):
-        m = _KEY.match(rec["key"].strip())
+def _spec(rec: Mapping[str | None, str | None], where: str) -> RowSpec:
+    key = (rec.get("key") or "").strip()
+    if key:
+        m = _KEY.match(key)
         if not m:
             raise NasError(
-                f"{where}: key {rec['key']!r} is not a row key like "
+                f"{where}: key {key!r} is not a row key like "
                 "'conv1d[depthwise=false,kernel=3]@320x16x36x64/b1/fp16'"
             )
         return RowSpec(
@@ -43,85 +59,92 @@ def _spec(rec: dict[str, str], where: str) -> RowSpec:
             int(m["b"]),
             m["p"],
         )
+    absent = [c for c in _SPEC_COLS if c not in rec]
+    if absent:
+        raise NasError(f"{where}: missing column {absent[0]!r} (or give a 'key' column)")
     try:
-        return RowSpec(
-            rec["op"],
-            rec.get("options", ""),
-            int(rec["channels"]),
-            int(rec["frames"]),
-            int(rec["height"]),
-            int(rec["width"]),
-            int(rec["batch"]),
-            rec["precision"],
-        )
-    except KeyError as e:
-        raise NasError(f"{where}: missing column {e.args[0]!r} (or give a 'key' column)") from None
+        return RowSpec.from_cells({str(k): v for k, v in rec.items()})
     except ValueError as e:
         raise NasError(f"{where}: {e}") from None
 
 
-def _float(rec: dict[str, str], col: str, where: str) -> float | None:
-    v = (rec.get(col) or "").strip()
-    if not v:
-        return None
+def _row(rec: Mapping[str | None, str | None], spec: RowSpec, p: Path, where: str) -> TableRow:
+    """The row of one line, checked by the table's own parser (``TableRow.from_cells``)."""
+
+    def cell(col: str) -> str:
+        return (rec.get(col) or "").strip()
+
+    p50 = cell("latency_ms_p50")
+    if not p50:
+        raise NasError(f"{where}: latency_ms_p50 is required")
+    source = cell("source") or "measured"
+    if source not in ("measured", "published"):
+        raise NasError(f"{where}: source {source!r} is not one of ['measured', 'published']")
+    note = cell("note")
+    cells = {c: cell(c) for c in _VALUE_COLS}
+    cells["reason"] = f"imported from {p.name}" + (f": {note}" if note else "")
+    cells["measured_at"] = cells["measured_at"] or now_iso()
     try:
-        x = float(v)
-    except ValueError:
-        raise NasError(f"{where}: {col}: {v!r} is not a number") from None
-    if not x >= 0:  # also rejects NaN
-        raise NasError(f"{where}: {col}: {v!r} must be a non-negative number")
-    return x
+        row = TableRow.from_cells(spec, source, cells)
+        mid = row.latency_ms_p50  # p10 and p90 default to it
+        return replace(
+            row,
+            latency_ms_p10=mid if row.latency_ms_p10 is None else row.latency_ms_p10,
+            latency_ms_p90=mid if row.latency_ms_p90 is None else row.latency_ms_p90,
+        )
+    except ValueError as e:
+        raise NasError(f"{where}: {e}") from None
 
 
-def _int(rec: dict[str, str], col: str, where: str) -> int | None:
-    x = _float(rec, col, where)
-    if x is not None and x != int(x):
-        raise NasError(f"{where}: {col}: {x!r} is not a whole number")
-    return None if x is None else int(x)
-
-
-def import_rows(table: Table, csv_path: str | Path, device: Device) -> list[str]:
-    """Add the rows of ``csv_path`` to ``table`` (replacing same keys); returns their keys.
-
-    Nothing is added unless every line is valid.
-    """
-    p = Path(csv_path)
+def _read_text(p: Path) -> str:
     try:
-        text = p.read_text(encoding="utf-8")
+        data = p.read_bytes()
     except OSError as e:
         raise NasError(f"{p}: cannot read: {e.strerror}") from None
-    reader = csv.DictReader(text.splitlines())
+    try:
+        return data.decode("utf-8-sig")  # a spreadsheet's byte-order mark is fine
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise NasError(f"{p}:{line}: is not UTF-8 text (byte 0x{data[e.start]:02x})") from None
+
+
+def _read_rows(p: Path, device: Device) -> list[TableRow]:
+    reader = csv.DictReader(io.StringIO(_read_text(p), newline=""))
     rows: list[TableRow] = []
-    for line, rec in enumerate(reader, start=2):
-        where = f"{p}:{line}"
+    first: dict[str, int] = {}  # key -> its line
+    while True:
+        try:
+            rec = next(reader)
+        except StopIteration:
+            return rows
+        except csv.Error as e:  # e.g. a quoted cell cut short
+            raise NasError(f"{p}:{reader.line_num}: malformed CSV: {e}") from None
+        where = f"{p}:{reader.line_num}"
+        if None in rec:
+            raise NasError(f"{where}: more cells than the header has columns")
         spec = _spec(rec, where)
         if spec.precision != device.precision:
             raise NasError(
                 f"{where}: precision {spec.precision} but device {device.name} "
                 f"runs {device.precision}"
             )
-        p50 = _float(rec, "latency_ms_p50", where)
-        if p50 is None:
-            raise NasError(f"{where}: latency_ms_p50 is required")
-        source = (rec.get("source") or "measured").strip()
-        if source not in ("measured", "published"):
-            raise NasError(f"{where}: source {source!r} is not one of ['measured', 'published']")
-        note = (rec.get("note") or "").strip()
-        rows.append(
-            TableRow(
-                spec,
-                source,
-                latency_ms_p10=_float(rec, "latency_ms_p10", where) or p50,
-                latency_ms_p50=p50,
-                latency_ms_p90=_float(rec, "latency_ms_p90", where) or p50,
-                repeats=_int(rec, "repeats", where) or 0,
-                peak_mem_mb=_float(rec, "peak_mem_mb", where),
-                weight_bytes=_int(rec, "weight_bytes", where),
-                compute_unit=(rec.get("compute_unit") or "").strip(),
-                reason=f"imported from {p.name}" + (f": {note}" if note else ""),
-                measured_at=(rec.get("measured_at") or "").strip() or now_iso(),
+        if spec.key in first:
+            raise NasError(
+                f"{where}: duplicate row {spec.key!r} (also on line {first[spec.key]}); "
+                "keep one of them"
             )
-        )
+        first[spec.key] = reader.line_num
+        rows.append(_row(rec, spec, p, where))
+
+
+def import_rows(table: Table, csv_path: str | Path, device: Device) -> list[str]:
+    """Add the rows of ``csv_path`` to ``table`` (replacing same keys); returns their keys.
+
+    Every value is checked as ``Table.load`` checks it (finite, in range, percentiles in
+    order); nothing is added unless every line is valid.
+    """
+    p = Path(csv_path)
+    rows = _read_rows(p, device)
     if not rows:
         raise NasError(f"{p}: no rows (expected a header line and at least one row)")
     for r in rows:

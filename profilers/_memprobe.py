@@ -30,6 +30,7 @@ import importlib
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +144,25 @@ def _probe_torch(
     return {"baseline_kib": base, "after_load_kib": after_load, "peak_kib": peak}
 
 
+def _exit_with_parent() -> None:
+    """A probe whose parent died (a kill -9 of `nas profile`) stops at once instead of running
+    on as an orphan: a daemon thread watches the parent pid."""
+    import threading
+
+    # the parent names itself: a probe that starts after its parent died sees the new parent
+    parent = int(os.environ.get("NAS_PROBE_PARENT", os.getppid()))
+    if os.getppid() != parent:
+        os._exit(3)
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(3)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("mode", choices=["onnx", "torch"])
@@ -151,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--preimport", action="append", default=[])
     args = ap.parse_args(argv)
+    _exit_with_parent()
     method = memory_method()
     if args.mode == "onnx":
         out = _probe_onnx(args.model, args.inputs, args.threads, method)
@@ -173,6 +194,7 @@ def run_probe(args: list[str], timeout: float = 900.0) -> dict[str, Any]:
     root = str(Path(__file__).resolve().parents[1])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    env["NAS_PROBE_PARENT"] = str(os.getpid())
     try:
         proc = subprocess.run(
             [sys.executable, str(Path(__file__).resolve()), *args],

@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from nas.cost import RowSpec, TableRow
-from profilers._base import TimingProtocol, measured_row, time_repeats
+from profilers._base import TimingProtocol, measured_row, scratch_dir, time_repeats
 from profilers._blocks import RowModule
 from profilers._devices import Device
 from profilers._memprobe import memory_method, run_probe
@@ -291,8 +291,8 @@ class OrtProfiler:
             )
         module = built.module.eval()
         threads = max(1, device.threads)
-        with tempfile.TemporaryDirectory(prefix="nas-ort-") as d:
-            path, sess = self._convert(module, built, Path(d), threads)
+        with scratch_dir("nas-ort-") as d:
+            path, sess = self._convert(module, built, d, threads)
             weight_bytes = _initializer_bytes(path)
             feeds = self._feeds(sess, built.input_names, built.inputs)
             times = _time_session(sess, feeds, protocol)

@@ -20,15 +20,13 @@ import copy
 import os
 import platform
 import sys
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from nas.cost import RowSpec, TableRow
-from profilers._base import TimingProtocol, measured_row, time_repeats
+from profilers._base import TimingProtocol, measured_row, scratch_dir, time_repeats
 from profilers._blocks import RowModule
 from profilers._devices import Device
 from profilers._memprobe import memory_method, run_probe
@@ -147,8 +145,8 @@ class TorchProfiler:
     ) -> float:
         """Peak memory of loading and running ``module`` once, in a fresh process, MiB."""
         pre = sorted({type(m).__module__ for m in module.modules()} - {"builtins", "__main__"})
-        with tempfile.TemporaryDirectory(prefix="nas-torchmem-") as d:
-            mpath, ipath = Path(d) / "module.pt", Path(d) / "inputs.pt"
+        with scratch_dir("nas-torchmem-") as d:
+            mpath, ipath = d / "module.pt", d / "inputs.pt"
             try:
                 torch.save(module, mpath)
             except Exception as e:

@@ -51,8 +51,9 @@ class MissingRowsError(NasError):
         more = f" and {len(self.missing) - 5} more" if len(self.missing) > 5 else ""
         where = space.source or "SPACE.yaml"
         alternative = shipped_alternative(device, folder, self.missing)
+        table = f"the {device} table" + (f" in {folder}" if folder is not None else "")
         super().__init__(
-            f"the {device} table lacks {len(self.missing)} row(s) this space needs: {shown}{more}; "
+            f"{table} lacks {len(self.missing)} row(s) this space needs: {shown}{more}; "
             f"fill them with: nas profile --device {device} --space {where}"
             + (f"; {alternative}" if alternative else "")
         )

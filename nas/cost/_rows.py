@@ -123,8 +123,16 @@ class RowSpec:
                 raise ValueError(f"{col}: {v!r} is not a whole number >= 1")
             return int(v)
 
-        dims = [size(c) for c in ("channels", "frames", "height", "width", "batch")]
-        return cls(text("op"), text("options"), *dims, text("precision"))
+        return cls(
+            op=text("op"),
+            options=text("options"),
+            channels=size("channels"),
+            frames=size("frames"),
+            height=size("height"),
+            width=size("width"),
+            batch=size("batch"),
+            precision=text("precision"),
+        )
 
 
 def _text(value: RowOption) -> str:

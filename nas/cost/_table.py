@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import math
 import numbers
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -150,7 +151,7 @@ def _check_values(row: TableRow) -> None:
         if v < 0:
             raise ValueError(f"{col}: {v} must be >= 0")
     given = [(c, getattr(row, c)) for c in _LATENCY_COLS if getattr(row, c) is not None]
-    for (a, x), (b, y) in zip(given, given[1:], strict=False):
+    for (a, x), (b, y) in itertools.pairwise(given):
         if x > y:
             raise ValueError(f"{a} {x:g} > {b} {y:g}: the percentiles must be in order")
 
@@ -354,7 +355,9 @@ def _read_meta(path: Path) -> dict[str, Any]:
     try:
         meta = json.loads(text, object_pairs_hook=_no_duplicates)
     except json.JSONDecodeError as e:
-        raise NasError(f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+        raise NasError(
+            f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}"
+        ) from None
     except ValueError as e:  # a duplicate key
         raise NasError(f"{path}: {e}") from None
     except RecursionError:

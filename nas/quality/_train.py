@@ -26,13 +26,14 @@ from __future__ import annotations
 import contextlib
 import copy
 import csv
+import hashlib
 import io
 import json
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -45,7 +46,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from nas import __version__
 from nas.errors import NasError
-from nas.fileio import atomic_write_text
+from nas.fileio import atomic_write_bytes, atomic_write_text
 from nas.model import VideoUNet, build_video_unet
 from nas.quality._data import (
     COLOURS,
@@ -295,17 +296,117 @@ class _StepBatches:
 # ---------------------------------------------------------------------------------------------
 
 
-def find_checkpoint(out_dir: str | Path) -> Path | None:
-    """The newest complete checkpoint folder of a run (``out_dir/checkpoints/step_*``)."""
+def find_checkpoint(
+    out_dir: str | Path, *, on_skip: Callable[[Path, str], None] | None = None
+) -> Path | None:
+    """The newest good checkpoint folder of a run (``out_dir/checkpoints/step_*``); None when
+    the run has none.
+
+    Each folder is verified (its ``state.json``, and each weights file against the size and
+    SHA-256 recorded when it was written): a newer one that fails is passed over for the one
+    before it, and ``on_skip(folder, why)`` is called for it. When every one fails, a
+    ``NasError`` names the newest and why.
+    """
+    found = _checkpoint_dirs(out_dir)
+    bad: list[tuple[Path, str]] = []
+    for ckpt in found:
+        problem = _checkpoint_problem(ckpt)
+        if problem is None:
+            for p, why in bad:
+                if on_skip is not None:
+                    on_skip(p, why)
+            return ckpt
+        bad.append((ckpt, problem))
+    if not bad:
+        return None
+    newest, why = bad[0]
+    older = f" (and the {len(bad) - 1} older one(s) too)" if len(bad) > 1 else ""
+    raise NasError(
+        f"{newest}: unusable checkpoint: {why}{older}; no good checkpoint to resume from: "
+        f"remove {newest.parent} to train from scratch, or give another out dir"
+    )
+
+
+def _step_of(p: Path) -> int | None:
+    digits = p.name.removeprefix("step_")
+    return int(digits) if p.name.startswith("step_") and digits.isdigit() else None
+
+
+def _checkpoint_dirs(out_dir: str | Path) -> list[Path]:
+    """The ``step_<n>`` folders of a run, newest first."""
     root = Path(out_dir) / "checkpoints"
     if not root.is_dir():
+        return []
+    steps = [(n, p) for p in root.iterdir() if (n := _step_of(p)) is not None and p.is_dir()]
+    return [p for _, p in sorted(steps, reverse=True)]
+
+
+_STATE_FIELDS = {"step": int, "config": dict, "arch": dict, "space": dict, "losses": list}
+_WEIGHTS = ("model.safetensors", "ema.safetensors")
+
+
+def _checkpoint_problem(ckpt: Path) -> str | None:
+    """Why the checkpoint folder ``ckpt`` cannot be resumed from or loaded; None if it can."""
+    try:
+        state = json.loads((ckpt / "state.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return "state.json is missing"
+    except UnicodeDecodeError:
+        return "state.json is not UTF-8 text"
+    except json.JSONDecodeError as e:
+        return f"state.json is not valid JSON (line {e.lineno}: {e.msg})"
+    except (OSError, RecursionError) as e:
+        return f"state.json cannot be read ({type(e).__name__})"
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        return "state.json is not a nas train checkpoint's"
+    for key, kind in _STATE_FIELDS.items():
+        if isinstance(state.get(key), bool) or not isinstance(state.get(key), kind):
+            return f"state.json: {key} is missing or not a {kind.__name__}"
+    named = _step_of(ckpt)  # a copy may have another name (best/); a step_ folder, its step
+    if named is not None and state["step"] != named:
+        return f"state.json is of step {state['step']} (a renamed folder?)"
+    files = state.get("files", list(_WEIGHTS))
+    if isinstance(files, list) and all(isinstance(n, str) for n in files):
+        recorded: dict[str, Any] = dict.fromkeys(files)  # older checkpoints: names only
+    elif isinstance(files, dict):
+        recorded = files
+    else:
+        return "state.json: files is not a list or mapping of file names"
+    for name in sorted(set(recorded) | set(_WEIGHTS)):
+        problem = _file_problem(ckpt / name, recorded.get(name))
+        if problem is not None:
+            return f"{name} {problem}"
+    return None
+
+
+def _file_problem(path: Path, written: Any) -> str | None:
+    """Why a checkpoint file is not the one written: its size and SHA-256 as recorded (old
+    checkpoints record neither: their safetensors header is read instead)."""
+    if not path.is_file():
+        return "is missing"
+    if isinstance(written, dict):
+        size = path.stat().st_size
+        if size != written.get("bytes"):
+            return f"is {size} bytes, {written.get('bytes')} when written (truncated?)"
+        if _sha256(path) != written.get("sha256"):
+            return "does not match the SHA-256 recorded when it was written (corrupt)"
         return None
-    done = [
-        p
-        for p in root.iterdir()
-        if p.is_dir() and p.name.startswith("step_") and (p / "state.json").is_file()
-    ]
-    return max(done, key=lambda p: int(p.name.removeprefix("step_")), default=None)
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            f.keys()
+    except Exception:  # safetensors raises its own error types for a bad header
+        return "is not a readable safetensors file"
+    return None
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _flatten_optimizer(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
@@ -325,12 +426,27 @@ def _unflatten_optimizer(flat: Mapping[str, torch.Tensor]) -> dict[int, dict[str
     return state
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+def _fsync_dir(path: Path) -> None:
+    # the rename of a checkpoint folder survives a crash; skipped where folders cannot be opened
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
     try:
         os.fsync(fd)
+    except OSError:
+        pass
     finally:
         os.close(fd)
+
+
+def _write_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """Write a safetensors file atomically; its size and SHA-256, for ``state.json``."""
+    from safetensors.torch import save
+
+    data = save(tensors)
+    atomic_write_bytes(path, data)
+    return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
 def _save_checkpoint(
@@ -342,37 +458,36 @@ def _save_checkpoint(
     state: dict[str, Any],
     keep: int,
 ) -> Path:
-    from safetensors.torch import save_file
-
+    """Write ``root/step_<step>``: its files (each atomically, recorded with size and
+    SHA-256 in ``state.json``) go into a temporary folder that is then renamed, so a crash
+    never leaves half a checkpoint. Older folders beyond ``keep`` go, and so do any of a
+    later step (unusable ones a resume passed over)."""
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step:07d}"
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=root))
     try:
         weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(weights, str(tmp / "model.safetensors"))
+        files = {"model.safetensors": _write_tensors(tmp / "model.safetensors", weights)}
         with_ema = dict(weights)
         with_ema.update({k: v.detach().cpu().contiguous() for k, v in ema.items()})
-        save_file(with_ema, str(tmp / "ema.safetensors"))
-        files = ["model.safetensors", "ema.safetensors"]
+        files["ema.safetensors"] = _write_tensors(tmp / "ema.safetensors", with_ema)
         if opt is not None:
-            save_file(_flatten_optimizer(opt), str(tmp / "optimizer.safetensors"))
-            files.append("optimizer.safetensors")
-        state = {**state, "files": files}
-        (tmp / "state.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
-        for name in [*files, "state.json"]:
-            _fsync(tmp / name)
+            flat = _flatten_optimizer(opt)
+            files["optimizer.safetensors"] = _write_tensors(tmp / "optimizer.safetensors", flat)
+        atomic_write_text(tmp / "state.json", json.dumps({**state, "files": files}, indent=1))
         if final.exists():  # left by a run that stopped after this step and was resumed earlier
             shutil.rmtree(final)
-        os.replace(tmp, final)
+        os.replace(tmp, final)  # a folder: the rename is the commit
+        _fsync_dir(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    old = sorted(
-        (p for p in root.iterdir() if p.is_dir() and p.name.startswith("step_") and p != final),
-        key=lambda p: int(p.name.removeprefix("step_")),
-    )
-    for p in old[: max(0, len(old) - (keep - 1))]:
-        shutil.rmtree(p, ignore_errors=True)
+    older = [p for p in _checkpoint_dirs(root.parent) if p != final]
+    stale = [p for p in older if (_step_of(p) or 0) > step]
+    kept = [p for p in older if p not in stale][: max(0, keep - 1)]
+    for p in older:
+        if p not in kept:
+            shutil.rmtree(p, ignore_errors=True)
     return final
 
 
@@ -838,7 +953,10 @@ def _checkpoint(s: _Setup, t: _Trainable, run: _Progress, step: int, out: Path) 
 
 
 def _diverged_error(e: _Diverged, s: _Setup) -> NasError:
-    last = find_checkpoint(s.out) if s.out is not None else None
+    try:
+        last = find_checkpoint(s.out) if s.out is not None else None
+    except NasError:  # none of them is usable
+        last = None
     kept = (
         f"the last good checkpoint is kept: {last}"
         if last is not None
@@ -899,14 +1017,18 @@ def _resume(
     except (OSError, json.JSONDecodeError) as e:
         raise NasError(f"{ckpt / 'state.json'}: cannot be read: {e}") from None
     _check_resumable(state, config, arch, space, ckpt)
-    model.load_state_dict(load_file(str(ckpt / "model.safetensors")))
-    saved_ema = load_file(str(ckpt / "ema.safetensors"))
-    for name in ema:
-        ema[name] = saved_ema[name].to(device=device, dtype=torch.float32)
-    if opt is not None:
-        sd = opt.state_dict()
-        sd["state"] = _unflatten_optimizer(load_file(str(ckpt / "optimizer.safetensors")))
-        opt.load_state_dict(sd)
+    try:
+        model.load_state_dict(load_file(str(ckpt / "model.safetensors")))
+        saved_ema = load_file(str(ckpt / "ema.safetensors"))
+        for name in ema:
+            ema[name] = saved_ema[name].to(device=device, dtype=torch.float32)
+        if opt is not None:
+            sd = opt.state_dict()
+            sd["state"] = _unflatten_optimizer(load_file(str(ckpt / "optimizer.safetensors")))
+            opt.load_state_dict(sd)
+    except (OSError, KeyError, RuntimeError, ValueError) as e:  # verified, yet does not fit
+        why = " ".join(str(e).split())[:200]
+        raise NasError(f"{ckpt}: cannot be loaded into this model: {why}") from None
     if scaler is not None and state.get("grad_scaler"):
         scaler.load_state_dict(state["grad_scaler"])
     rng = state.get("rng", {})
@@ -928,11 +1050,14 @@ def load_trained(space: SearchSpace, checkpoint: str | Path, *, ema: bool = True
     from safetensors.torch import load_file
 
     ckpt = Path(checkpoint)
-    if not (ckpt / "state.json").is_file():
+    if not (ckpt / "state.json").is_file():  # a run folder: its newest good checkpoint
         found = find_checkpoint(ckpt)
         if found is None:
             raise NasError(f"{ckpt}: no nas train checkpoint (state.json) here or in checkpoints/")
         ckpt = found
+    problem = _checkpoint_problem(ckpt)
+    if problem is not None:
+        raise NasError(f"{ckpt}: unusable checkpoint: {problem}")
     state = json.loads((ckpt / "state.json").read_text(encoding="utf-8"))
     config = TrainConfig.from_dict(state["config"])
     arch = arch_from_dict(space, state["arch"], str(ckpt / "state.json"))

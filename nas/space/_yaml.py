@@ -49,8 +49,18 @@ def load_yaml_text(text: str, source: str) -> Any:
         mark = e.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
         raise SpaceError("", f"invalid YAML at {where}: {e.problem}", source) from None
+    except yaml.reader.ReaderError as e:  # a control character: its message spans two lines
+        line = text.count("\n", 0, e.position) + 1
+        code = e.character if isinstance(e.character, int) else ord(e.character)
+        raise SpaceError(
+            "",
+            f"invalid YAML at line {line}: control character #x{code:04x} is not allowed",
+            source,
+        ) from None
     except yaml.YAMLError as e:
-        raise SpaceError("", f"invalid YAML: {e}", source) from None
+        raise SpaceError("", f"invalid YAML: {' '.join(str(e).split())}", source) from None
+    except RecursionError:
+        raise SpaceError("", "invalid YAML: nested too deeply", source) from None
 
 
 def load_yaml_file(path: Path) -> Any:
