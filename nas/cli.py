@@ -406,14 +406,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     kwargs["geometry"] = GeometryOverride.parse(args.geometry)
     config = TrainConfig(**kwargs)
     main = int(os.environ.get("RANK", "0")) == 0
-    if skipped and main:
-        print(
-            f"warning: passed over unusable checkpoint(s) {'; '.join(skipped)}; resuming from "
-            f"the last good one, {existing.name}",
-            file=sys.stderr,
-            flush=True,
-        )
     if existing is not None and main:
+        if skipped:
+            print(
+                f"warning: passed over unusable checkpoint(s) {'; '.join(skipped)}; resuming "
+                f"from the last good one, {existing.name}",
+                file=sys.stderr,
+                flush=True,
+            )
         print(f"resuming {out} from {existing.name}", flush=True)
     res = train(space, arch, config, out, progress=not args.no_progress)
     if main:

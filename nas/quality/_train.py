@@ -29,6 +29,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -125,16 +126,20 @@ class TrainConfig:
                 raise NasError(
                     f"TrainConfig.{name} must be an integer >= 0, got {getattr(self, name)!r}"
                 )
-        if not self.lr > 0:
-            raise NasError(f"TrainConfig.lr must be > 0, got {self.lr!r}")
-        if not self.weight_decay >= 0:
-            raise NasError(f"TrainConfig.weight_decay must be >= 0, got {self.weight_decay!r}")
+        if not 0 < self.lr < math.inf:
+            raise NasError(f"TrainConfig.lr must be a finite number > 0, got {self.lr!r}")
+        if not 0 <= self.weight_decay < math.inf:
+            raise NasError(
+                f"TrainConfig.weight_decay must be a finite number >= 0, got {self.weight_decay!r}"
+            )
         if not 0 <= self.ema_decay < 1:
             raise NasError(f"TrainConfig.ema_decay must be in [0, 1), got {self.ema_decay!r}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise NasError(f"TrainConfig.grad_clip must be > 0 or None, got {self.grad_clip!r}")
-        if not self.width_mult > 0:
-            raise NasError(f"TrainConfig.width_mult must be > 0, got {self.width_mult!r}")
+        if not 0 < self.width_mult < math.inf:
+            raise NasError(
+                f"TrainConfig.width_mult must be a finite number > 0, got {self.width_mult!r}"
+            )
         if not 0 <= self.background <= MAX_BACKGROUND:
             raise NasError(
                 f"TrainConfig.background must be in [0, {MAX_BACKGROUND}], got {self.background!r}"

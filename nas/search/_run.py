@@ -128,6 +128,28 @@ def _is_local(storage: str) -> bool:
     return storage.startswith("journal:") and not Path(storage[len("journal:") :]).is_absolute()
 
 
+def _run_trials(
+    study: optuna.Study,
+    info: RunInfo,
+    cfg: SearchConfig,
+    resumed: bool,
+    progress: bool,
+    log: Callable[[str], None],
+) -> str:
+    """Recover what a dead process left, then run the remaining trials; why it stopped."""
+    recovered = recover_stale(study, _is_local(info.storage))
+    done = done_count(count_states(study))
+    if resumed:
+        again = f", {recovered} interrupted trial(s) queued again" if recovered else ""
+        log(f"resuming {info.run_dir}: {done}/{info.trials} trials done{again}")
+    else:
+        log(f"run dir {info.run_dir}")
+    remaining = max(0, info.trials - done)
+    if not remaining:
+        return ""
+    return run_workers(info.run_dir, cfg, study, remaining, info.trials, progress)
+
+
 def run_search(
     space_path: str | Path,
     cfg: SearchConfig,
@@ -155,18 +177,10 @@ def run_search(
         info = _claim_run(found, d, space, cfg, raw_config)
         try:
             study, info = _start(info, space, cfg)
-        except NasError as e:  # a failed start says so in run.json, not "running"
+            stopped = _run_trials(study, info, cfg, resumed, progress, log)
+        except NasError as e:  # a failed invocation says so in run.json, not "running"
             info.save(status="failed", reason=str(e), finished=utc_now())
             raise
-        recovered = recover_stale(study, _is_local(info.storage))
-        done = done_count(count_states(study))
-        if resumed:
-            again = f", {recovered} interrupted trial(s) queued again" if recovered else ""
-            log(f"resuming {d}: {done}/{info.trials} trials done{again}")
-        else:
-            log(f"run dir {d}")
-        remaining = max(0, info.trials - done)
-        stopped = run_workers(d, cfg, study, remaining, info.trials, progress) if remaining else ""
         if done_count(count_states(study)) >= info.trials:
             status = "complete"
         else:

@@ -40,13 +40,25 @@ def utc_now() -> str:
 
 def run_config(info: RunInfo) -> tuple[SearchConfig, dict[str, Any]]:
     """The typed config a run was made with, and its plain form (``config.yaml``)."""
-    raw = yaml.safe_load((info.run_dir / "config.yaml").read_text(encoding="utf-8"))
-    return SearchConfig.from_dict(raw), raw
+    path = info.run_dir / "config.yaml"
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if not isinstance(raw, dict):
+            raise TypeError(f"a mapping is expected, not {type(raw).__name__}")
+        return SearchConfig.from_dict(raw), raw
+    except NasError as e:
+        raise NasError(f"{path}: {e}") from None
+    except (OSError, ValueError, yaml.YAMLError, KeyError, TypeError, AttributeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise NasError(f"{path}: unreadable config ({type(e).__name__}: {first})") from None
 
 
 def run_space(info: RunInfo) -> SearchSpace:
     """The run's own copy of its space (``space.yaml``)."""
-    return load_space(info.run_dir / "space.yaml")
+    path = info.run_dir / "space.yaml"
+    if not path.is_file():
+        raise NasError(f"{info.run_dir} is not a complete run dir: no space.yaml")
+    return load_space(path)
 
 
 def find_run(

@@ -87,9 +87,26 @@ def run_worker(
     )
 
 
-def _worker_entry(run_dir: str, worker: int, n_trials: int, timeout_s: float | None) -> None:
+def _exit_with_parent(parent: int) -> None:
+    """A local worker whose search was killed (-9: no chance to stop it) exits at once rather
+    than run on against a study the next start will recover: a daemon thread watches."""
+    import threading
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent:
+                os._exit(3)
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _worker_entry(
+    run_dir: str, worker: int, n_trials: int, timeout_s: float | None, parent: int
+) -> None:
     import warnings
 
+    _exit_with_parent(parent)
     warnings.filterwarnings("ignore", category=UserWarning)
     with contextlib.suppress(KeyboardInterrupt):
         run_worker(run_dir, worker, n_trials, timeout_s)
@@ -178,7 +195,7 @@ def _spawn(
     procs = [
         ctx.Process(
             target=_worker_entry,
-            args=(str(run_dir), i, shares[i], cfg.search.timeout_s),
+            args=(str(run_dir), i, shares[i], cfg.search.timeout_s, os.getpid()),
             daemon=False,
         )
         for i in range(workers)
