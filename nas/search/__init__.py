@@ -47,6 +47,8 @@ from nas.search._outputs import (
     run_constraints,
     run_table_folder,
     table_provenance,
+    thread_budget,
+    usable_cores,
     write_outputs,
 )
 from nas.search._registry import (
@@ -116,5 +118,7 @@ __all__ = [
     "run_worker",
     "sampler_of",
     "table_provenance",
+    "thread_budget",
+    "usable_cores",
     "write_outputs",
 ]

@@ -45,6 +45,8 @@ __all__ = [
     "run_constraints",
     "run_table_folder",
     "table_provenance",
+    "thread_budget",
+    "usable_cores",
     "write_outputs",
 ]
 
@@ -60,15 +62,55 @@ def run_constraints(cfg: SearchConfig, cost: CostModel) -> tuple[Constraint, ...
     return constraints_of(cfg, cost.memory_budget_mb)
 
 
-def build_proxy(cfg: SearchConfig, space: SearchSpace) -> Any | None:
-    """The quality proxy, or None for a cost-only search."""
+OVERSUBSCRIBE_ENV = "NAS_OVERSUBSCRIBE"  # "1": keep proxy.threads even above the cores
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS has one)."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS
+        return max(1, os.cpu_count() or 1)
+
+
+def thread_budget(requested: int, workers: int, cores: int, oversubscribe: bool) -> tuple[int, str]:
+    """Torch threads per worker: ``requested`` unless workers x threads would exceed the
+    cores (oversubscribed threads spin: 5-25x slower, measured), then what fits; with
+    ``oversubscribe`` the request stands, with a warning. Returns (threads, message)."""
+    fits = max(1, cores // max(1, workers))
+    if requested <= fits:
+        return requested, ""
+    total = f"{workers} worker(s) x proxy.threads={requested} on {cores} core(s)"
+    if oversubscribe:
+        return requested, f"warning: {total} oversubscribes the CPU ({OVERSUBSCRIBE_ENV}=1)"
+    return fits, (
+        f"note: {total} would oversubscribe the CPU; using {fits} thread(s) per worker "
+        f"(set {OVERSUBSCRIBE_ENV}=1 to insist)"
+    )
+
+
+def build_proxy(
+    cfg: SearchConfig, space: SearchSpace, workers: int = 1, announce: bool = True
+) -> Any | None:
+    """The quality proxy, or None for a cost-only search; torch gets the threads that fit
+    ``workers`` processes on this machine's cores (:func:`thread_budget`)."""
     if "quality" not in cfg.search.objectives or cfg.proxy.name == "none":
         return None
+    import os
+    import sys
+
     import torch
 
     from nas.quality import make_proxy
 
-    torch.set_num_threads(cfg.proxy.threads)
+    threads, message = thread_budget(
+        cfg.proxy.threads, workers, usable_cores(), os.environ.get(OVERSUBSCRIBE_ENV) == "1"
+    )
+    if message and announce:
+        print(message, file=sys.stderr)
+    torch.set_num_threads(threads)
     return make_proxy(cfg.proxy.name, space, **cfg.proxy.options)
 
 

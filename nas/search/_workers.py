@@ -59,7 +59,9 @@ def run_worker(
     space = run_space(info)
     cost = build_cost_model(cfg, space)
     settings = info.require_settings()
-    ev = Evaluator(settings.objectives, run_constraints(cfg, cost), cost, build_proxy(cfg, space))
+    workers = min(cfg.search.workers, max(1, info.trials))
+    proxy = build_proxy(cfg, space, workers=workers, announce=worker == 0)
+    ev = Evaluator(settings.objectives, run_constraints(cfg, cost), cost, proxy)
     study = load_worker_study(info, sampler_of(cfg, worker))
     pruner = make_pruner(cfg.proxy.pruner) if cfg.proxy.pruner != "none" else None
     objective = TrialEvaluation(space, ev, study, pruner=pruner, worker=f"{HOST}:{os.getpid()}")

@@ -156,3 +156,15 @@ def test_quality_objective_needs_a_proxy(cost: CostModel) -> None:
 
     with pytest.raises(NasError, match="needs a proxy"):
         Evaluator((LATENCY, QUALITY), (), cost, None)
+
+
+def test_thread_budget_never_oversubscribes_unless_asked() -> None:
+    from nas.search import thread_budget
+
+    assert thread_budget(2, 1, 2, False) == (2, "")  # the default on 2 cores
+    threads, note = thread_budget(2, 2, 2, False)  # two workers: one thread each
+    assert threads == 1 and "would oversubscribe" in note and "NAS_OVERSUBSCRIBE=1" in note
+    assert thread_budget(4, 3, 2, False)[0] == 1  # never below one
+    threads, warning = thread_budget(2, 2, 2, True)  # asked for: kept, with a warning
+    assert threads == 2 and warning.startswith("warning:")
+    assert thread_budget(1, 2, 16, False) == (1, "")
