@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from nas.cost import RowSpec, TableRow
+from nas.procs import pid_alive
 from profilers._blocks import RowModule
 from profilers._devices import Device
 
@@ -129,16 +130,6 @@ def measured_row(
     )
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 @contextlib.contextmanager
 def scratch_dir(prefix: str) -> Iterator[Path]:
     """A temporary folder ``<tmp>/<prefix><pid>-*`` removed on exit. A process killed with
@@ -146,7 +137,7 @@ def scratch_dir(prefix: str) -> Iterator[Path]:
     root = Path(tempfile.gettempdir())
     for old in root.glob(f"{prefix}*-*"):
         pid = old.name[len(prefix) :].split("-", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
             shutil.rmtree(old, ignore_errors=True)
     d = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-"))
     try:

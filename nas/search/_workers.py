@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nas.procs import pid_alive
 from nas.results import RunInfo, hypervolume, non_dominated, normalise
 from nas.search._config import SearchConfig
 from nas.search._outputs import build_cost_model, build_proxy, run_constraints
 from nas.search._registry import make_pruner
-from nas.search._rundir import HOST, pid_alive, run_config, run_space
+from nas.search._rundir import HOST, run_config, run_space
 from nas.search._study import load_worker_study, sampler_of
 
 if TYPE_CHECKING:
