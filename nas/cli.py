@@ -175,6 +175,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
         raise NasError("--device is required (see `nas profile --list-devices`)")
     device = get_device(args.device)
     out = _table_dir(args, device.name)
+    if out.exists() and not out.is_dir():
+        raise NasError(f"{out} is a file: --out is the table's folder (table.csv, meta.json)")
     if getattr(args, "profile_command", None) == "import":
         table = Table.load(out) if (out / "table.csv").is_file() else Table()
         table.meta.setdefault(
@@ -243,9 +245,15 @@ def _space_for_arch(space_arg: str | None, arch_file: str) -> Any:
         return load_space(run_space)  # an arch from a search run dir: the run's own space
     raw = load_yaml_file(Path(arch_file))
     named = raw.get("space") if isinstance(raw, dict) else None
+    if named is not None and not isinstance(named, dict):
+        raise NasError(
+            f"{arch_file}: space: expected a mapping (name, hash), got {named!r}; or give --space"
+        )
     name = named.get("name") if isinstance(named, dict) else None
     if isinstance(name, str) and name in list_spaces():
         return load_space(name)
+    if name is None:
+        raise NasError(f"{arch_file}: give --space: the file names no space (space.name)")
     raise NasError(f"{arch_file}: give --space: its space {name!r} is not a bundled space")
 
 

@@ -104,6 +104,11 @@ def lab(*lines: str, header: str = "key,latency_ms_p50") -> str:
     return "\n".join([header, *lines]) + "\n"
 
 
+def lab_with(col: str, p50: str, value: str) -> str:
+    """An import CSV of one row: its ``latency_ms_p50`` and one more column."""
+    return lab(f'"{KEY}",{p50},{value}', header=f"key,latency_ms_p50,{col}")
+
+
 GOOD_LAB = lab(f'"{KEY}",1.5')
 IMPORT = ("profile", "import", "--device", "cpu-ort", "--out", "{tmp}/tbl", "{tmp}/lab.csv")
 IMPORT_NEW = ("profile", "import", "--device", "cpu-ort", "--out", "{tmp}/new", "{tmp}/lab.csv")
@@ -132,6 +137,7 @@ choices:
   up.0.0: none
   up.0.1: none
 """
+RUN_ARCH = ARCH.replace("down.1.0: none", "down.1.0: {op: conv1d, kernel: 3}")
 SPACE = Path(TINY).read_text()
 TRAIN = ("train", "--arch", "{tmp}/arch.yaml", "--space", TINY, "--out", "{tmp}/run")
 TRAIN_NO_SPACE = ("train", "--arch", "{tmp}/arch.yaml", "--out", "{tmp}/run")
@@ -173,12 +179,15 @@ CASES: list[tuple[str, Mapping[str, Content], tuple[str, ...], str]] = [
      ("space", "--space", "{tmp}/s.yaml"), "geometry.frames"),
     ("space_slots_string", {"s.yaml": SPACE.split("slots:")[0] + "slots: everywhere\n"},
      ("space", "--space", "{tmp}/s.yaml"), "slots"),
+    ("space_deep_value",
+     {"s.yaml": SPACE.replace("name: tiny", "name: tiny\ndescription: " + "[" * 200 + "]" * 200)},
+     ("space", "--space", "{tmp}/s.yaml"), "description: [[[["),
     ("space_duplicate_key", {"s.yaml": SPACE.replace("  batch: 1\n", "  batch: 1\n  batch: 2\n")},
      ("space", "--space", "{tmp}/s.yaml"), "duplicate key 'batch'"),
     # --- arch files (nas train) ---
     ("arch_missing", {}, TRAIN, "file not found"),
     ("arch_space_is_a_string", {"arch.yaml": ARCH.replace("{name: tiny}", "tiny")},
-     TRAIN_NO_SPACE, "give --space"),
+     TRAIN_NO_SPACE, "space: expected a mapping (name, hash), got 'tiny'"),
     ("arch_space_unknown", {"arch.yaml": ARCH.replace("{name: tiny}", "{name: mine}")},
      TRAIN_NO_SPACE, "'mine' is not a bundled space"),
     ("arch_not_utf8", {"arch.yaml": ARCH.encode() + b"# \xc3\x28\n"}, TRAIN, "is not UTF-8 text"),
@@ -186,6 +195,8 @@ CASES: list[tuple[str, Mapping[str, Content], tuple[str, ...], str]] = [
     ("arch_deep_no_space", {"arch.yaml": DEEP_MAP}, TRAIN_NO_SPACE, "nested too deeply"),
     ("arch_top_level_list", {"arch.yaml": "- none\n- none\n"}, TRAIN, "expected a mapping"),
     ("arch_empty", {"arch.yaml": ""}, TRAIN, "expected a mapping"),
+    ("arch_names_no_space", {"arch.yaml": ARCH.replace("space: {name: tiny}\n", "")},
+     TRAIN_NO_SPACE, "give --space: the file names no space"),
     ("arch_unknown_slot", {"arch.yaml": ARCH + "  up.9.9: none\n"}, TRAIN, "choices.up.9.9"),
     ("arch_missing_slot", {"arch.yaml": ARCH.replace("  mid.1.0: none\n", "")}, TRAIN,
      "choices.mid.1.0: is missing"),
@@ -200,7 +211,8 @@ CASES: list[tuple[str, Mapping[str, Content], tuple[str, ...], str]] = [
     ("table_truncated_row", bad_table(table(table_row()[:60])), IMPORT, "a truncated file?"),
     ("table_truncated_in_quotes", bad_table(table(table_row())[: len(HEADER) + 12]), IMPORT,
      "a truncated file?"),
-    ("table_not_utf8", bad_table(table(table_row(reason="\udcff")).encode("utf-8", "surrogateescape")),
+    ("table_not_utf8",
+     bad_table(table(table_row(reason="\udcff")).encode("utf-8", "surrogateescape")),
      IMPORT, "table.csv:2: is not UTF-8 text"),
     ("table_empty", bad_table(""), IMPORT, "table.csv: is empty"),
     ("table_missing_column", bad_table(GOOD_TABLE.replace(",flops", ",flop")), IMPORT,
@@ -275,16 +287,16 @@ CASES: list[tuple[str, Mapping[str, Content], tuple[str, ...], str]] = [
     ("import_p50_negative", bad_lab(lab(f'"{KEY}",-1.5')), IMPORT_NEW,
      "latency_ms_p50: -1.5 must be > 0 in a measured row"),
     ("import_p50_zero", bad_lab(lab(f'"{KEY}",0')), IMPORT_NEW, "must be > 0"),
-    ("import_p90_below_p50", bad_lab(lab(f'"{KEY}",2,1', header="key,latency_ms_p50,latency_ms_p90")),
+    ("import_p90_below_p50", bad_lab(lab_with("latency_ms_p90", "2", "1")),
      IMPORT_NEW, "latency_ms_p50 2 > latency_ms_p90 1"),
-    ("import_peak_mem_negative", bad_lab(lab(f'"{KEY}",2,-3', header="key,latency_ms_p50,peak_mem_mb")),
+    ("import_peak_mem_negative", bad_lab(lab_with("peak_mem_mb", "2", "-3")),
      IMPORT_NEW, "peak_mem_mb: -3 must be >= 0"),
     ("import_weight_bytes_inf",
-     bad_lab(lab(f'"{KEY}",2,inf', header="key,latency_ms_p50,weight_bytes")), IMPORT_NEW,
+     bad_lab(lab_with("weight_bytes", "2", "inf")), IMPORT_NEW,
      "weight_bytes: 'inf' is not a whole number"),
-    ("import_repeats_fraction", bad_lab(lab(f'"{KEY}",2,2.5', header="key,latency_ms_p50,repeats")),
+    ("import_repeats_fraction", bad_lab(lab_with("repeats", "2", "2.5")),
      IMPORT_NEW, "repeats: '2.5' is not a whole number"),
-    ("import_repeats_negative", bad_lab(lab(f'"{KEY}",2,-1', header="key,latency_ms_p50,repeats")),
+    ("import_repeats_negative", bad_lab(lab_with("repeats", "2", "-1")),
      IMPORT_NEW, "repeats: -1 must be >= 0"),
     ("import_duplicate_rows", bad_lab(lab(f'"{KEY}",1.5', f'"{KEY}",1.7')), IMPORT_NEW,
      "lab.csv:3: duplicate row"),
@@ -303,7 +315,9 @@ CASES: list[tuple[str, Mapping[str, Content], tuple[str, ...], str]] = [
      IMPORT_NEW, "channels: '0' is not a whole number >= 1"),
     ("import_extra_cells", bad_lab(lab(f'"{KEY}",1.5,9')), IMPORT_NEW, "more cells than"),
     ("import_truncated_quote", bad_lab(f'key,latency_ms_p50\n"{KEY},1.5\n'), IMPORT_NEW,
-     "latency_ms_p50 is required"),
+     "is not a row key"),
+    ("import_out_is_a_file", {**bad_lab(GOOD_LAB), "tbl": GOOD_TABLE}, IMPORT,
+     "tbl is a file: --out is the table's folder"),
     ("import_no_device", bad_lab(GOOD_LAB), ("profile", "import", "{tmp}/lab.csv"),
      "--device is required"),
     ("import_unknown_device", bad_lab(GOOD_LAB),
@@ -349,11 +363,18 @@ CASES: list[tuple[str, Mapping[str, Content], tuple[str, ...], str]] = [
     ("ckpt_state_missing", {"run": GOOD_RUN, f"{STEP}/state.json": Delete()}, RESUME,
      "state.json is missing"),
     ("ckpt_state_a_list", {"run": GOOD_RUN, f"{STEP}/state.json": "[]"}, RESUME,
-     "not a nas train checkpoint"),
+     "state.json is not a JSON object"),
+    ("ckpt_state_other_format", {"run": GOOD_RUN, f"{STEP}/state.json": '{"format": "x/2"}'},
+     RESUME, "not of a nas train checkpoint (format 'x/2')"),
+    ("ckpt_state_step_a_string",
+     {"run": GOOD_RUN, f"{STEP}/state.json": '{"format": "nas-train-checkpoint/1", "step": "2"}'},
+     RESUME, "state.json: step is missing or not an integer"),
     ("ckpt_state_not_utf8", {"run": GOOD_RUN, f"{STEP}/state.json": b'{"format": "\xff"}'},
      RESUME, "state.json is not UTF-8 text"),
     ("ckpt_folder_renamed", {"run": GOOD_RUN, STEP: Move("run/checkpoints/step_0000001")},
      RESUME, "state.json is of step 2"),
+    ("ckpt_odd_folder_name", {"run": GOOD_RUN, STEP: Move("run/checkpoints/step_last")},
+     RESUME, "has no checkpoint to continue"),
     ("ckpt_fresh_run_over_corrupt",
      {"run": GOOD_RUN, f"{STEP}/model.safetensors": Truncate(0)},
      tuple(a for a in RESUME if a != "--resume"), "unusable checkpoint"),
@@ -376,14 +397,14 @@ def test_the_corpus_is_big_and_its_ids_unique() -> None:
 
 @pytest.fixture(scope="session")
 def good_run(tmp_path_factory: pytest.TempPathFactory, tiny_space: Any) -> Path:
-    """A real run folder: 2 steps of the all-none arch, one checkpoint (step 2)."""
+    """A real run folder: 2 steps of a one-conv1d arch, one checkpoint (step 2)."""
     import yaml
 
     from nas.quality import TrainConfig, train
     from nas.space import arch_from_dict
 
     out = tmp_path_factory.mktemp("good_run")
-    arch = arch_from_dict(tiny_space, yaml.safe_load(ARCH))
+    arch = arch_from_dict(tiny_space, yaml.safe_load(RUN_ARCH))
     config = TrainConfig(steps=2, batch_size=1, checkpoint_every=2)
     train(tiny_space, arch, config, out, progress=False)
     return out
@@ -429,6 +450,7 @@ def _check(rc: int, err: str, needle: str) -> None:
     assert rc == 2, err
     assert "Traceback" not in err
     assert err.startswith("error: ") and err.count("\n") == 1 and err.endswith("\n"), err
+    assert len(err) < 1000, err  # it names the bad value, it does not reprint the file
     assert needle in err, err
 
 

@@ -12,9 +12,11 @@ holds::
                                   state.json          step, config, arch, losses, RNG states
 
 A checkpoint folder is written under a temporary name and renamed, so a crash never leaves a
-half checkpoint; the newest ``step_*`` folder is the one to resume from. Running ``train`` again
-on a folder that has one continues from it, bit for bit as if never stopped (on CPU): each
-step's batch, noise and timesteps are functions of ``(seed, step, rank)`` alone.
+half checkpoint; ``state.json`` records each weights file's size and SHA-256. The newest
+``step_*`` folder that verifies is the one to resume from (a truncated or corrupt newer one is
+passed over, see :func:`find_checkpoint`). Running ``train`` again on a folder that has one
+continues from it, bit for bit as if never stopped (on CPU): each step's batch, noise and
+timesteps are functions of ``(seed, step, rank)`` alone.
 
 Under ``torchrun`` (``RANK``/``WORLD_SIZE`` set) each process trains on its shard of every
 global batch (``batch_size`` per process) inside ``DistributedDataParallel``; rank 0 alone
@@ -346,7 +348,14 @@ def _checkpoint_dirs(out_dir: str | Path) -> list[Path]:
     return [p for _, p in sorted(steps, reverse=True)]
 
 
-_STATE_FIELDS = {"step": int, "config": dict, "arch": dict, "space": dict, "losses": list}
+_STATE_FIELDS: dict[str, tuple[type, str]] = {
+    "step": (int, "an integer"),
+    "config": (dict, "an object"),
+    "arch": (dict, "an object"),
+    "space": (dict, "an object"),
+    "losses": (list, "a list"),
+    "grad_norms": (list, "a list"),
+}
 _WEIGHTS = ("model.safetensors", "ema.safetensors")
 
 
@@ -362,11 +371,13 @@ def _checkpoint_problem(ckpt: Path) -> str | None:
         return f"state.json is not valid JSON (line {e.lineno}: {e.msg})"
     except (OSError, RecursionError) as e:
         return f"state.json cannot be read ({type(e).__name__})"
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        return "state.json is not a nas train checkpoint's"
-    for key, kind in _STATE_FIELDS.items():
+    if not isinstance(state, dict):
+        return f"state.json is not a JSON object ({type(state).__name__})"
+    if state.get("format") != CHECKPOINT_FORMAT:
+        return f"state.json is not of a nas train checkpoint (format {state.get('format')!r})"
+    for key, (kind, what) in _STATE_FIELDS.items():
         if isinstance(state.get(key), bool) or not isinstance(state.get(key), kind):
-            return f"state.json: {key} is missing or not a {kind.__name__}"
+            return f"state.json: {key} is missing or not {what}"
     named = _step_of(ckpt)  # a copy may have another name (best/); a step_ folder, its step
     if named is not None and state["step"] != named:
         return f"state.json is of step {state['step']} (a renamed folder?)"
@@ -501,15 +512,16 @@ def _check_resumable(
 ) -> None:
     if state.get("format") != CHECKPOINT_FORMAT:
         raise NasError(f"{ckpt}: not a nas train checkpoint (format {state.get('format')!r})")
-    if state["arch"]["arch_id"] != arch.arch_id:
+    if state["arch"].get("arch_id") != arch.arch_id:
         raise NasError(
-            f"{ckpt.parent.parent}: its checkpoint trains arch {state['arch']['arch_id']}, not "
-            f"{arch.arch_id}; give another out dir to train this arch"
+            f"{ckpt.parent.parent}: its checkpoint trains arch {state['arch'].get('arch_id')}, "
+            f"not {arch.arch_id}; give another out dir to train this arch"
         )
-    if state["space"]["hash"] != space.hash:
+    if state["space"].get("hash") != space.hash:
         raise NasError(
-            f"{ckpt.parent.parent}: its checkpoint is from space {state['space']['name']!r} "
-            f"(hash {state['space']['hash']}), not this one ({space.hash}); use another out dir"
+            f"{ckpt.parent.parent}: its checkpoint is from space "
+            f"{state['space'].get('name')!r} (hash {state['space'].get('hash')}), not this one "
+            f"({space.hash}); use another out dir"
         )
     saved = TrainConfig.from_dict(state["config"]).to_dict()
     now = config.to_dict()

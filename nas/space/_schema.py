@@ -359,10 +359,12 @@ def _str(value: Any, where: str) -> str:
 
 
 def _show(v: Any) -> str:
-    """A value as YAML spells it: true/false/null, else its repr."""
+    """A value as YAML spells it: true/false/null, else its repr (cut at 80 characters: an error
+    line names a value, it does not reprint a file)."""
     if v is None:
         return "null"
-    return _fmt(v) if isinstance(v, bool) else repr(v)
+    text = _fmt(v) if isinstance(v, bool) else repr(v)
+    return text if len(text) <= 80 else f"{text[:76]} ..."
 
 
 def _one_of(value: Any, allowed: Iterable[Any], where: str) -> Any:

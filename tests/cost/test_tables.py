@@ -1,10 +1,12 @@
-"""Latency tables: where they are found (an explicit search path), their typed meta, typed row
-options, and the error that points at a shipped table when a local one shadows it."""
+"""Latency tables: where they are found (an explicit search path), their typed and checked meta,
+validated rows, typed row options, and the error that points at a shipped table when a local
+one shadows it."""
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from nas.cost import (
     RowSpec,
     Table,
     TableMeta,
+    TableRow,
     find_table,
     rows_for_space,
     shipped_alternative,
@@ -95,6 +98,12 @@ def test_meta_defaults() -> None:
         ({"overhead_ms": True}, "overhead_ms: True is not a number"),
         ({"versions": {"torch": [2]}}, "versions.torch: [2] is not a version string"),
         ([1, 2], "expected a JSON object"),
+        ({"device": {"name": "d", "memory_budget_mb": 0}}, "memory_budget_mb: 0 must be > 0"),
+        ({"device": {"name": "d", "memory_budget_mb": math.nan}}, "nan is not a number"),
+        ({"device": {"name": "d"}, "overhead_ms": -0.5}, "overhead_ms: -0.5 must be a finite"),
+        ({"device": {"name": "d"}, "overhead_mb": math.inf}, "overhead_mb: inf must be a finite"),
+        ({"device": {"precision": "fp32"}}, "device.name is required"),
+        ({}, "device.name is required"),
     ],
 )
 def test_wrong_meta_types_name_the_file_and_field(
@@ -105,6 +114,88 @@ def test_wrong_meta_types_name_the_file_and_field(
     with pytest.raises(NasError) as e:
         Table.load(tmp_path)
     assert str(e.value).startswith(f"{tmp_path / 'meta.json'}: ") and needle in str(e.value)
+
+
+def test_meta_is_required_and_infinity_means_no_budget(tmp_path: Path) -> None:
+    table = Table({"device": {"name": "d", "memory_budget_mb": math.inf}})
+    table.save(tmp_path)
+    assert "Infinity" in (tmp_path / "meta.json").read_text()  # JSON's inf: no budget
+    assert math.isinf(Table.load(tmp_path).info.memory_budget_mb)
+    (tmp_path / "meta.json").unlink()
+    with pytest.raises(NasError, match=r"meta\.json: missing: a table needs its meta\.json"):
+        Table.load(tmp_path)
+
+
+def test_save_writes_the_meta_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def crash(self: Table) -> str:
+        raise KeyboardInterrupt  # killed while the csv is made
+
+    monkeypatch.setattr(Table, "to_csv", crash)
+    with pytest.raises(KeyboardInterrupt):
+        Table({"device": {"name": "d"}}).save(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["meta.json"]  # never a bare csv
+
+
+# ---------------------------------------------------------------------------------------------
+# validated rows
+# ---------------------------------------------------------------------------------------------
+
+SPEC = RowSpec("conv_in", "cin=4,k=3", 16, 4, 8, 8, 1, "fp32")
+
+
+@pytest.mark.parametrize(
+    ("source", "values", "needle"),
+    [
+        ("measured", {"latency_ms_p50": math.nan}, "latency_ms_p50: nan is not a finite number"),
+        ("estimated", {"latency_ms_p50": math.inf}, "latency_ms_p50: inf is not a finite"),
+        ("published", {"latency_ms_p50": 0.0}, "latency_ms_p50: 0 must be > 0 in a published"),
+        ("failed", {"latency_ms_p90": -1.0}, "latency_ms_p90: -1 must be >= 0"),
+        ("measured", {"latency_ms_p50": 2.0, "latency_ms_p90": 1.0}, "p50 2 > latency_ms_p90 1"),
+        ("measured", {"peak_mem_mb": -0.1}, "peak_mem_mb: -0.1 must be >= 0"),
+        ("measured", {"weight_bytes": 1.5}, "weight_bytes: 1.5 is not a whole number"),
+        ("measured", {"flops": -1}, "flops: -1 must be >= 0"),
+        ("measured", {"repeats": True}, "repeats: True is not a whole number"),
+    ],
+)
+def test_rows_refuse_impossible_values(source: str, values: dict[str, float], needle: str) -> None:
+    with pytest.raises(ValueError) as e:
+        TableRow(SPEC, source, **values)  # type: ignore[arg-type]
+    assert needle in str(e.value)
+
+
+def test_rows_keep_what_is_possible() -> None:
+    failed = TableRow(SPEC, "failed", latency_ms_p50=0.0, reason="timed out")  # no time: fine
+    assert not failed.ok
+    row = TableRow.from_cells(SPEC, "measured", {"latency_ms_p50": " 2 ", "weight_bytes": "1e6"})
+    assert row.latency_ms_p50 == 2.0 and row.weight_bytes == 1_000_000 and row.repeats == 0
+    assert row.latency_ms_p10 is None and row.reason == ""
+    with pytest.raises(ValueError, match=r"latency_ms_p50: '1e400' is not a finite number"):
+        TableRow.from_cells(SPEC, "measured", {"latency_ms_p50": "1e400"})
+    with pytest.raises(ValueError, match=r"channels: '-3' is not a whole number >= 1"):
+        RowSpec.from_cells({**SPEC.to_dict(), "channels": "-3"})  # type: ignore[dict-item]
+
+
+def test_a_loaded_table_names_the_line_of_a_bad_row(tmp_path: Path) -> None:
+    good = TableRow(SPEC, "measured", 1.0, 2.0, 3.0, 5)
+    other = TableRow(replace(SPEC, channels=32), "measured", 1.0, 2.0, 3.0, 5)
+    Table({"device": {"name": "d"}}, {r.spec.key: r for r in (good, other)}).save(tmp_path)
+    assert set(Table.load(tmp_path).rows) == {SPEC.key, other.spec.key}  # round trip
+    lines = (tmp_path / "table.csv").read_text().splitlines()
+    (tmp_path / "table.csv").write_text("\n".join([*lines, lines[1]]) + "\n")
+    with pytest.raises(NasError, match=r"table\.csv:4: duplicate key .* \(also on line 2\)"):
+        Table.load(tmp_path)
+    (tmp_path / "table.csv").write_text("\n".join([lines[0], lines[1].replace(",2,", ",-2,")]))
+    with pytest.raises(NasError, match=r"table\.csv:2: latency_ms_p50: -2 must be > 0"):
+        Table.load(tmp_path)
+
+
+def test_missing_rows_error_names_the_table_folder(tmp_path: Path) -> None:
+    space = load_space("temporal")
+    missing = rows_for_space(space)[:1]
+    assert f"the d table in {tmp_path} lacks 1 row(s)" in str(
+        MissingRowsError(missing, "d", space, folder=tmp_path)
+    )
+    assert "the d table lacks 1 row(s)" in str(MissingRowsError(missing, "d", space))
 
 
 # ---------------------------------------------------------------------------------------------

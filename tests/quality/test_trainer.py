@@ -1,12 +1,15 @@
 """The trainer on the tiny space: loss goes down, checkpoints, bitwise resume, metrics, NaN
-stop, frozen spatial weights; evaluation: deterministic validation loss, flicker, sampling."""
+stop, frozen spatial weights, corrupt checkpoints passed over; evaluation: deterministic
+validation loss, flicker, sampling."""
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import json
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from dataclasses import replace
@@ -337,3 +340,127 @@ def test_guidance_mixes_conditional_and_empty_caption_predictions(tiny_space, fu
     )
     with pytest.raises(NasError, match="guidance"):
         sample_video(model, text, guidance=-1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# corrupt checkpoints: verified on resume, passed over for the last good one
+# ---------------------------------------------------------------------------------------------
+
+
+def _copy_run(full_run, tmp_path):  # type: ignore[no-untyped-def]
+    out = tmp_path / "run"
+    shutil.copytree(full_run[0], out)
+    return out, out / "checkpoints" / "step_0000010", out / "checkpoints" / "step_0000020"
+
+
+def _tree(root) -> dict[str, bytes]:  # type: ignore[no-untyped-def]
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_checkpoints_record_their_files_and_verify(full_run) -> None:  # type: ignore[no-untyped-def]
+    out, _ = full_run
+    ckpt = out / "checkpoints" / "step_0000020"
+    files = json.loads((ckpt / "state.json").read_text())["files"]
+    assert set(files) == {"model.safetensors", "ema.safetensors", "optimizer.safetensors"}
+    for name, written in files.items():
+        data = (ckpt / name).read_bytes()
+        assert written == {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    skipped: list[str] = []
+    assert find_checkpoint(out, on_skip=lambda p, why: skipped.append(why)) == ckpt
+    assert skipped == []
+
+
+def test_older_checkpoints_without_hashes_are_checked_by_their_headers(full_run, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    out, step10, step20 = _copy_run(full_run, tmp_path)
+    for ckpt in (step10, step20):  # as nas wrote them before sizes and hashes were recorded
+        state = json.loads((ckpt / "state.json").read_text())
+        state["files"] = sorted(state["files"])
+        (ckpt / "state.json").write_text(json.dumps(state))
+    assert find_checkpoint(out) == step20
+    ema = step20 / "ema.safetensors"
+    ema.write_bytes(ema.read_bytes()[:-100])
+    skipped: list[str] = []
+    assert find_checkpoint(out, on_skip=lambda p, why: skipped.append(why)) == step10
+    assert skipped == ["ema.safetensors is not a readable safetensors file"]
+
+
+def test_resume_passes_over_a_truncated_checkpoint(tiny_space, arch, full_run, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    _, full = full_run
+    out, step10, step20 = _copy_run(full_run, tmp_path)
+    model = step20 / "model.safetensors"
+    model.write_bytes(model.read_bytes()[:1000])
+    skipped: list[tuple[str, str]] = []
+    assert find_checkpoint(out, on_skip=lambda p, why: skipped.append((p.name, why))) == step10
+    assert skipped == [("step_0000020", skipped[0][1])]
+    assert skipped[0][1].startswith("model.safetensors is 1000 bytes")
+    rest = train(tiny_space, arch, CFG, out, progress=False)
+    assert rest.start_step == 10 and rest.losses == full.losses  # from step 10, bit for bit
+    assert find_checkpoint(out) == step20  # rewritten, good again
+    for name in ("model.safetensors", "ema.safetensors"):
+        assert (step20 / name).read_bytes() == (
+            full_run[0] / step20.relative_to(out) / name
+        ).read_bytes()
+
+
+def test_a_stale_bad_checkpoint_goes_once_an_earlier_step_is_saved(  # type: ignore[no-untyped-def]
+    tiny_space, arch, full_run, tmp_path
+) -> None:
+    out, _, step20 = _copy_run(full_run, tmp_path)
+    (step20 / "state.json").write_text('{"format": "nas-train-checkpoint/1", "step": 2')
+    res = train(tiny_space, arch, replace(CFG, steps=15, checkpoint_every=5), out, progress=False)
+    assert res.start_step == 10 and res.step == 15
+    kept = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert kept == ["step_0000010", "step_0000015"]  # the unusable step 20 is gone
+
+
+def test_no_good_checkpoint_is_one_error_and_changes_nothing(  # type: ignore[no-untyped-def]
+    tiny_space, arch, full_run, tmp_path
+) -> None:
+    out, step10, step20 = _copy_run(full_run, tmp_path)
+    (step10 / "ema.safetensors").unlink()
+    flipped = bytearray((step20 / "model.safetensors").read_bytes())
+    flipped[-3] ^= 0xFF
+    (step20 / "model.safetensors").write_bytes(bytes(flipped))
+    before = _tree(out)
+    with pytest.raises(NasError) as e:
+        train(tiny_space, arch, CFG, out, progress=False)
+    msg = str(e.value)
+    assert msg.startswith(f"{step20}: unusable checkpoint: model.safetensors does not match")
+    assert "(and the 1 older one(s) too)" in msg and "\n" not in msg
+    assert _tree(out) == before
+    with pytest.raises(NasError, match=r"ema\.safetensors is missing"):
+        load_trained(tiny_space, step10)
+    with pytest.raises(NasError, match="unusable checkpoint"):
+        load_trained(tiny_space, out)
+
+
+def test_load_trained_takes_the_newest_good_checkpoint(tiny_space, full_run, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    out, step10, step20 = _copy_run(full_run, tmp_path)
+    (step20 / "ema.safetensors").write_bytes(b"")
+    old = load_trained(tiny_space, out)
+    want = load_trained(tiny_space, step10)
+    for (name, a), b in zip(old.state_dict().items(), want.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    best = tmp_path / "best"  # a copied checkpoint folder of another name still loads
+    shutil.copytree(step10, best)
+    assert set(load_trained(tiny_space, best).state_dict()) == set(want.state_dict())
+
+
+def test_nas_train_resume_says_it_passed_over_a_checkpoint(  # type: ignore[no-untyped-def]
+    full_run, tmp_path, capsys: pytest.CaptureFixture[str], root
+) -> None:
+    from nas.cli import main
+
+    out, _, step20 = _copy_run(full_run, tmp_path)
+    (step20 / "optimizer.safetensors").rename(step20 / "optimizer.old")
+    rc = main(["train", "--arch", str(out / "arch.yaml"), "--space",
+               str(root / "search_spaces" / "tiny.yaml"), "--out", str(out), "--resume",
+               "--steps", "20", "--batch-size", "2", "--lr", "0.01", "--checkpoint-every", "10",
+               "--log-every", "5", "--difficulty", "easy", "--no-progress"])  # fmt: skip
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert captured.err == (
+        "warning: passed over unusable checkpoint(s) step_0000020 (optimizer.safetensors is "
+        "missing); resuming from the last good one, step_0000010\n"
+    )
+    assert f"resuming {out} from step_0000010" in captured.out and "steps 10 -> 20" in captured.out

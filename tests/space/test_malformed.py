@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from nas.errors import SpaceError
-from nas.space import load_space
+from nas.space import load_space, parse_space_text
 
 BAD = Path(__file__).resolve().parent.parent / "spaces" / "bad"
 REPO = Path(__file__).resolve().parents[2]
@@ -133,3 +133,21 @@ def test_cli_reports_one_line(name: str) -> None:
     lines = proc.stderr.splitlines()
     assert len(lines) == 1 and proc.stderr.endswith("\n"), proc.stderr
     assert lines[0].startswith(f"error: {path}: "), lines[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("[" * 20_000 + "]" * 20_000, "invalid YAML: nested too deeply"),
+        ("a: {" * 20_000 + "}" * 20_000, "invalid YAML: nested too deeply"),
+        (
+            "name: x\ndescription: a\x07b\n",
+            "invalid YAML at line 2: control character #x0007 is not allowed",
+        ),
+    ],
+    ids=["deep_list", "deep_mapping", "control_character"],
+)
+def test_unparsable_yaml_text_is_one_line(text: str, needle: str) -> None:
+    with pytest.raises(SpaceError) as info:
+        parse_space_text(text, "s.yaml")
+    assert str(info.value) == f"s.yaml: {needle}"
