@@ -81,12 +81,25 @@ class SearchSettings:
     trials: int
     seed: int
     timeout_s: float | None
-    workers: int
+    workers: int  # local proxy processes; 0: "auto" in the config (see local_workers)
     objectives: tuple[str, ...]
     latency: str  # "video" | "step"
     storage: str | None
     study: str | None
     runs_dir: str
+    batch: int | None = None  # trials asked at once; None: NSGA-II's population, else 8
+
+    def local_workers(self, batched: bool) -> int:
+        """Processes on this machine: ``search.workers``, or for ``auto`` the usable cores
+        when proxies run in a pool (batches: the trials do not depend on it) and one when
+        each worker samples for itself (its trials would depend on the count)."""
+        if self.workers:
+            return self.workers
+        if not batched:
+            return 1
+        from nas.search._outputs import usable_cores
+
+        return usable_cores()
 
 
 @dataclass(frozen=True)
@@ -249,22 +262,37 @@ def _typed(raw: dict[str, Any]) -> SearchConfig:
         mem,
     )
 
-    s = raw["search"]
-    _keys(
-        s,
-        "search",
-        {
-            "trials",
-            "seed",
-            "timeout_s",
-            "workers",
-            "objectives",
-            "latency",
-            "storage",
-            "study",
-            "runs_dir",
-        },
-    )
+    settings = _search_settings(raw["search"], proxy)
+    name = raw.get("name")
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        raise NasError(f"config: name={name!r} must be a non-empty string")
+    return SearchConfig(name, device, sampler, proxy, constraints, settings)
+
+
+_SEARCH_KEYS = {
+    "trials",
+    "seed",
+    "timeout_s",
+    "workers",
+    "batch",
+    "objectives",
+    "latency",
+    "storage",
+    "study",
+    "runs_dir",
+}
+
+
+def _workers(v: Any) -> int:
+    if v == "auto":
+        return 0  # resolved where it is used: SearchSettings.local_workers
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise NasError(f"config: search.workers={v!r} must be an integer >= 1 or auto")
+    return int(v)
+
+
+def _search_settings(s: dict[str, Any], proxy: ProxyConfig) -> SearchSettings:
+    _keys(s, "search", _SEARCH_KEYS)
     objectives = s["objectives"]
     if isinstance(objectives, str):
         objectives = [objectives]
@@ -287,22 +315,19 @@ def _typed(raw: dict[str, Any]) -> SearchConfig:
             f"config: proxy.pruner={proxy.pruner} needs a proxy with intermediate values "
             f"(proxy=train), not proxy={proxy.name}"
         )
-    timeout = _num(s["timeout_s"], "search.timeout_s")
-    settings = SearchSettings(
+    batch = s.get("batch")
+    return SearchSettings(
         trials=_int(s["trials"], "search.trials", 1),
         seed=_int(s["seed"], "search.seed", 0),
-        timeout_s=timeout,
-        workers=_int(s["workers"], "search.workers", 1),
+        timeout_s=_num(s["timeout_s"], "search.timeout_s"),
+        workers=_workers(s["workers"]),
         objectives=tuple(objectives),
         latency=str(s["latency"]),
         storage=None if s["storage"] is None else str(s["storage"]),
         study=None if s["study"] is None else str(s["study"]),
         runs_dir=str(s["runs_dir"]),
+        batch=None if batch is None else _int(batch, "search.batch", 1),
     )
-    name = raw.get("name")
-    if name is not None and (not isinstance(name, str) or not name.strip()):
-        raise NasError(f"config: name={name!r} must be a non-empty string")
-    return SearchConfig(name, device, sampler, proxy, constraints, settings)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from nas.cost import CostModel
@@ -32,6 +32,7 @@ __all__ = [
     "ArchCosts",
     "Cached",
     "Evaluator",
+    "Outcome",
     "QualityProxy",
     "TrialEvaluation",
     "arch_of",
@@ -114,6 +115,18 @@ class Evaluator:
             v = costs.values[o.column] if o.cheap else quality
             out.append(math.inf if v is None else float(v))
         return out
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What running the proxy on one arch gave: complete (``value`` is the quality), pruned
+    (``value`` is the step) or error (``error`` says why), and how long it took."""
+
+    state: str  # "complete" | "pruned" | "error"
+    value: float
+    seconds: float
+    error: str = ""
+    worker: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
 
 @dataclass(frozen=True)
@@ -201,6 +214,16 @@ class TrialEvaluation:
             )
 
     def __call__(self, trial: optuna.Trial) -> Sequence[float]:
+        arch, costs = self.price(trial)
+        if not self.ev.needs_quality:
+            return self.ev.values(costs, None)
+        quality = self.lookup(trial, arch, costs)
+        if quality is None:
+            quality = self.record(trial, arch, self.run_proxy(arch))
+        return self.ev.values(costs, quality)
+
+    def price(self, trial: optuna.Trial) -> tuple[Arch, ArchCosts]:
+        """Suggest the trial's arch and store its costs and slacks on it."""
         trial.set_user_attr("worker", self.worker)
         params = {name: trial.suggest_categorical(name, keys) for name, keys in self.params}
         arch = arch_of(self.space, params)
@@ -209,46 +232,57 @@ class TrialEvaluation:
         trial.set_user_attr("costs", costs.to_attr())
         for name, slack in costs.slacks.items():
             trial.set_constraint(name, slack)  # samplers prefer feasible arches
-        quality = self._quality(trial, arch, costs) if self.ev.needs_quality else None
-        return self.ev.values(costs, quality)
+        return arch, costs
 
-    def _quality(self, trial: optuna.Trial, arch: Arch, costs: ArchCosts) -> float:
+    def lookup(self, trial: optuna.Trial, arch: Arch, costs: ArchCosts) -> float | None:
+        """The quality without running the proxy: inf for an infeasible arch (cheap
+        constraints first), an evaluated arch's from the cache (raising ``TrialPruned`` for a
+        pruned one); None when the proxy must run."""
         import optuna
 
-        if not costs.feasible:  # cheap constraints first: no proxy time on infeasible arches
+        if not costs.feasible:
             trial.set_user_attr("quality_status", "skipped: infeasible")
             return math.inf
         hit = self.cache.get(arch.arch_id, self.study)
-        if hit is not None:
-            trial.set_user_attr("cached_from", hit.trial)
-            if hit.state == "pruned":
-                trial.set_user_attr("quality_status", "pruned (cached)")
-                raise optuna.TrialPruned()
-            trial.set_user_attr("quality", hit.quality)
-            trial.set_user_attr("quality_status", "cached")
-            return hit.quality
-        return self._run_proxy(trial, arch)
+        if hit is None:
+            return None
+        trial.set_user_attr("cached_from", hit.trial)
+        if hit.state == "pruned":
+            trial.set_user_attr("quality_status", "pruned (cached)")
+            raise optuna.TrialPruned()
+        trial.set_user_attr("quality", hit.quality)
+        trial.set_user_attr("quality_status", "cached")
+        return hit.quality
 
-    def _run_proxy(self, trial: optuna.Trial, arch: Arch) -> float:
-        import optuna
-
+    def run_proxy(self, arch: Arch) -> Outcome:
+        """Run the proxy on ``arch`` here; its outcome."""
         from nas.quality import ProxyPruned
 
         t0 = time.perf_counter()
         try:
             q = self._proxy(arch)
         except ProxyPruned as e:
-            trial.set_user_attr("proxy_s", time.perf_counter() - t0)
-            trial.set_user_attr("quality_status", f"pruned at step {e.step}")
-            self.cache.put(arch.arch_id, Cached("pruned", math.nan, trial.number))
-            raise optuna.TrialPruned() from None
+            return Outcome("pruned", float(e.step), time.perf_counter() - t0)
         except Exception as e:
-            trial.set_user_attr("error", f"{type(e).__name__}: {e}"[:500])
-            raise
-        trial.set_user_attr("proxy_s", time.perf_counter() - t0)
-        if not math.isfinite(q):
-            trial.set_user_attr("error", f"proxy returned {q}")
-            raise NasError(f"proxy returned {q} for {arch.arch_id}")
+            return Outcome("error", math.nan, time.perf_counter() - t0, f"{type(e).__name__}: {e}")
+        return Outcome("complete", q, time.perf_counter() - t0)
+
+    def record(self, trial: optuna.Trial, arch: Arch, outcome: Outcome) -> float:
+        """Store a proxy outcome on the trial and in the cache; the quality, or raises
+        ``TrialPruned`` (pruned) or ``NasError`` (the proxy failed or returned a non-number)."""
+        import optuna
+
+        trial.set_user_attr("proxy_s", outcome.seconds)
+        trial.set_user_attr("proxy_worker", outcome.worker)  # the process that ran the proxy
+        if outcome.state == "pruned":
+            trial.set_user_attr("quality_status", f"pruned at step {int(outcome.value)}")
+            self.cache.put(arch.arch_id, Cached("pruned", math.nan, trial.number))
+            raise optuna.TrialPruned()
+        q = outcome.value
+        error = outcome.error or ("" if math.isfinite(q) else f"proxy returned {q}")
+        if error:
+            trial.set_user_attr("error", error[:500])
+            raise NasError(f"{error} for {arch.arch_id}"[:500])
         trial.set_user_attr("quality", q)
         trial.set_user_attr("quality_status", "evaluated")
         self.cache.put(arch.arch_id, Cached("complete", q, trial.number))

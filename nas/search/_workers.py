@@ -17,7 +17,14 @@ import numpy as np
 from nas.procs import pid_alive
 from nas.results import RunInfo, hypervolume, non_dominated, normalise
 from nas.search._config import SearchConfig
-from nas.search._outputs import build_cost_model, build_proxy, run_constraints
+from nas.search._outputs import (
+    OVERSUBSCRIBE_ENV,
+    build_cost_model,
+    build_proxy,
+    run_constraints,
+    thread_budget,
+    usable_cores,
+)
 from nas.search._registry import make_pruner
 from nas.search._rundir import HOST, run_config, run_space
 from nas.search._study import load_worker_study, sampler_of
@@ -26,7 +33,14 @@ if TYPE_CHECKING:
     import optuna
 
 
-__all__ = ["count_states", "done_count", "recover_stale", "run_worker", "run_workers"]
+__all__ = [
+    "count_states",
+    "done_count",
+    "recover_stale",
+    "run_batch_worker",
+    "run_worker",
+    "run_workers",
+]
 
 OnTrial = Callable[["optuna.Study", "optuna.trial.FrozenTrial"], None]
 
@@ -60,7 +74,7 @@ def run_worker(
     space = run_space(info)
     cost = build_cost_model(cfg, space)
     settings = info.require_settings()
-    workers = min(cfg.search.workers, max(1, info.trials))
+    workers = min(cfg.search.local_workers(batched=False), max(1, info.trials))
     proxy = build_proxy(cfg, space, workers=workers, announce=worker == 0)
     ev = Evaluator(settings.objectives, run_constraints(cfg, cost), cost, proxy)
     study = load_worker_study(info, sampler_of(cfg, worker))
@@ -88,6 +102,42 @@ def run_worker(
         gc_after_trial=False,
         show_progress_bar=False,
     )
+
+
+def run_batch_worker(
+    run_dir: str | Path,
+    workers: int,
+    n_trials: int,
+    timeout_s: float | None = None,
+    on_trial: OnTrial | None = None,
+) -> None:
+    """Run up to ``n_trials`` trials of a run's study in batches (:mod:`nas.search._batch`),
+    the proxies in ``workers`` processes of one torch thread each (here when ``workers`` is
+    1). The trials, and so the front, do not depend on ``workers``."""
+    import optuna
+
+    from nas.search._batch import _Pool, batch_size, run_batches
+    from nas.search._evaluate import Evaluator, TrialEvaluation
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    info = RunInfo.load(run_dir)
+    cfg, _ = run_config(info)
+    space = run_space(info)
+    cost = build_cost_model(cfg, space)
+    settings = info.require_settings()
+    threads, message = thread_budget(
+        cfg.proxy.threads, workers, usable_cores(), os.environ.get(OVERSUBSCRIBE_ENV) == "1"
+    )
+    if message:
+        print(message, file=sys.stderr)
+    # built here in any case: a bad proxy option fails now, in one line, not in the pool
+    proxy = build_proxy(cfg, space, workers=1, announce=False)
+    ev = Evaluator(settings.objectives, run_constraints(cfg, cost), cost, proxy)
+    study = load_worker_study(info, sampler_of(cfg, 0))
+    objective = TrialEvaluation(space, ev, study, worker=f"{HOST}:{os.getpid()}")
+    batch = batch_size(cfg.sampler.name, cfg.sampler.options, cfg.search.batch)
+    pool = _Pool(info.run_dir, workers, threads)
+    run_batches(study, objective, pool, n_trials, batch, info.trials, timeout_s, on_trial)
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -149,7 +199,8 @@ def run_workers(
     progress bar; returns why it stopped early ("" when it did not)."""
     from tqdm import tqdm
 
-    workers = min(cfg.search.workers, remaining)
+    batched = cfg.proxy.pruner == "none" and cfg.sampler.name != "brute"
+    workers = min(cfg.search.local_workers(batched), remaining)
     done = done_count(count_states(study))
     bar = tqdm(
         total=target,
@@ -166,7 +217,13 @@ def run_workers(
     stopped = ""
     try:
         with _sigterm_as_interrupt():
-            if workers == 1:
+            # pruning needs each worker's own reports, and brute force stops the study from
+            # inside study.optimize: those two keep one process per worker
+            if batched:
+                run_batch_worker(
+                    run_dir, workers, remaining, cfg.search.timeout_s, tracker.on_trial
+                )
+            elif workers == 1:
                 run_worker(run_dir, 0, remaining, cfg.search.timeout_s, on_trial=tracker.on_trial)
             else:
                 stopped = _spawn(run_dir, cfg, study, workers, remaining, tracker)

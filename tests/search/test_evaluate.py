@@ -101,9 +101,7 @@ def test_quality_runs_once_per_arch_and_never_for_infeasible(
         else:
             assert t.values[1] == pytest.approx(cost.evaluate(arch).latency_s_video)
     # the proxy ran once per distinct feasible arch; repeats were served from the cache
-    feasible_ids = {
-        a.arch_id for a in archs if cost.evaluate(a).latency_s_video <= budget.budget
-    }
+    feasible_ids = {a.arch_id for a in archs if cost.evaluate(a).latency_s_video <= budget.budget}
     assert sorted(proxy.calls) == sorted(feasible_ids)
     cached = [t for t in trials if t.user_attrs.get("quality_status") == "cached"]
     assert {t.user_attrs["arch_id"] for t in cached} == {
@@ -126,9 +124,7 @@ def test_a_pruned_proxy_prunes_the_trial_and_its_repeats(
     assert proxy.calls == [arch.arch_id]
 
 
-def test_a_non_finite_proxy_value_fails_the_trial(
-    tiny_space: SearchSpace, cost: CostModel
-) -> None:
+def test_a_non_finite_proxy_value_fails_the_trial(tiny_space: SearchSpace, cost: CostModel) -> None:
     arch = sample_arch(tiny_space, np.random.default_rng(3))
     ev = Evaluator((LATENCY, QUALITY), (), cost, CountingProxy(cost, fail="nan"))
     study, objective = _run(tiny_space, ev, [arch])

@@ -100,6 +100,7 @@ def test_rerunning_the_same_command_resumes_or_extends(in_tmp: Path, tiny_tables
     assert again.run_dir == first.run_dir and again.resumed and len(again.records) == 10
     more = _search(tiny_tables, "experiment=cost_only", "search.trials=16")
     assert more.run_dir == first.run_dir and len(more.records) == 16
+
     def costs(records: list[TrialRecord]) -> list[tuple[object, ...]]:
         return [(r.arch_id, r.latency_s_video, r.peak_mem_mb) for r in records]
 
@@ -226,7 +227,7 @@ def test_resume_after_kill_9_loses_nothing_and_repeats_nothing(
                 # kill during the proxy, once the running trial's arch is fixed (its arch_id is
                 # recorded right after its choices), not while it is still choosing
                 running = [t for t in trials if t.state.name == "RUNNING"]
-                if done >= 4 and len(running) == 1 and "arch_id" in running[0].user_attrs:
+                if done >= 4 and running and all("arch_id" in t.user_attrs for t in running):
                     break
         else:
             pytest.fail("the search did not get going")
@@ -239,7 +240,8 @@ def test_resume_after_kill_9_loses_nothing_and_repeats_nothing(
         for t in open_run_study(run_dir).get_trials(deepcopy=False)
         if t.state.name == "COMPLETE"
     }
-    assert _counts(run_dir)["RUNNING"] == 1  # killed mid-trial
+    stale = _counts(run_dir)["RUNNING"]
+    assert stale >= 1  # killed mid-batch: its untold trials
     r = run_cli(cmd, in_tmp)
     assert r.returncode == 0, r.stderr
     assert f"resuming {run_dir.relative_to(in_tmp)}" in r.stdout
@@ -250,9 +252,10 @@ def test_resume_after_kill_9_loses_nothing_and_repeats_nothing(
     assert all(after[n] == v for n, v in before.items())  # nothing lost or changed
     assert len(after) == 14
     fails = [t for t in trials if t.state.name == "FAIL"]
-    assert len(fails) == 1 and "worker died" in fails[0].user_attrs["error"]
-    retried = [t for t in trials if t.user_attrs.get("retry_of") == fails[0].number]
-    assert len(retried) == 1 and retried[0].params == fails[0].params
+    assert len(fails) == stale and all("worker died" in f.user_attrs["error"] for f in fails)
+    for f in fails:  # each queued again once, the same arch
+        retried = [t for t in trials if t.user_attrs.get("retry_of") == f.number]
+        assert len(retried) == 1 and retried[0].params == f.params
     evaluated = Counter(
         t.user_attrs["arch_id"] for t in trials if t.user_attrs.get("quality_status") == "evaluated"
     )
@@ -272,7 +275,11 @@ def test_two_local_workers_share_one_study(in_tmp: Path, tiny_tables: Path, stor
     trials = open_run_study(run_dir).get_trials(deepcopy=False)
     assert Counter(t.state.name for t in trials) == {"COMPLETE": 30}
     assert sorted(t.number for t in trials) == list(range(30))
-    assert len({t.user_attrs["worker"] for t in trials}) == 2  # both processes worked
+    # one process asks and tells; the proxies ran in both pool processes
+    assert len({t.user_attrs["worker"] for t in trials}) == 1
+    assert (
+        len({t.user_attrs["proxy_worker"] for t in trials if "proxy_worker" in t.user_attrs}) == 2
+    )
     assert len(_rows(run_dir / "trials.csv")) == 30
 
 
@@ -363,7 +370,29 @@ def test_time_limit_stops_early_and_the_same_command_continues(
     again = _search(tiny_tables, *over)
     assert again.run_dir == first.run_dir and again.resumed
     assert len(again.records) > len(first.records)
+
     def done(records: list[TrialRecord]) -> list[tuple[object, ...]]:
         return [(r.arch_id, r.latency_s_video, r.quality) for r in records]
 
     assert done(again.records[: len(first.records)]) == done(first.records)
+
+
+@pytest.mark.slow
+def test_the_same_seed_gives_the_same_front_with_one_or_two_workers(
+    in_tmp: Path, tiny_tables: Path
+) -> None:
+    over = (
+        "proxy=train",
+        "proxy.options.steps=2",
+        "sampler.population_size=4",
+        "search.trials=12",
+        "constraints.latency_s=0.42",
+    )
+    one = _search(tiny_tables, *over, "search.workers=1", new=True)
+    two = _search(tiny_tables, *over, "search.workers=2", new=True)
+
+    def trials(res: object) -> list[tuple[object, ...]]:
+        return [(r.arch_id, r.latency_s_video, r.quality, r.state) for r in res.records]  # type: ignore[attr-defined]
+
+    assert trials(one) == trials(two)
+    assert [r.arch_id for r in one.front] == [r.arch_id for r in two.front] != []
