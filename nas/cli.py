@@ -615,7 +615,12 @@ def _add_search_parser(sub: _Subparsers) -> None:
     )
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides (below)")
     p.add_argument("--trials", type=int, metavar="N", help="the same as search.trials=N")
-    p.add_argument("--workers", type=int, metavar="N", help="local worker processes (default 1)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="local proxy processes (default: one per core; the front does not depend on it)",
+    )
     p.add_argument("--storage", metavar="URL", help="an Optuna storage URL or a .journal path")
     p.add_argument("--study", metavar="NAME", help="the study's name in --storage")
     p.add_argument("--resume", metavar="RUN_DIR", help="resume this run dir")

@@ -118,19 +118,23 @@ class _Pool:
         try:
             return f.result()
         except BrokenProcessPool:  # a pool process died (killed, out of memory)
-            self.close()
+            self.close(force=True)
             return Outcome("error", math.nan, 0.0, "a proxy worker process died")
 
-    def close(self) -> None:
-        if self.pool is not None:
-            procs = list(getattr(self.pool, "_processes", {}).values())
-            self.pool.shutdown(wait=False, cancel_futures=True)
+    def close(self, force: bool = False) -> None:
+        """Stop the pool: waiting for its processes to exit, or (``force``: Ctrl-C, a dead
+        process) terminating them."""
+        if self.pool is None:
+            return
+        procs = list(getattr(self.pool, "_processes", {}).values())
+        if force:
             for p in procs:
                 if p.is_alive():
                     p.terminate()
-            for p in procs:
-                p.join(timeout=10)
-            self.pool = None
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        for p in procs:
+            p.join(timeout=10)
+        self.pool = None
 
 
 def _ask(study: optuna.Study, objective: TrialEvaluation, n: int) -> list[_Asked]:
@@ -216,6 +220,7 @@ def run_batches(
                     if on_trial is not None:
                         on_trial(study, study._storage.get_trial(a.trial._trial_id))
             except KeyboardInterrupt:
+                pool.close(force=True)
                 for a in asked[told:]:
                     a.trial.set_user_attr("error", "interrupted")
                     study.tell(a.trial, state=TrialState.FAIL)
