@@ -10,7 +10,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "atomic_write_text"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "fsync_dir"]
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -37,11 +37,12 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_dir(p.parent)
+    fsync_dir(p.parent)
     return p
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: str | Path) -> None:
+    """Make a rename in ``folder`` durable (fsync the folder itself)."""
     # Makes the rename itself durable. Windows cannot open a folder, and some file systems
     # refuse to fsync one: the data is already on disk, so skip silently.
     try:

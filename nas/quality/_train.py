@@ -49,7 +49,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from nas import __version__
 from nas.errors import NasError
-from nas.fileio import atomic_write_bytes, atomic_write_text
+from nas.fileio import atomic_write_bytes, atomic_write_text, fsync_dir
 from nas.model import VideoUNet, build_video_unet
 from nas.quality._data import (
     COLOURS,
@@ -442,20 +442,6 @@ def _unflatten_optimizer(flat: Mapping[str, torch.Tensor]) -> dict[int, dict[str
     return state
 
 
-def _fsync_dir(path: Path) -> None:
-    # the rename of a checkpoint folder survives a crash; skipped where folders cannot be opened
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _write_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
     """Write a safetensors file atomically; its size and SHA-256, for ``state.json``."""
     from safetensors.torch import save
@@ -494,7 +480,7 @@ def _save_checkpoint(
         if final.exists():  # left by a run that stopped after this step and was resumed earlier
             shutil.rmtree(final)
         os.replace(tmp, final)  # a folder: the rename is the commit
-        _fsync_dir(root)
+        fsync_dir(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nas.cost import CostModel
 from nas.procs import pid_alive
 from nas.results import RunInfo, hypervolume, non_dominated, normalise
 from nas.search._config import SearchConfig
@@ -28,6 +29,7 @@ from nas.search._outputs import (
 from nas.search._registry import make_pruner
 from nas.search._rundir import HOST, run_config, run_space
 from nas.search._study import load_worker_study, sampler_of
+from nas.space import SearchSpace
 
 if TYPE_CHECKING:
     import optuna
@@ -53,6 +55,14 @@ def done_count(counts: dict[str, int]) -> int:
     return counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
 
 
+def _setup(run_dir: str | Path) -> tuple[RunInfo, SearchConfig, SearchSpace, CostModel]:
+    """What a worker reads from its run dir: run.json, the config, the space, the table."""
+    info = RunInfo.load(run_dir)
+    cfg, _ = run_config(info)
+    space = run_space(info)
+    return info, cfg, space, build_cost_model(cfg, space)
+
+
 def run_worker(
     run_dir: str | Path,
     worker: int,
@@ -69,14 +79,10 @@ def run_worker(
 
     # Optuna logs a traceback per failed trial (Ctrl-C included): one line of ours instead
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    info = RunInfo.load(run_dir)
-    cfg, _ = run_config(info)
-    space = run_space(info)
-    cost = build_cost_model(cfg, space)
-    settings = info.require_settings()
+    info, cfg, space, cost = _setup(run_dir)
     workers = min(cfg.search.local_workers(batched=False), max(1, info.trials))
     proxy = build_proxy(cfg, space, workers=workers, announce=worker == 0)
-    ev = Evaluator(settings.objectives, run_constraints(cfg, cost), cost, proxy)
+    ev = Evaluator(info.require_settings().objectives, run_constraints(cfg, cost), cost, proxy)
     study = load_worker_study(info, sampler_of(cfg, worker))
     pruner = make_pruner(cfg.proxy.pruner) if cfg.proxy.pruner != "none" else None
     objective = TrialEvaluation(space, ev, study, pruner=pruner, worker=f"{HOST}:{os.getpid()}")
@@ -120,10 +126,7 @@ def run_batch_worker(
     from nas.search._evaluate import Evaluator, TrialEvaluation
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    info = RunInfo.load(run_dir)
-    cfg, _ = run_config(info)
-    space = run_space(info)
-    cost = build_cost_model(cfg, space)
+    info, cfg, space, cost = _setup(run_dir)
     settings = info.require_settings()
     threads, message = thread_budget(
         cfg.proxy.threads, workers, usable_cores(), os.environ.get(OVERSUBSCRIBE_ENV) == "1"
