@@ -70,7 +70,7 @@ from nas.search._study import (
     repair_journal,
     sampler_of,
 )
-from nas.search._workers import recover_stale, run_worker
+from nas.search._workers import Tracker, recover_stale, run_batch_worker, run_worker
 
 __all__ = [
     "GROUPS",
@@ -89,6 +89,7 @@ __all__ = [
     "SearchConfig",
     "SearchResult",
     "SearchSettings",
+    "Tracker",
     "TrialEvaluation",
     "arch_of",
     "build_cost_model",
@@ -109,6 +110,7 @@ __all__ = [
     "open_storage",
     "recover_stale",
     "repair_journal",
+    "run_batch_worker",
     "run_config",
     "run_constraints",
     "run_search",

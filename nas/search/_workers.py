@@ -338,6 +338,7 @@ class Tracker:
         self.bar = bar
         self.values: list[list[float]] = []
         self.feasible: list[bool] = []
+        self.arch_ids: list[str] = []
         self.seen: set[int] = set()
 
     def preload(self, study: optuna.Study) -> None:
@@ -352,6 +353,7 @@ class Tracker:
         if ft.state.name == "COMPLETE" and ft.values is not None:
             self.values.append(list(ft.values))
             self.feasible.append(bool(ft.user_attrs.get("costs", {}).get("feasible", True)))
+            self.arch_ids.append(str(ft.user_attrs.get("arch_id", ft.number)))
         if count:
             self._postfix()
             self.bar.update(1)
@@ -359,6 +361,11 @@ class Tracker:
     def _postfix(self) -> None:
         if self.bar.disable:
             return
+        self.bar.set_postfix_str(self.summary(), refresh=False)
+
+    def summary(self) -> str:
+        """``feasible=N front=M hv=X``: the front counted in arches, as the final summary
+        counts it (a repeated arch is one)."""
         feas = sum(self.feasible)
         front, hv = 0, 0.0
         if feas:
@@ -366,12 +373,14 @@ class Tracker:
             ok = np.array(self.feasible) & np.all(np.isfinite(v), axis=1)
             if ok.any():
                 pts = v[ok]
-                on_front = pts[non_dominated(pts)]
-                front = len(on_front)
+                mask = non_dominated(pts)
+                on_front = pts[mask]
+                ids = np.array(self.arch_ids)[ok][mask]
+                front = len(set(ids.tolist()))
                 # the same normalisation as hypervolume_history: the feasible range, ref 1.1
                 norm = normalise(on_front, pts.min(axis=0), pts.max(axis=0))
                 hv = hypervolume(norm, np.full(v.shape[1], 1.1))
-        self.bar.set_postfix_str(f"feasible={feas} front={front} hv={hv:.3f}", refresh=False)
+        return f"feasible={feas} front={front} hv={hv:.3f}"
 
     def on_trial(self, study: optuna.Study, ft: optuna.trial.FrozenTrial) -> None:
         self._add(ft)

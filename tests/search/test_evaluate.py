@@ -164,3 +164,22 @@ def test_thread_budget_never_oversubscribes_unless_asked() -> None:
     threads, warning = thread_budget(2, 2, 2, True)  # asked for: kept, with a warning
     assert threads == 2 and warning.startswith("warning:")
     assert thread_budget(1, 2, 16, False) == (1, "")
+
+
+def test_progress_counts_the_front_in_arches() -> None:
+    from types import SimpleNamespace
+
+    from nas.search import Tracker
+
+    bar = SimpleNamespace(disable=True, update=lambda n: None)
+    tr = Tracker(bar)
+
+    def trial(n: int, arch: str, values: list[float]) -> object:
+        attrs = {"arch_id": arch, "costs": {"feasible": True}}
+        return SimpleNamespace(
+            number=n, state=SimpleNamespace(name="COMPLETE"), values=values, user_attrs=attrs
+        )
+
+    for n, (arch, v) in enumerate([("a", [1.0, 3.0]), ("a", [1.0, 3.0]), ("b", [2.0, 1.0])]):
+        tr._add(trial(n, arch, v))  # type: ignore[arg-type]
+    assert tr.summary().startswith("feasible=3 front=2 ")  # "a" twice is one arch
