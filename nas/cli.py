@@ -257,12 +257,23 @@ def _space_for_arch(space_arg: str | None, arch_file: str) -> Any:
     raise NasError(f"{arch_file}: give --space: its space {name!r} is not a bundled space")
 
 
+def _load_arch(space: Any, arch_file: str) -> Any:
+    """The arch file against ``space``, with a warning when it was written for another
+    version of that space."""
+    from nas.space import load_arch, other_space_note
+
+    arch = load_arch(space, arch_file)
+    note = other_space_note(space, arch_file)
+    if note:
+        print(note, file=sys.stderr)
+    return arch
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from nas.export import export_arch
-    from nas.space import load_arch
 
     space = _space_for_arch(args.space, args.arch)
-    arch = load_arch(space, args.arch)
+    arch = _load_arch(space, args.arch)
     suffix = ".onnx" if args.format == "onnx" else ".mlpackage"
     out = Path(args.out) if args.out else Path(args.arch).with_suffix(suffix)
     report = export_arch(space, arch, out, args.format, checkpoint=args.checkpoint)
@@ -367,10 +378,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from datetime import datetime
 
     from nas.quality import TrainConfig, find_checkpoint, train, train_geometry
-    from nas.space import GeometryOverride, load_arch
+    from nas.space import GeometryOverride
 
     space = _space_for_arch(args.space, args.arch)
-    arch = load_arch(space, args.arch)
+    arch = _load_arch(space, args.arch)
     if args.out:
         out = Path(args.out)
     elif args.resume:

@@ -8,6 +8,7 @@ from nas.space._arch import (
     enumerate_arches,
     load_arch,
     mutate_arch,
+    other_space_note,
     reference_arch,
     sample_arch,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "load_space",
     "load_yaml_file",
     "mutate_arch",
+    "other_space_note",
     "parse_space",
     "parse_space_text",
     "parse_unet_config",

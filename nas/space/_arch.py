@@ -239,8 +239,39 @@ def arch_from_dict(space: SearchSpace, raw: Any, source: str | None = None) -> A
                     f"choices.{s}", f"{parsed[s].key}: this slot is fixed to none in the space"
                 )
     except SpaceError as e:
+        other = written_for(raw)
+        if other is not None and other[1] != space.hash:  # the likely cause, said first
+            e = SpaceError(
+                e.where,
+                f"{e.message} (this arch was written for space {other[0]!r}, hash {other[1]}; "
+                f"the space given is {space.name!r}, hash {space.hash}: pass its own space)",
+            )
         raise (e.with_source(source) if source else e) from None
     return _make(space, per_group)
+
+
+def written_for(raw: Any) -> tuple[str, str] | None:
+    """(name, hash) of the space an arch file says it was written for, if it says so."""
+    named = raw.get("space") if isinstance(raw, Mapping) else None
+    if not isinstance(named, Mapping):
+        return None
+    name, digest = named.get("name"), named.get("hash")
+    if not isinstance(name, str) or not isinstance(digest, str):
+        return None
+    return name, digest
+
+
+def other_space_note(space: SearchSpace, path: str | Path) -> str:
+    """A warning when the arch file at ``path`` was written for another version of ``space``
+    (its choices fit, so it loads, under a new id); "" when it was not."""
+    p = Path(path)
+    other = written_for(load_yaml_file(p))
+    if other is None or other[1] == space.hash:
+        return ""
+    return (
+        f"warning: {p} was written for space {other[0]!r} (hash {other[1]}); its choices fit "
+        f"{space.name!r} (hash {space.hash}), so it is used as an arch of that space"
+    )
 
 
 def load_arch(space: SearchSpace, path: str | Path) -> Arch:

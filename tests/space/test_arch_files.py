@@ -120,3 +120,25 @@ def test_arch_file_error_names_the_file(tiny: SearchSpace, tmp_path: Path) -> No
     text = str(info.value)
     assert info.value.where == "choices.up.1.1.kernel"
     assert text == f"{path}: choices.up.1.1.kernel: 4 is not one of [3, 5, 7]"
+
+
+def test_an_arch_of_another_space_says_which(tiny_space, temporal_space, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from nas.errors import SpaceError
+    from nas.space import load_arch, other_space_note, sample_arch
+
+    arch = sample_arch(tiny_space, np.random.default_rng(0))
+    path = tmp_path / "a.yaml"
+    arch.save(path)
+    with pytest.raises(SpaceError) as e:
+        load_arch(temporal_space, path)
+    msg = str(e.value)
+    assert f"written for space 'tiny', hash {tiny_space.hash}" in msg and "\n" not in msg
+    assert other_space_note(tiny_space, path) == ""  # its own space: no note
+    # another version of the same space whose slots still fit: loads, with a note
+    text = path.read_text().replace(tiny_space.hash, "0123456789ab")
+    path.write_text(text)
+    assert load_arch(tiny_space, path).choices == arch.choices
+    note = other_space_note(tiny_space, path)
+    assert note.startswith("warning: ") and "0123456789ab" in note and tiny_space.hash in note
