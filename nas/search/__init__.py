@@ -59,7 +59,7 @@ from nas.search._registry import (
     make_pruner,
     make_sampler,
 )
-from nas.search._run import run_search
+from nas.search._run import reference_arches, run_search
 from nas.search._rundir import find_run, run_config, run_space
 from nas.search._study import (
     clear_stale_journal_lock,
@@ -109,6 +109,7 @@ __all__ = [
     "open_run_study",
     "open_storage",
     "recover_stale",
+    "reference_arches",
     "repair_journal",
     "run_batch_worker",
     "run_config",

@@ -88,6 +88,7 @@ class SearchSettings:
     study: str | None
     runs_dir: str
     batch: int | None = None  # trials asked at once; None: NSGA-II's population, else 8
+    references: bool = True  # try the all-none arch and one arch per op kind first
 
     def local_workers(self, batched: bool) -> int:
         """Processes on this machine: ``search.workers``, or for ``auto`` the usable cores
@@ -275,12 +276,19 @@ _SEARCH_KEYS = {
     "timeout_s",
     "workers",
     "batch",
+    "references",
     "objectives",
     "latency",
     "storage",
     "study",
     "runs_dir",
 }
+
+
+def _bool(v: Any, where: str) -> bool:
+    if not isinstance(v, bool):
+        raise NasError(f"config: {where}={v!r} must be true or false")
+    return v
 
 
 def _workers(v: Any) -> int:
@@ -327,6 +335,7 @@ def _search_settings(s: dict[str, Any], proxy: ProxyConfig) -> SearchSettings:
         study=None if s["study"] is None else str(s["study"]),
         runs_dir=str(s["runs_dir"]),
         batch=None if batch is None else _int(batch, "search.batch", 1),
+        references=_bool(s.get("references", True), "search.references"),
     )
 
 

@@ -48,12 +48,12 @@ from nas.search._study import (
     repair_journal,
 )
 from nas.search._workers import count_states, done_count, recover_stale, run_workers
-from nas.space import SearchSpace, load_space
+from nas.space import Arch, SearchSpace, load_space, reference_arch
 
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["run_search"]
+__all__ = ["reference_arches", "run_search"]
 
 
 def _find_run(
@@ -118,7 +118,29 @@ def _start(info: RunInfo, space: SearchSpace, cfg: SearchConfig) -> tuple[optuna
             clear_stale_journal_lock(journal)
     storage = open_storage(info.storage, info.run_dir)
     study = create_study(storage, info.study, settings.objectives, str(cfg.search.storage))
+    if cfg.search.references and not study.get_trials(deepcopy=False):
+        # the front's anchors, asked first (no more than the run's trials)
+        for op, arch in reference_arches(space)[: info.trials]:
+            params = {g.name: arch.choice(g.slots[0]).key for g in space.groups}
+            study.enqueue_trial(params, user_attrs={"reference": op})
     return study, info
+
+
+def reference_arches(space: SearchSpace) -> list[tuple[str, Arch]]:
+    """The all-none arch, then for each op kind the arch that puts it everywhere the space
+    allows (:func:`nas.space.reference_arch`), each once: every search tries them first, so
+    its front has these anchors (the all-none arch is the cheapest the space offers)."""
+    kinds = ["none"]
+    for g in space.groups:
+        kinds += [c.op for c in g.choices if c.op not in kinds]
+    out: list[tuple[str, Arch]] = []
+    seen: set[str] = set()
+    for op in kinds:
+        arch, hits = reference_arch(space, op)
+        if hits and arch.arch_id not in seen:
+            seen.add(arch.arch_id)
+            out.append((op, arch))
+    return out
 
 
 def _is_local(storage: str) -> bool:

@@ -136,7 +136,9 @@ def test_samplers_run_and_are_seeded(in_tmp: Path, tiny_tables: Path) -> None:
     # nsga2 and tpe start with random trials: small start phases, so 12 trials leave them
     extra = {"nsga2": ["sampler.population_size=4"], "tpe": ["sampler.n_startup_trials=4"]}
     for sampler in ("nsga2", "tpe", "random", "brute"):
+        # the sampler's own proposals: no reference arches first
         args = ["experiment=cost_only", f"sampler={sampler}", "search.trials=12"]
+        args.append("search.references=false")
         a = _search(tiny_tables, *args, *extra.get(sampler, []), new=True)
         b = _search(tiny_tables, *args, *extra.get(sampler, []), new=True)
         assert [r.arch_id for r in a.records] == [r.arch_id for r in b.records], sampler
@@ -396,3 +398,21 @@ def test_the_same_seed_gives_the_same_front_with_one_or_two_workers(
 
     assert trials(one) == trials(two)
     assert [r.arch_id for r in one.front] == [r.arch_id for r in two.front] != []
+
+
+def test_reference_arches_come_first_and_anchor_the_front(in_tmp: Path, tiny_tables: Path) -> None:
+    from nas.search import reference_arches
+    from nas.space import load_space
+
+    refs = reference_arches(load_space(TINY))
+    assert refs[0][0] == "none" and len(refs) >= 3
+    assert all(a.op_counts().get(op, 0) > 0 for op, a in refs[1:])
+    res = _search(tiny_tables, "experiment=cost_only", "search.trials=20", "constraints=none")
+    first = [r.arch_id for r in res.records[: len(refs)]]
+    assert first == [a.arch_id for _, a in refs]
+    # the all-none arch is the cheapest: a cost-only front always has it
+    assert refs[0][1].arch_id in {r.arch_id for r in res.front}
+    off = _search(
+        tiny_tables, "experiment=cost_only", "search.trials=20", "search.references=false"
+    )
+    assert [r.arch_id for r in off.records[: len(refs)]] != first
