@@ -10,7 +10,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "fsync_dir"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "fsync_dir", "read_utf8"]
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -55,3 +55,22 @@ def fsync_dir(folder: str | Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def read_utf8(path: str | Path) -> str:
+    """A file's text (a spreadsheet's byte-order mark is fine); an unreadable file or bytes
+    that are not UTF-8 are a one-line ``NasError`` naming the file and line."""
+    from nas.errors import NasError
+
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise NasError(f"{p}: cannot read: {e.strerror}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise NasError(
+            f"{p}:{line}: is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})"
+        ) from None

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from nas.cost import RowSpec, Table, TableRow
 from nas.errors import NasError
+from nas.fileio import read_utf8
 from profilers._base import now_iso
 from profilers._devices import Device
 
@@ -96,20 +97,8 @@ def _row(rec: Mapping[str | None, str | None], spec: RowSpec, p: Path, where: st
         raise NasError(f"{where}: {e}") from None
 
 
-def _read_text(p: Path) -> str:
-    try:
-        data = p.read_bytes()
-    except OSError as e:
-        raise NasError(f"{p}: cannot read: {e.strerror}") from None
-    try:
-        return data.decode("utf-8-sig")  # a spreadsheet's byte-order mark is fine
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise NasError(f"{p}:{line}: is not UTF-8 text (byte 0x{data[e.start]:02x})") from None
-
-
 def _read_rows(p: Path, device: Device) -> list[TableRow]:
-    reader = csv.DictReader(io.StringIO(_read_text(p), newline=""))
+    reader = csv.DictReader(io.StringIO(read_utf8(p), newline=""))
     rows: list[TableRow] = []
     first: dict[str, int] = {}  # key -> its line
     while True:

@@ -30,7 +30,6 @@ import importlib
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -146,21 +145,11 @@ def _probe_torch(
 
 def _exit_with_parent() -> None:
     """A probe whose parent died (a kill -9 of `nas profile`) stops at once instead of running
-    on as an orphan: a daemon thread watches the parent pid."""
-    import threading
+    on as an orphan. The parent names itself: a probe that starts after its parent died sees
+    the new parent as its own."""
+    from nas.procs import exit_with_parent
 
-    # the parent names itself: a probe that starts after its parent died sees the new parent
-    parent = int(os.environ.get("NAS_PROBE_PARENT", os.getppid()))
-    if os.getppid() != parent:
-        os._exit(3)
-
-    def watch() -> None:
-        while True:
-            time.sleep(0.5)
-            if os.getppid() != parent:
-                os._exit(3)
-
-    threading.Thread(target=watch, daemon=True).start()
+    exit_with_parent(int(os.environ.get("NAS_PROBE_PARENT", os.getppid())))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,7 +20,7 @@ from typing import Any
 
 from nas.cost._rows import RowSpec
 from nas.errors import NasError
-from nas.fileio import atomic_write_text
+from nas.fileio import atomic_write_text, read_utf8
 
 __all__ = [
     "DEFAULT_USER_TABLES",
@@ -319,21 +319,6 @@ class Table:
         return Table({**self.meta, **updates}, dict(self.rows), self.folder)
 
 
-def _utf8(path: Path) -> str:
-    """A file's text; unreadable or non-UTF-8 bytes are a ``NasError`` naming the file."""
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise NasError(f"{path}: cannot read: {e.strerror}") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise NasError(
-            f"{path}:{line}: is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})"
-        ) from None
-
-
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in pairs:
@@ -351,7 +336,7 @@ def _read_meta(path: Path) -> dict[str, Any]:
             f"{path}: missing: a table needs its meta.json beside table.csv (the device, its "
             "precision and memory budget); copy it along or rebuild the table with `nas profile`"
         )
-    text = _utf8(path)
+    text = read_utf8(path)
     try:
         meta = json.loads(text, object_pairs_hook=_no_duplicates)
     except json.JSONDecodeError as e:
@@ -369,7 +354,7 @@ def _read_meta(path: Path) -> dict[str, Any]:
 
 
 def _read_rows(csv_path: Path) -> list[TableRow]:
-    reader = csv.DictReader(io.StringIO(_utf8(csv_path), newline=""))
+    reader = csv.DictReader(io.StringIO(read_utf8(csv_path), newline=""))
     try:
         header = reader.fieldnames
     except csv.Error as e:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from nas.cost import BlockCell, CostBreakdown, CostModel, CostParts, Table
+from nas.cost import BlockCell, CostBreakdown, CostModel, CostParts, Table, where_of
 from nas.errors import NasError
 from nas.results import (
     Constraint,
@@ -267,7 +267,7 @@ def _groups(space: SearchSpace) -> tuple[GroupInfo, ...]:
     out = []
     for g in space.groups:
         first = space.slot(g.slots[0])
-        where = first.stage if first.stage in ("in", "out") else f"{first.stage}.{first.level}"
+        where = where_of(first.stage, first.level)
         out.append(GroupInfo(g.name, where, tuple(g.slots), tuple(c.key for c in g.choices)))
     return tuple(out)
 
@@ -366,12 +366,12 @@ def _breakdowns(
 
 
 def _hypervolume(
-    trials: Sequence[TrialPoint], records: Sequence[TrialRecord], objectives: Sequence[Objective]
+    records: Sequence[TrialRecord], objectives: Sequence[Objective]
 ) -> tuple[float, ...]:
     """Normalised hypervolume after each trial (:func:`nas.results.hypervolume_history`)."""
-    if not trials:
+    if not records:
         return ()
-    ok = np.array([t.complete and t.feasible for t in trials], dtype=bool)
+    ok = np.array([r.usable for r in records], dtype=bool)
     return tuple(float(x) for x in hypervolume_history(minimised(records, objectives), ok))
 
 
@@ -425,7 +425,7 @@ def pareto_info(run_dir: str | Path) -> ParetoInfo:
         groups=groups,
         trials=trials,
         front=tuple(front),
-        hypervolume=_hypervolume(trials, records, settings.objectives),
+        hypervolume=_hypervolume(records, settings.objectives),
         heatmap=_heatmap(space, groups, front),
         breakdowns=tuple(_breakdowns(cost, front, by_trial, notes)) if cost else (),
         parts=cost.parts if cost else None,

@@ -51,9 +51,9 @@ def _pool_init(run_dir: str, threads: int) -> None:
     import os
     import warnings
 
-    from nas.search._workers import _exit_with_parent
+    from nas.procs import exit_with_parent
 
-    _exit_with_parent(os.getppid())
+    exit_with_parent(os.getppid())
 
     import torch
 

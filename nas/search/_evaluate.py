@@ -86,7 +86,7 @@ class Evaluator:
         self.constraints = tuple(constraints)
         self.cost = cost
         self.proxy = proxy
-        if any(not o.cheap for o in self.objectives) and proxy is None:
+        if self.needs_quality and proxy is None:
             raise NasError("the quality objective needs a proxy")
 
     def costs(self, arch: Arch) -> ArchCosts:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nas.cost import CostModel
-from nas.procs import pid_alive
+from nas.procs import exit_with_parent, pid_alive
 from nas.results import RunInfo, hypervolume, non_dominated, normalise
 from nas.search._config import SearchConfig
 from nas.search._outputs import (
@@ -143,26 +143,12 @@ def run_batch_worker(
     run_batches(study, objective, pool, n_trials, batch, info.trials, timeout_s, on_trial)
 
 
-def _exit_with_parent(parent: int) -> None:
-    """A local worker whose search was killed (-9: no chance to stop it) exits at once rather
-    than run on against a study the next start will recover: a daemon thread watches."""
-    import threading
-
-    def watch() -> None:
-        while True:
-            if os.getppid() != parent:
-                os._exit(3)
-            time.sleep(0.5)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
 def _worker_entry(
     run_dir: str, worker: int, n_trials: int, timeout_s: float | None, parent: int
 ) -> None:
     import warnings
 
-    _exit_with_parent(parent)
+    exit_with_parent(parent)
     warnings.filterwarnings("ignore", category=UserWarning)
     with contextlib.suppress(KeyboardInterrupt):
         run_worker(run_dir, worker, n_trials, timeout_s)
