@@ -5,7 +5,14 @@ model, ``nas.space`` for search spaces and arches, ``nas.cost`` for analytic cos
 shipped inside the package (reference backbones, bundled search spaces) are listed and found here.
 """
 
-from nas._resources import backbone_config, list_backbones, list_spaces, resolve_space
+from nas._resources import (
+    backbone_config,
+    list_backbones,
+    list_pipeline_models,
+    list_spaces,
+    pipeline_config,
+    resolve_space,
+)
 from nas.errors import NasError, SpaceError
 
 __version__ = "0.1.0"
@@ -15,6 +22,8 @@ __all__ = [
     "__version__",
     "backbone_config",
     "list_backbones",
+    "list_pipeline_models",
     "list_spaces",
+    "pipeline_config",
     "resolve_space",
 ]

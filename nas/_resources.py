@@ -1,4 +1,5 @@
-"""Files shipped inside the package: reference backbones and bundled search spaces.
+"""Files shipped inside the package: reference backbones, pipeline model configs and bundled
+search spaces.
 
 Found through ``importlib.resources`` so they work from an installed wheel, not only a checkout.
 """
@@ -26,6 +27,22 @@ def backbone_config(name: str) -> dict[str, Any]:
     path = _data() / "backbones" / f"{name}.json"
     if not path.is_file():
         raise NasError(f"unknown backbone {name!r}; bundled: {', '.join(list_backbones())}")
+    cfg: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return cfg
+
+
+def list_pipeline_models() -> list[str]:
+    """Bundled text-encoder and decoder configs (``clip_l14``, ``sd_vae``, ``taesd``, ...)."""
+    return sorted(p.stem for p in (_data() / "pipeline").glob("*.json"))
+
+
+def pipeline_config(name: str) -> dict[str, Any]:
+    """The config of a bundled pipeline model (architecture only: no weights ship)."""
+    path = _data() / "pipeline" / f"{name}.json"
+    if not path.is_file():
+        raise NasError(
+            f"unknown pipeline model {name!r}; bundled: {', '.join(list_pipeline_models())}"
+        )
     cfg: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return cfg
 

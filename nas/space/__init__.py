@@ -5,6 +5,7 @@ from nas.space._arch import (
     arch_from_dict,
     arch_from_indices,
     arch_indices,
+    dim_sizes,
     enumerate_arches,
     load_arch,
     mutate_arch,
@@ -13,6 +14,7 @@ from nas.space._arch import (
     sample_arch,
 )
 from nas.space._ops import OPS, OpSpec, OptionSpec, get_op, list_ops
+from nas.space._pipeline import DecodeChoice, Pipeline, PipelinePart
 from nas.space._schema import (
     Backbone,
     Geometry,
@@ -35,11 +37,14 @@ __all__ = [
     "Arch",
     "Backbone",
     "Block",
+    "DecodeChoice",
     "Geometry",
     "GeometryOverride",
     "OpChoice",
     "OpSpec",
     "OptionSpec",
+    "Pipeline",
+    "PipelinePart",
     "SearchSpace",
     "Slot",
     "SlotGroup",
@@ -48,6 +53,7 @@ __all__ = [
     "arch_from_indices",
     "arch_indices",
     "check_geometry",
+    "dim_sizes",
     "enumerate_arches",
     "get_op",
     "list_ops",

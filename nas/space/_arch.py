@@ -29,6 +29,7 @@ __all__ = [
     "arch_from_dict",
     "arch_from_indices",
     "arch_indices",
+    "dim_sizes",
     "enumerate_arches",
     "load_arch",
     "mutate_arch",
@@ -46,14 +47,19 @@ class Arch:
     space_name: str
     space_hash: str
     choices: tuple[tuple[str, OpChoice], ...]  # every slot, in the backbone's execution order
+    decoder: str | None = None  # the decode choice (``sd_vae/chunk1``) when the space has some
 
     @property
     def arch_id(self) -> str:
-        """12 hex characters of SHA-256 over the space hash and the canonical choices."""
-        payload = json.dumps(
-            {"space": self.space_hash, "choices": [[s, c.key] for s, c in self.choices]},
-            separators=(",", ":"),
-        )
+        """12 hex characters of SHA-256 over the space hash, the canonical choices and the
+        decode choice (absent from the hash when the space has none, so older ids stand)."""
+        body: dict[str, Any] = {
+            "space": self.space_hash,
+            "choices": [[s, c.key] for s, c in self.choices],
+        }
+        if self.decoder is not None:
+            body["decoder"] = self.decoder
+        payload = json.dumps(body, separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
     def choice(self, slot: str) -> OpChoice:
@@ -74,14 +80,18 @@ class Arch:
     def describe(self) -> str:
         """A compact one-liner: the non-``none`` slots and their ops."""
         parts = [f"{s}={c.key}" for s, c in self.choices if c.op != "none"]
-        return ", ".join(parts) or "all none"
+        text = ", ".join(parts) or "all none"
+        return text if self.decoder is None else f"{text}; decoder={self.decoder}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "arch_id": self.arch_id,
             "space": {"name": self.space_name, "hash": self.space_hash},
             "choices": {s: c.to_dict() for s, c in self.choices},
         }
+        if self.decoder is not None:
+            out["decoder"] = self.decoder
+        return out
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -95,45 +105,67 @@ class Arch:
         return atomic_write_text(p, self.to_json() if p.suffix == ".json" else self.to_yaml())
 
 
-def _make(space: SearchSpace, per_group: Sequence[OpChoice]) -> Arch:
+def _make(space: SearchSpace, per_group: Sequence[OpChoice], decode: str | None = None) -> Arch:
     chosen: dict[str, OpChoice] = {}
     for g, c in zip(space.groups, per_group, strict=True):
         for s in g.slots:
             chosen[s] = c
+    if decode is None and space.decode:
+        decode = space.decode[0].key
     return Arch(
-        space.name, space.hash, tuple((s.name, chosen.get(s.name, NONE)) for s in space.slots)
+        space.name,
+        space.hash,
+        tuple((s.name, chosen.get(s.name, NONE)) for s in space.slots),
+        decode,
     )
 
 
+def dim_sizes(space: SearchSpace) -> list[int]:
+    """The number of choices of each search dimension: the slot groups, then the decode choice
+    when the space has a pipeline with decoders. Indices (:func:`arch_indices`) follow it."""
+    sizes = [len(g.choices) for g in space.groups]
+    return [*sizes, len(space.decode)] if space.decode else sizes
+
+
 def arch_from_indices(space: SearchSpace, indices: Sequence[int]) -> Arch:
-    """The arch taking choice ``indices[i]`` in group ``i``."""
-    if len(indices) != len(space.groups):
-        raise ValueError(f"expected {len(space.groups)} indices, got {len(indices)}")
-    return _make(space, [g.choices[int(i)] for g, i in zip(space.groups, indices, strict=True)])
+    """The arch taking choice ``indices[i]`` in dimension ``i`` (:func:`dim_sizes`)."""
+    n = len(dim_sizes(space))
+    if len(indices) != n:
+        raise ValueError(f"expected {n} indices, got {len(indices)}")
+    g = len(space.groups)
+    per_group = [grp.choices[int(i)] for grp, i in zip(space.groups, indices[:g], strict=True)]
+    decode = space.decode[int(indices[g])].key if space.decode else None
+    return _make(space, per_group, decode)
 
 
 def arch_indices(space: SearchSpace, arch: Arch) -> list[int]:
     """The inverse of :func:`arch_from_indices`."""
     d = arch.as_dict()
-    return [g.choices.index(d[g.slots[0]]) for g in space.groups]
+    idx = [g.choices.index(d[g.slots[0]]) for g in space.groups]
+    if space.decode:
+        keys = [c.key for c in space.decode]
+        idx.append(keys.index(arch.decoder) if arch.decoder in keys else 0)
+    return idx
 
 
 def sample_arch(space: SearchSpace, rng: np.random.Generator) -> Arch:
-    """A uniform sample: each group's choice drawn independently."""
-    return arch_from_indices(space, [int(rng.integers(len(g.choices))) for g in space.groups])
+    """A uniform sample: each dimension's choice drawn independently."""
+    return arch_from_indices(space, [int(rng.integers(n)) for n in dim_sizes(space)])
 
 
 def mutate_arch(
     space: SearchSpace, arch: Arch, rng: np.random.Generator, prob: float = 0.1
 ) -> Arch:
-    """Resample each group with probability ``prob`` to a different choice; at least one changes."""
+    """Resample each dimension with probability ``prob`` to a different choice; at least one
+    changes."""
     idx = arch_indices(space, arch)
-    mutable = [i for i, g in enumerate(space.groups) if len(g.choices) > 1]
+    sizes = dim_sizes(space)
+    mutable = [i for i, n in enumerate(sizes) if n > 1]
     if not mutable:
         return arch
     picks = [i for i in mutable if rng.random() < prob] or [int(rng.choice(mutable))]
     for i in picks:
-        n = len(space.groups[i].choices)
+        n = sizes[i]
         idx[i] = (idx[i] + 1 + int(rng.integers(n - 1))) % n
     return arch_from_indices(space, idx)
 
@@ -144,7 +176,7 @@ def enumerate_arches(space: SearchSpace, limit: int = 1_000_000) -> Iterator[Arc
         raise ValueError(
             f"space {space.name!r} has {space.size:,} arches, more than limit={limit:,}"
         )
-    for idx in itertools.product(*[range(len(g.choices)) for g in space.groups]):
+    for idx in itertools.product(*[range(n) for n in dim_sizes(space)]):
         yield arch_from_indices(space, idx)
 
 
@@ -201,10 +233,11 @@ def arch_from_dict(space: SearchSpace, raw: Any, source: str | None = None) -> A
     try:
         if not isinstance(raw, Mapping):
             raise SpaceError("(top level)", f"expected a mapping with 'choices', got {_kind(raw)}")
-        unknown = set(raw) - {"arch_id", "space", "choices"}
+        unknown = set(raw) - {"arch_id", "space", "choices", "decoder"}
         if unknown:
             key = sorted(map(str, unknown))[0]  # keys may be of mixed types: 1, "foo"
-            raise SpaceError(key, "unknown key; allowed keys: arch_id, space, choices")
+            raise SpaceError(key, "unknown key; allowed keys: arch_id, space, choices, decoder")
+        decode = _parse_decoder(space, raw.get("decoder"))
         if "choices" not in raw:
             raise SpaceError("choices", "is required (a mapping slot -> op)")
         choices = raw["choices"]
@@ -247,7 +280,23 @@ def arch_from_dict(space: SearchSpace, raw: Any, source: str | None = None) -> A
                 f"the space given is {space.name!r}, hash {space.hash}: pass its own space)",
             )
         raise (e.with_source(source) if source else e) from None
-    return _make(space, per_group)
+    return _make(space, per_group, decode)
+
+
+def _parse_decoder(space: SearchSpace, raw: Any) -> str | None:
+    """An arch file's ``decoder:`` against the space's decode choices."""
+    keys = [c.key for c in space.decode]
+    if raw is None:
+        if len(keys) > 1:
+            raise SpaceError(
+                "decoder", f"is required (this space chooses one of: {', '.join(keys)})"
+            )
+        return keys[0] if keys else None
+    if not keys:
+        raise SpaceError("decoder", "this space has no pipeline decoders to choose from")
+    if raw not in keys:
+        raise SpaceError("decoder", f"{raw!r} is not one of [{', '.join(keys)}]")
+    return str(raw)
 
 
 def written_for(raw: Any) -> tuple[str, str] | None:

@@ -18,6 +18,7 @@ from typing import Any
 from nas import backbone_config, list_backbones, resolve_space
 from nas.errors import NasError, SpaceError
 from nas.space._ops import OPS, OptionValue
+from nas.space._pipeline import DecodeChoice, Pipeline, parse_pipeline
 from nas.space._unet import Block, UNetConfig, parse_unet_config, plan_blocks
 from nas.space._yaml import load_yaml_file, load_yaml_text
 
@@ -245,11 +246,17 @@ class SearchSpace:
     groups: tuple[SlotGroup, ...]  # the searchable groups; uncovered slots are fixed "none"
     source: str | None  # the file it was read from
     hash: str  # of the semantic content (not comments or formatting)
+    pipeline: Pipeline | None = None  # text encoder and decoders around the UNet, if given
+
+    @property
+    def decode(self) -> tuple[DecodeChoice, ...]:
+        """The decode choices (a search dimension after the slot groups); empty if none."""
+        return () if self.pipeline is None else self.pipeline.decode
 
     @property
     def size(self) -> int:
         """The exact number of distinct arches (a Python int, however large)."""
-        return prod(len(g.choices) for g in self.groups)
+        return prod(len(g.choices) for g in self.groups) * max(1, len(self.decode))
 
     def slot(self, name: str) -> Slot:
         for s in self.slots:
@@ -265,13 +272,16 @@ class SearchSpace:
 
     def to_dict(self) -> dict[str, Any]:
         """The semantic content, canonical; what :attr:`hash` is computed from."""
-        return _semantic_dict(self.backbone, self.geometry, self.groups)
+        return _semantic_dict(self.backbone, self.geometry, self.groups, self.pipeline)
 
 
 def _semantic_dict(
-    backbone: Backbone, geometry: Geometry, groups: Iterable[SlotGroup]
+    backbone: Backbone,
+    geometry: Geometry,
+    groups: Iterable[SlotGroup],
+    pipeline: Pipeline | None = None,
 ) -> dict[str, Any]:
-    return {
+    out = {
         # the modelled fields, so the same network hashes the same however its config was
         # written (diffusers' save_pretrained writes every default key)
         "backbone": {
@@ -282,6 +292,9 @@ def _semantic_dict(
         "geometry": geometry.to_dict(),
         "groups": [{"slots": list(g.slots), "choices": [c.key for c in g.choices]} for g in groups],
     }
+    if pipeline is not None:  # absent from spaces without one, so their hashes stay as they were
+        out["pipeline"] = pipeline.to_dict()
+    return out
 
 
 def _plan(cfg: UNetConfig, geometry: Geometry) -> tuple[tuple[Block, ...], tuple[Slot, ...]]:
@@ -295,8 +308,13 @@ def _plan(cfg: UNetConfig, geometry: Geometry) -> tuple[tuple[Block, ...], tuple
     return blocks, slots
 
 
-def _digest(backbone: Backbone, geometry: Geometry, groups: Iterable[SlotGroup]) -> str:
-    payload = json.dumps(_semantic_dict(backbone, geometry, groups), sort_keys=True)
+def _digest(
+    backbone: Backbone,
+    geometry: Geometry,
+    groups: Iterable[SlotGroup],
+    pipeline: Pipeline | None = None,
+) -> str:
+    payload = json.dumps(_semantic_dict(backbone, geometry, groups, pipeline), sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -671,7 +689,7 @@ def _choices_for(
 # entry points
 # ---------------------------------------------------------------------------------------------
 
-_TOP_KEYS = ("name", "description", "backbone", "geometry", "op_sets", "slots")
+_TOP_KEYS = ("name", "description", "backbone", "geometry", "op_sets", "slots", "pipeline")
 
 
 def parse_space(raw: Any, source: str | None = None, base: Path | None = None) -> SearchSpace:
@@ -702,10 +720,22 @@ def parse_space(raw: Any, source: str | None = None, base: Path | None = None) -
         for set_name, items in op_sets.items():  # validate sets even if no slot uses them
             for w, item in _parse_ops(items, f"op_sets.{set_name}", {}):
                 _expand_op(item, w)
+        pipeline = None
+        if m.get("pipeline") is not None:
+            pipeline = parse_pipeline(
+                m["pipeline"],
+                base,
+                frames=geometry.frames,
+                latent_channels=geometry.latent_channels,
+                text_dim=geometry.text_dim,
+                text_length=geometry.text_length,
+            )
     except SpaceError as e:
         raise (e.with_source(source) if source and not e.source else e) from None
-    digest = _digest(backbone, geometry, groups)
-    return SearchSpace(name, description, backbone, geometry, blocks, slots, groups, source, digest)
+    digest = _digest(backbone, geometry, groups, pipeline)
+    return SearchSpace(
+        name, description, backbone, geometry, blocks, slots, groups, source, digest, pipeline
+    )
 
 
 def with_geometry(space: SearchSpace, **overrides: Any) -> SearchSpace:
@@ -718,7 +748,7 @@ def with_geometry(space: SearchSpace, **overrides: Any) -> SearchSpace:
     geo = replace(space.geometry, **overrides)
     check_geometry(geo, space.backbone.config)
     blocks, slots = _plan(space.backbone.config, geo)
-    digest = _digest(space.backbone, geo, space.groups)
+    digest = _digest(space.backbone, geo, space.groups, space.pipeline)
     return replace(space, geometry=geo, blocks=blocks, slots=slots, hash=digest)
 
 
