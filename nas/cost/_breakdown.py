@@ -74,8 +74,10 @@ class CostBreakdown:
     """One arch's cost on one device, by level and block kind, and its totals.
 
     ``sum(c.ms for c in cells) + overhead_ms == latency_ms_step``; the cells' weights sum to
-    ``weights_mb``; ``peak_mem_mb == weights_mb + activation_mb + overhead_mb``; per video,
-    ``latency_s_video == steps * latency_ms_step / 1000``.
+    ``weights_mb`` of the UNet, and with the pipeline's resident weights ``weights_mb``;
+    ``peak_mem_mb == weights_mb + activation_mb + overhead_mb``; per video,
+    ``latency_s_video == (text_ms + steps * latency_ms_step + decode_ms) / 1000`` (the text
+    encoder and decoder are 0 without a ``pipeline:``).
     """
 
     arch_id: str
@@ -88,6 +90,15 @@ class CostBreakdown:
     activation_mb: float  # the largest live activation set (skips held + a block's own)
     overhead_mb: float
     peak_mem_mb: float
+    text_ms: float = 0.0  # the text encoder, once per video
+    decode_ms: float = 0.0  # the decoder, over all of the video's frames
+    decoder: str | None = None  # the decode choice, when the space has a pipeline
+
+    @property
+    def per_video_ms(self) -> dict[str, float]:
+        """Latency per video by pipeline stage: text encoder, UNet steps, decoder."""
+        unet = self.steps * self.latency_ms_step
+        return {"text_encoder": self.text_ms, "unet": unet, "decoder": self.decode_ms}
 
     @property
     def backbone_ms(self) -> float:

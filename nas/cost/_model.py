@@ -1,10 +1,14 @@
 """CostModel: an Arch's latency and peak memory on a device, from that device's table.
 
 Latency per step = sum of the rows the arch runs through (backbone blocks + temporal ops) +
-a fixed overhead (fitted by ``nas validate latency``; 0 unless given); per video = steps x
-step. Peak memory = all weights + the largest live activation set (at every block, the skip
-connections held for the up path plus the block's own working set) + a fixed runtime
-overhead (likewise fitted; 0 unless given).
+a fixed overhead (fitted by ``nas validate latency``; 0 unless given). Per video, what a user
+waits for: the text encoder once + steps x step + the decoder once per chunk of frames (the
+text encoder and decoder when the space has a ``pipeline:``; without one, steps x step).
+Peak memory = every weight the pipeline keeps resident (UNet, text encoder, the chosen
+decoder) + the largest stage's activations (the UNet's largest live set: at every block the
+skip connections held for the up path plus the block's own working set; the text encoder's;
+or one decoder call's working set plus the latents and the frames decoded so far) + a fixed
+runtime overhead (likewise fitted; 0 unless given).
 Lookups are precomputed per slot group and choice, so evaluation is array arithmetic.
 """
 
@@ -18,11 +22,18 @@ import numpy as np
 
 from nas.cost._backbone import backbone_block_cost
 from nas.cost._breakdown import BlockCell, CostBreakdown, CostParts, where_of
-from nas.cost._rows import RowSpec, backbone_row, rows_for_space, temporal_row
+from nas.cost._rows import (
+    RowSpec,
+    backbone_row,
+    decoder_row,
+    rows_for_space,
+    temporal_row,
+    text_encoder_row,
+)
 from nas.cost._table import Table, TableRow
 from nas.cost._temporal import temporal_op_cost
 from nas.errors import NasError
-from nas.space import Arch, Block, OpChoice, SearchSpace, arch_indices
+from nas.space import Arch, Block, DecodeChoice, OpChoice, SearchSpace, arch_indices
 
 __all__ = ["ArchEstimate", "CostModel", "MissingRowsError"]
 
@@ -64,11 +75,23 @@ class ArchEstimate:
     """What the cost model says about one arch on one device."""
 
     latency_ms_step: float
-    latency_s_video: float
+    latency_s_video: float  # what the user waits for: text + steps x UNet + decode
     peak_mem_mb: float
     weights_mb: float
     per_slot_ms: dict[str, float]
     sources: tuple[str, ...]  # provenance of the table rows behind the model (measured, ...)
+    latency_s_text: float = 0.0  # the text encoder, once per video
+    latency_s_unet: float = 0.0  # steps x UNet step
+    latency_s_decode: float = 0.0  # the decoder, every chunk of frames
+
+
+@dataclass(frozen=True)
+class _Stage:
+    """A pipeline stage's per-video latency, resident weights and activation working set."""
+
+    ms: float
+    weights_mb: float
+    act_mb: float
 
 
 def _quantile_col(quantile: str) -> str:
@@ -133,6 +156,11 @@ class CostModel:
             self._g_act.append(np.asarray([act for _, act in per_choice]))
         self._g_ms = [np.asarray([sum(c.ms for c in cs) for cs in g]) for g in choice_cells]
         self._g_w = [np.asarray([sum(c.weights_mb for c in cs) for cs in g]) for g in choice_cells]
+        self._text = self._text_stage()
+        decode = [self._decode_stage(c) for c in space.decode] or [_Stage(0.0, 0.0, 0.0)]
+        self._d_ms = np.asarray([d.ms for d in decode])
+        self._d_w = np.asarray([d.weights_mb for d in decode])
+        self._d_act = np.asarray([d.act_mb for d in decode])
         self.parts = CostParts(
             walk.wheres, walk.cells, tuple(choice_cells), self.overhead_ms, self.overhead_mb
         )
@@ -227,26 +255,80 @@ class CostModel:
             act = max(act, self._skip_live[sname] + work)
         return tuple(cells), act
 
+    def _text_stage(self) -> _Stage:
+        """The text encoder's row: once per video (prompt and, with guidance, the empty one)."""
+        spec = text_encoder_row(self.space, self.precision)
+        if spec is None:
+            return _Stage(0.0, 0.0, 0.0)
+        r = self._row(spec)
+        weights = self._pipeline_weights_mb(r)
+        act = spec.batch * spec.height * spec.channels * 4 * self._geo.bytes_per_element
+        return _Stage(self._lat(r), weights, self._pipeline_work_mb(r, weights, act))
+
+    def _decode_stage(self, choice: DecodeChoice) -> _Stage:
+        """A decode choice per video: its row once per chunk of latent frames; its working set
+        is one call's, plus the video's latents and the frames decoded so far."""
+        spec = decoder_row(choice, self.space, self.precision)
+        r = self._row(spec)
+        geo, scale = self._geo, spec.params["scale"]
+        assert isinstance(scale, int)
+        calls = -(-geo.frames // choice.chunk)
+        weights = self._pipeline_weights_mb(r)
+        latent = geo.latent_channels * geo.latent_height * geo.latent_width
+        full_res = geo.latent_height * scale * geo.latent_width * scale
+        video = geo.batch * geo.frames * (3 * full_res + latent) * geo.bytes_per_element
+        # analytic fallback when the row has no peak: a full-resolution conv's input and output
+        # at 128 channels (SD's VAE decoder's last level) for each frame of the call
+        one_call = 2 * geo.batch * choice.chunk * 128 * full_res * geo.bytes_per_element
+        work = self._pipeline_work_mb(r, weights, one_call)
+        return _Stage(self._lat(r) * calls, weights, work + video / MIB)
+
+    def _pipeline_weights_mb(self, r: TableRow) -> float:
+        if r.weight_bytes is None:
+            raise NasError(
+                f"table row {r.spec.key} has no weight_bytes (a pipeline stage's weights are "
+                f"not derived analytically): re-profile it with nas profile --device "
+                f"{self.device} --space {self.space.source or 'SPACE.yaml'}"
+            )
+        return float(r.weight_bytes / MIB)
+
+    def _pipeline_work_mb(self, r: TableRow, weights_mb: float, analytic_bytes: int) -> float:
+        if r.peak_mem_mb is not None and r.peak_mem_mb > weights_mb:
+            return float(r.peak_mem_mb - weights_mb)
+        return analytic_bytes / MIB
+
     # -- evaluation --------------------------------------------------------------------------
 
     def evaluate_indices(self, indices: np.ndarray) -> dict[str, np.ndarray]:
-        """Arrays for ``(n, groups)`` choice indices: latency per step (ms) and per video (s),
-        peak memory and weights (MB)."""
+        """Arrays for ``(n, dims)`` choice indices (the slot groups, then the decode choice when
+        the space has one: :func:`nas.space.dim_sizes`): latency per step (ms), per video and
+        per stage (s), peak memory and weights (MB)."""
         idx = np.asarray(indices, dtype=np.int64)
-        if idx.ndim != 2 or idx.shape[1] != len(self._g_ms):
-            raise ValueError(f"expected (n, {len(self._g_ms)}) indices, got {idx.shape}")
+        groups = len(self._g_ms)
+        dims = groups + (1 if self.space.decode else 0)
+        if idx.ndim != 2 or idx.shape[1] != dims:
+            raise ValueError(f"expected (n, {dims}) indices, got {idx.shape}")
         n = idx.shape[0]
         ms = np.full(n, self._bb_ms + self.overhead_ms)
         weights = np.full(n, self._bb_weights_mb)
         act = np.full(n, self._bb_peak_mb)
-        for j in range(idx.shape[1]):
+        for j in range(groups):
             col = idx[:, j]
             ms += self._g_ms[j][col]
             weights += self._g_w[j][col]
             act = np.maximum(act, self._g_act[j][col])
+        dec = idx[:, groups] if self.space.decode else np.zeros(n, dtype=np.int64)
+        text_s = np.full(n, self._text.ms / 1e3)
+        unet_s = ms * self.space.geometry.steps / 1e3
+        decode_s = self._d_ms[dec] / 1e3
+        weights = weights + self._text.weights_mb + self._d_w[dec]
+        act = np.maximum(np.maximum(act, self._text.act_mb), self._d_act[dec])
         return {
             "latency_ms_step": ms,
-            "latency_s_video": ms * self.space.geometry.steps / 1e3,
+            "latency_s_video": text_s + unet_s + decode_s,
+            "latency_s_text": text_s,
+            "latency_s_unet": unet_s,
+            "latency_s_decode": decode_s,
             "peak_mem_mb": weights + act + self.overhead_mb,
             "weights_mb": weights,
         }
@@ -255,7 +337,7 @@ class CostModel:
         idx = arch_indices(self.space, arch)
         out = self.evaluate_indices(np.asarray([idx]))
         per_slot: dict[str, float] = {s.name: 0.0 for s in self.space.slots}
-        for j, (g, i) in enumerate(zip(self.space.groups, idx, strict=True)):
+        for j, (g, i) in enumerate(zip(self.space.groups, idx, strict=False)):  # decode col last
             cells = self.parts.choices[j][i]  # one per slot of the group, none for "none"
             for sname, cell in zip(g.slots, cells, strict=False):
                 per_slot[sname] = cell.ms
@@ -266,6 +348,9 @@ class CostModel:
             weights_mb=float(out["weights_mb"][0]),
             per_slot_ms=per_slot,
             sources=self.sources,
+            latency_s_text=float(out["latency_s_text"][0]),
+            latency_s_unet=float(out["latency_s_unet"][0]),
+            latency_s_decode=float(out["latency_s_decode"][0]),
         )
 
     def breakdown(self, arch: Arch) -> CostBreakdown:
@@ -276,7 +361,7 @@ class CostModel:
         peak = float(e["peak_mem_mb"][0])
         return CostBreakdown(
             arch_id=arch.arch_id,
-            cells=self.parts.compose(idx),
+            cells=self.parts.compose(idx[: len(self.space.groups)]),
             overhead_ms=self.overhead_ms,
             latency_ms_step=float(e["latency_ms_step"][0]),
             steps=self.space.geometry.steps,
@@ -285,4 +370,7 @@ class CostModel:
             activation_mb=peak - weights - self.overhead_mb,
             overhead_mb=self.overhead_mb,
             peak_mem_mb=peak,
+            text_ms=float(e["latency_s_text"][0]) * 1e3,
+            decode_ms=float(e["latency_s_decode"][0]) * 1e3,
+            decoder=arch.decoder,
         )

@@ -11,11 +11,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
-from nas.space import OPS, Arch, Block, OpChoice, SearchSpace, Slot
+from nas.space import OPS, Arch, Block, DecodeChoice, OpChoice, SearchSpace, Slot
 
-__all__ = ["RowOption", "RowSpec", "arch_rows", "backbone_row", "rows_for_space", "temporal_row"]
+__all__ = [
+    "PIPELINE_KINDS",
+    "RowOption",
+    "RowSpec",
+    "arch_rows",
+    "backbone_row",
+    "decoder_row",
+    "pipeline_rows",
+    "rows_for_space",
+    "temporal_row",
+    "text_encoder_row",
+]
 
 BACKBONE_KINDS = ("conv_in", "time_embed", "resnet", "attn", "downsample", "upsample", "conv_out")
+# the stages around the UNet: once per video (text encoder), per chunk of frames (decoder)
+PIPELINE_KINDS = ("text_encoder", "decoder")
 
 # An option value of a row: an int, a flag, a word, or a text shape (length, width) "LxD".
 RowOption = int | bool | str | tuple[int, int]
@@ -33,6 +46,10 @@ _OPTION_TYPES: dict[str, type] = {
     "text": tuple,  # the text embeddings' shape, "LxD"
     "linear": bool,  # use_linear_projection
     "pad": int,  # downsample padding
+    "model": str,  # pipeline: the bundled name or the space's name for the model
+    "family": str,  # pipeline: clip_text | autoencoder_kl | autoencoder_tiny
+    "cfg": str,  # pipeline: 8 hex characters of the model's config
+    "scale": int,  # decoder: pixels per latent pixel along each side
 }
 _MODULE_DETAILS = ("groups", "text")  # recorded on temporal rows; not op options
 
@@ -65,7 +82,14 @@ class RowSpec:
 
     @property
     def is_temporal(self) -> bool:
-        return self.op not in BACKBONE_KINDS
+        return self.op not in BACKBONE_KINDS and self.op not in PIPELINE_KINDS
+
+    @property
+    def is_pipeline(self) -> bool:
+        """A text encoder (``height`` = tokens, ``channels`` = width) or a decoder (``frames``
+        = latent frames per call, ``channels`` = latent channels, ``height``/``width`` the
+        latent size)."""
+        return self.op in PIPELINE_KINDS
 
     @property
     def spatial_batch(self) -> int:
@@ -155,7 +179,9 @@ def _typed(key: str, name: str, text: str) -> RowOption:
     if kind is tuple and re.fullmatch(r"\d+x\d+", text):
         length, width = text.split("x")
         return int(length), int(width)
-    wanted = {bool: "true or false", int: "an integer", tuple: "a shape LxD"}[kind]
+    if kind is str and re.fullmatch(r"[A-Za-z0-9_.-]+", text):
+        return text
+    wanted = {bool: "true or false", int: "an integer", tuple: "a shape LxD", str: "a word"}[kind]
     raise ValueError(f"{key}: {name}={text} is not {wanted}")
 
 
@@ -218,8 +244,53 @@ def backbone_row(block: Block, space: SearchSpace, precision: str) -> RowSpec:
     )
 
 
+def text_encoder_row(space: SearchSpace, precision: str) -> RowSpec | None:
+    """The text encoder's row (once per video; the empty prompt too with guidance), if any."""
+    part = space.pipeline.text_encoder if space.pipeline else None
+    if part is None:
+        return None
+    g = space.geometry
+    opts = _opts(model=part.model, family=part.family, cfg=part.digest)
+    return RowSpec(
+        "text_encoder", opts, part.width, 1, g.text_length, 1, g.effective_batch, precision
+    )
+
+
+def decoder_row(choice: DecodeChoice, space: SearchSpace, precision: str) -> RowSpec:
+    """One decoder call: ``choice.chunk`` latent frames of every video of the batch."""
+    assert space.pipeline is not None
+    part = space.pipeline.decoder(choice.decoder)
+    g = space.geometry
+    opts = _opts(model=part.model, family=part.family, cfg=part.digest, scale=part.scale_factor)
+    return RowSpec(
+        "decoder",
+        opts,
+        g.latent_channels,
+        choice.chunk,
+        g.latent_height,
+        g.latent_width,
+        g.batch,
+        precision,
+    )
+
+
+def pipeline_rows(space: SearchSpace, precision: str | None = None) -> list[RowSpec]:
+    """The rows of the stages around the UNet: the text encoder and each decode choice."""
+    prec = precision or space.geometry.precision
+    text = text_encoder_row(space, prec)
+    out = [] if text is None else [text]
+    seen = {r.key for r in out}
+    for c in space.decode:
+        r = decoder_row(c, space, prec)
+        if r.key not in seen:
+            seen.add(r.key)
+            out.append(r)
+    return out
+
+
 def rows_for_space(space: SearchSpace, precision: str | None = None) -> list[RowSpec]:
-    """Every unique row the cost model needs for any arch of ``space``, backbone first."""
+    """Every unique row the cost model needs for any arch of ``space``: backbone, temporal
+    ops, then the pipeline's text encoder and decoders."""
     prec = precision or space.geometry.precision
     out: dict[str, RowSpec] = {}
     for b in space.blocks:
@@ -232,6 +303,8 @@ def rows_for_space(space: SearchSpace, precision: str | None = None) -> list[Row
             if c.op != "none":
                 r = temporal_row(c, s, space, prec)
                 out.setdefault(r.key, r)
+    for r in pipeline_rows(space, prec):
+        out.setdefault(r.key, r)
     return list(out.values())
 
 
