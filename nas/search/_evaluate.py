@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from nas.cost import CostModel
 from nas.errors import NasError
 from nas.results import Constraint, Objective
+from nas.search._study import set_constraints
 from nas.space import Arch, SearchSpace, arch_from_indices
 
 if TYPE_CHECKING:
@@ -230,8 +231,7 @@ class TrialEvaluation:
         costs = self.ev.costs(arch)
         trial.set_user_attr("arch_id", arch.arch_id)
         trial.set_user_attr("costs", costs.to_attr())
-        for name, slack in costs.slacks.items():
-            trial.set_constraint(name, slack)  # samplers prefer feasible arches
+        set_constraints(trial, list(costs.slacks.values()))  # samplers prefer feasible arches
         return arch, costs
 
     def lookup(self, trial: optuna.Trial, arch: Arch, costs: ArchCosts) -> float | None:

@@ -117,7 +117,9 @@ def _start(info: RunInfo, space: SearchSpace, cfg: SearchConfig) -> tuple[optuna
         if _is_local(info.storage):  # we hold the run lock: nobody else uses this journal
             clear_stale_journal_lock(journal)
     storage = open_storage(info.storage, info.run_dir)
-    study = create_study(storage, info.study, settings.objectives, str(cfg.search.storage))
+    study = create_study(
+        storage, info.study, settings.objectives, str(cfg.search.storage), settings.constraints
+    )
     if cfg.search.references and not study.get_trials(deepcopy=False):
         # the front's anchors, asked first (no more than the run's trials)
         for op, arch in reference_arches(space)[: info.trials]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nas.errors import NasError
-from nas.results import Objective, RunInfo
+from nas.results import METRICS, Constraint, Objective, RunInfo
 from nas.search._config import SearchConfig
 from nas.search._registry import make_sampler
 
@@ -31,9 +31,16 @@ __all__ = [
     "open_storage",
     "repair_journal",
     "sampler_of",
+    "set_constraints",
 ]
 
 JOURNAL_LOCK_SUFFIX = ".lock"  # Optuna's JournalFileSymlinkLock: <journal>.lock
+# The trial system attribute that holds constraint values as a list, in the study's budget
+# order: what Optuna's samplers write from ``constraints_func``
+# (optuna.study._constrained_optimization._CONSTRAINTS_KEY), what ``FrozenTrial.constraints``
+# reads, and the only place optuna-dashboard (0.21) looks. ``trial.set_constraint`` writes one
+# ``constraints:<name>`` key per value, which the dashboard shows as empty.
+CONSTRAINTS_ATTR = "constraints"
 
 
 def journal_path(spec: str, run_dir: Path) -> Path | None:
@@ -117,9 +124,13 @@ def open_storage(spec: str, run_dir: Path) -> optuna.storages.BaseStorage:
 
 
 def create_study(
-    storage: optuna.storages.BaseStorage, name: str, objectives: Sequence[Objective], where: str
+    storage: optuna.storages.BaseStorage,
+    name: str,
+    objectives: Sequence[Objective],
+    where: str,
+    constraints: Sequence[Constraint] = (),
 ) -> optuna.Study:
-    """Create or load the study; its objectives carry their names for optuna-dashboard.
+    """Create or load the study, labelled for Optuna and optuna-dashboard (:func:`label_study`).
     Retried: concurrent first calls on an empty PostgreSQL database race on the schema."""
     import optuna
 
@@ -141,18 +152,69 @@ def create_study(
             last = e
             time.sleep(0.2 * (attempt + 1))
             continue
-        labels = [o.label for o in objectives]
-        if study.metric_names != labels:  # optuna-dashboard's axis titles
-            with warnings.catch_warnings():  # "experimental" since Optuna 3.2, unchanged since
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                study.set_metric_names(labels)
+        label_study(study, objectives, constraints)
         return study
     raise NasError(f"cannot create study {name!r}: {last}")
 
 
+def study_labels(
+    objectives: Sequence[Objective], constraints: Sequence[Constraint]
+) -> dict[str, Any]:
+    """The study's user attributes: its objectives and budgets with their columns and units
+    (``constraints[i]`` is what a trial's ``constraints["i"]`` bounds, as a fraction of its
+    budget) and the unit of every metric in a trial's ``costs`` attribute."""
+    return {
+        "objectives": [
+            {"name": o.name, "column": o.column, "unit": o.unit, "direction": o.direction}
+            for o in objectives
+        ],
+        "constraints": [
+            {
+                "name": c.name,
+                "column": c.column,
+                "budget": c.budget,
+                "unit": c.unit,
+                "value": f"({c.column} - budget) / budget, <= 0 feasible",
+            }
+            for c in constraints
+        ],
+        "units": dict(METRICS),
+    }
+
+
+def label_study(
+    study: optuna.Study, objectives: Sequence[Objective], constraints: Sequence[Constraint]
+) -> None:
+    """Metric names (optuna-dashboard's axis titles: "latency (s)") and the study's user
+    attributes (:func:`study_labels`); each is written only when it differs (every write is a
+    journal record)."""
+    import optuna
+
+    labels = [o.label for o in objectives]
+    if study.metric_names != labels:
+        with warnings.catch_warnings():  # "experimental" since Optuna 3.2, unchanged since
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(labels)
+    have = study.user_attrs
+    for key, value in study_labels(objectives, constraints).items():
+        if have.get(key) != value:
+            study.set_user_attr(key, value)
+
+
+def set_constraints(trial: optuna.Trial, values: Sequence[float]) -> None:
+    """Store a trial's constraint values (slacks, in the study's budget order) where Optuna's
+    samplers and optuna-dashboard read them: the ``constraints`` system attribute, one list
+    (one journal record); nothing when the run has no budgets."""
+    if not values:
+        return
+    trial.storage.set_trial_system_attr(  # Trial has no public id; _trial_id is what it uses
+        trial._trial_id, CONSTRAINTS_ATTR, [float(v) for v in values]
+    )
+
+
 def sampler_of(cfg: SearchConfig, worker: int) -> optuna.samplers.BaseSampler:
     """Worker ``worker``'s sampler, seeded ``seed + 1000 * worker``. Constraints reach it
-    through ``trial.set_constraint``."""
+    through the trial's ``constraints`` system attribute (:func:`set_constraints`)."""
     return make_sampler(cfg.sampler.name, cfg.sampler.options, cfg.search.seed + 1000 * worker)
 
 
