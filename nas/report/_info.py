@@ -21,6 +21,7 @@ import numpy as np
 from nas.cost import BlockCell, CostBreakdown, CostModel, CostParts, Table, where_of
 from nas.errors import NasError
 from nas.results import (
+    DECODER_CHOICE,
     Constraint,
     Objective,
     RunInfo,
@@ -352,10 +353,15 @@ def _breakdowns(
     the run recorded the arch's latency."""
     out = []
     for f in front:
-        idx = by_trial[f.trial].indices
+        p = by_trial[f.trial]
+        idx = list(p.indices)
+        if cost.space.decode:  # the decode choice follows the slot groups
+            keys = [c.key for c in cost.space.decode]
+            d = p.choices.get(DECODER_CHOICE, "")
+            idx.append(keys.index(d) if d in keys else -1)
         if -1 in idx:
             continue
-        b = cost.breakdown(arch_from_indices(cost.space, list(idx)))
+        b = cost.breakdown(arch_from_indices(cost.space, idx))
         if not math.isclose(b.latency_ms_step, f.latency_ms_step, rel_tol=1e-4) and not notes:
             notes.append(
                 f"the latency table no longer matches the run: arch {f.arch_id} sums to "

@@ -23,6 +23,7 @@ from nas.results._pareto import (
     normalise,
 )
 from nas.results._schema import (
+    DECODER_CHOICE,
     METRICS,
     Constraint,
     Objective,
@@ -39,6 +40,7 @@ from nas.results._schema import (
 )
 
 __all__ = [
+    "DECODER_CHOICE",
     "METRICS",
     "Constraint",
     "Objective",

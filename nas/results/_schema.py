@@ -20,6 +20,7 @@ from nas.errors import NasError
 from nas.fileio import atomic_write_text
 
 __all__ = [
+    "DECODER_CHOICE",
     "METRICS",
     "Constraint",
     "Objective",
@@ -42,8 +43,14 @@ METRICS: dict[str, str] = {
     "peak_mem_mb": "MB",
     "weights_mb": "MB",
     "quality": "proxy loss",
+    # per video by pipeline stage (latency_s_video is their sum); empty in older runs
+    "latency_s_text": "s",
+    "latency_s_unet": "s",
+    "latency_s_decode": "s",
 }
 DIRECTIONS = ("minimize", "maximize")
+# the choices key (trials.csv column ``choice:decoder``, the trial param) of the decode choice
+DECODER_CHOICE = "decoder"
 
 
 @dataclass(frozen=True)
@@ -260,6 +267,9 @@ class TrialRecord:
     cached_from: int | None
     duration_s: float | None
     error: str
+    latency_s_text: float | None = None  # the text encoder, once per video
+    latency_s_unet: float | None = None  # steps x UNet step
+    latency_s_decode: float | None = None  # the decoder, every chunk of frames
 
     def value(self, column: str) -> float | None:
         """A metric column (a key of METRICS)."""
@@ -323,6 +333,9 @@ class TrialRecord:
             cached_from=int(cached) if cached.isdigit() else None,
             duration_s=_float(row.get("duration_s")),
             error=row.get("error", "") or "",
+            latency_s_text=vals["latency_s_text"],
+            latency_s_unet=vals["latency_s_unet"],
+            latency_s_decode=vals["latency_s_decode"],
         )
 
 

@@ -153,8 +153,8 @@ def _ask(study: optuna.Study, objective: TrialEvaluation, n: int) -> list[_Asked
             except optuna.TrialPruned:
                 a.state = "pruned"
             if a.quality is None and a.state != "pruned":
-                a.state = "wait" if arch.arch_id in first else "proxy"
-                first.add(arch.arch_id)
+                a.state = "wait" if arch.unet_id in first else "proxy"
+                first.add(arch.unet_id)
         asked.append(a)
     return asked
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from nas.cost import CostModel
 from nas.errors import NasError
-from nas.results import Constraint, Objective
+from nas.results import DECODER_CHOICE, Constraint, Objective
 from nas.search._study import set_constraints
 from nas.space import Arch, SearchSpace, arch_from_indices
 
@@ -40,7 +40,15 @@ __all__ = [
 ]
 
 # the metric columns the cost model fills in for every trial
-COST_COLUMNS = ("latency_s_video", "latency_ms_step", "peak_mem_mb", "weights_mb")
+COST_COLUMNS = (
+    "latency_s_video",
+    "latency_ms_step",
+    "peak_mem_mb",
+    "weights_mb",
+    "latency_s_text",
+    "latency_s_unet",
+    "latency_s_decode",
+)
 
 
 class QualityProxy(Protocol):
@@ -164,20 +172,34 @@ class ArchCache:
         for t in study.get_trials(deepcopy=False, states=complete):
             a = t.user_attrs
             q = a.get("quality")
-            if "arch_id" in a and q is not None and a["arch_id"] not in self._known:
-                self._known[a["arch_id"]] = Cached("complete", float(q), t.number)
+            key = a.get("unet_id", a.get("arch_id"))  # quality belongs to the UNet
+            if key is not None and q is not None and key not in self._known:
+                self._known[key] = Cached("complete", float(q), t.number)
 
     def __len__(self) -> int:
         return len(self._known)
 
 
+DECODER_PARAM = DECODER_CHOICE  # the trial param of the decode choice
+
+
 def arch_of(space: SearchSpace, params: dict[str, Any]) -> Arch:
-    """The arch of a trial's params (slot group -> choice key)."""
+    """The arch of a trial's params (slot group -> choice key, and the decode choice)."""
     idx = []
     for g in space.groups:
         keys = [c.key for c in g.choices]
         idx.append(keys.index(params[g.name]))
+    if space.decode:
+        idx.append([c.key for c in space.decode].index(params[DECODER_PARAM]))
     return arch_from_indices(space, idx)
+
+
+def search_params(space: SearchSpace) -> list[tuple[str, list[str]]]:
+    """The trial params of a space: each slot group's choice keys, then the decode choices."""
+    params = [(g.name, [c.key for c in g.choices]) for g in space.groups]
+    if space.decode:
+        params.append((DECODER_PARAM, [c.key for c in space.decode]))
+    return params
 
 
 class TrialEvaluation:
@@ -201,7 +223,7 @@ class TrialEvaluation:
         self.study = study
         self.cache = ArchCache()
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
-        self.params = [(g.name, [c.key for c in g.choices]) for g in space.groups]
+        self.params = search_params(space)
         self.aux: optuna.Study | None = None
         if pruner is not None and evaluator.proxy is not None:
             import optuna
@@ -230,6 +252,8 @@ class TrialEvaluation:
         arch = arch_of(self.space, params)
         costs = self.ev.costs(arch)
         trial.set_user_attr("arch_id", arch.arch_id)
+        if arch.unet_id != arch.arch_id:
+            trial.set_user_attr("unet_id", arch.unet_id)
         trial.set_user_attr("costs", costs.to_attr())
         set_constraints(trial, list(costs.slacks.values()))  # samplers prefer feasible arches
         return arch, costs
@@ -243,7 +267,7 @@ class TrialEvaluation:
         if not costs.feasible:
             trial.set_user_attr("quality_status", "skipped: infeasible")
             return math.inf
-        hit = self.cache.get(arch.arch_id, self.study)
+        hit = self.cache.get(arch.unet_id, self.study)
         if hit is None:
             return None
         trial.set_user_attr("cached_from", hit.trial)
@@ -276,7 +300,7 @@ class TrialEvaluation:
         trial.set_user_attr("proxy_worker", outcome.worker)  # the process that ran the proxy
         if outcome.state == "pruned":
             trial.set_user_attr("quality_status", f"pruned at step {int(outcome.value)}")
-            self.cache.put(arch.arch_id, Cached("pruned", math.nan, trial.number))
+            self.cache.put(arch.unet_id, Cached("pruned", math.nan, trial.number))
             raise optuna.TrialPruned()
         q = outcome.value
         error = outcome.error or ("" if math.isfinite(q) else f"proxy returned {q}")
@@ -285,7 +309,7 @@ class TrialEvaluation:
             raise NasError(f"{error} for {arch.arch_id}"[:500])
         trial.set_user_attr("quality", q)
         trial.set_user_attr("quality_status", "evaluated")
-        self.cache.put(arch.arch_id, Cached("complete", q, trial.number))
+        self.cache.put(arch.unet_id, Cached("complete", q, trial.number))
         return q
 
     def _proxy(self, arch: Arch) -> float:

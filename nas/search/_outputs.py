@@ -30,6 +30,7 @@ from nas.results import (
 )
 from nas.results import run_table_folder as results_table_folder
 from nas.search._config import SearchConfig, constraints_of, run_settings
+from nas.search._evaluate import search_params
 from nas.search._rundir import run_config, run_space
 from nas.space import SearchSpace
 
@@ -155,7 +156,7 @@ def load_records(
 ) -> list[TrialRecord]:
     """Every trial of the study as a :class:`TrialRecord`, by number."""
     out = []
-    groups = [g.name for g in space.groups]
+    groups = [name for name, _ in search_params(space)]
     for t in study.get_trials(deepcopy=False):
         costs = t.user_attrs.get("costs", {})
         a = {**costs, **t.user_attrs}
@@ -174,6 +175,9 @@ def load_records(
                 latency_ms_step=a.get("latency_ms_step"),
                 peak_mem_mb=a.get("peak_mem_mb"),
                 weights_mb=a.get("weights_mb"),
+                latency_s_text=a.get("latency_s_text"),
+                latency_s_unet=a.get("latency_s_unet"),
+                latency_s_decode=a.get("latency_s_decode"),
                 quality=a.get("quality"),
                 quality_status=str(a.get("quality_status", "")),
                 feasible=a.get("feasible"),

@@ -25,6 +25,7 @@ from nas.errors import NasError
 from nas.fileio import atomic_write_text
 from nas.results import RunInfo
 from nas.search._config import SearchConfig, run_settings
+from nas.search._evaluate import DECODER_PARAM
 from nas.search._outputs import (
     SearchResult,
     build_cost_model,
@@ -124,6 +125,8 @@ def _start(info: RunInfo, space: SearchSpace, cfg: SearchConfig) -> tuple[optuna
         # the front's anchors, asked first (no more than the run's trials)
         for op, arch in reference_arches(space)[: info.trials]:
             params = {g.name: arch.choice(g.slots[0]).key for g in space.groups}
+            if arch.decoder is not None:
+                params[DECODER_PARAM] = arch.decoder
             study.enqueue_trial(params, user_attrs={"reference": op})
     return study, info
 
@@ -142,6 +145,10 @@ def reference_arches(space: SearchSpace) -> list[tuple[str, Arch]]:
         if hits and arch.arch_id not in seen:
             seen.add(arch.arch_id)
             out.append((op, arch))
+    if space.decode and out:  # the all-none UNet with every other way of decoding
+        none = out[0][1]
+        more = [(f"none+{c.key}", replace(none, decoder=c.key)) for c in space.decode[1:]]
+        out[1:1] = more
     return out
 
 

@@ -62,6 +62,14 @@ class Arch:
         payload = json.dumps(body, separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
+    @property
+    def unet_id(self) -> str:
+        """The id of the arch's UNet alone (its choices without the decoder): arches that
+        differ only in how they decode share it, and so share a quality."""
+        if self.decoder is None:
+            return self.arch_id
+        return Arch(self.space_name, self.space_hash, self.choices).arch_id
+
     def choice(self, slot: str) -> OpChoice:
         for s, c in self.choices:
             if s == slot:
