@@ -118,6 +118,7 @@ def render_space_summary(s: dict[str, Any]) -> str:
         "Params are exact; MACs count conv/linear/attention matmuls of one UNet call; "
         "'largest tensor' is the biggest activation an op creates (attention scores unfused).",
     ]
+    out[-2:-2] = _render_pipeline(s)
     return "\n".join(out)
 
 
@@ -125,12 +126,84 @@ def cmd_space(args: argparse.Namespace) -> int:
     from nas.cost import space_summary
     from nas.space import load_space
 
-    summary = space_summary(load_space(args.space))
+    space = load_space(args.space)
+    summary = space_summary(space)
+    if args.device:
+        summary["per_video"] = per_video_stages(space, args.device, args.tables)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         print(render_space_summary(summary))
     return 0
+
+
+def per_video_stages(space: Any, device: str, tables: str | None) -> dict[str, Any]:
+    """The reference arches (all-none, all-attn1d) per video on ``device``, by stage, for
+    every decode choice: where a video's time goes, from the device's table."""
+    import numpy as np
+
+    from nas.cost import CostModel, Table, find_table
+    from nas.space import arch_indices, reference_arch
+
+    folder = find_table(device, tables)
+    cm = CostModel(space, Table.load(folder))
+    decode = [c.key for c in space.decode] or [None]
+    rows = []
+    for op in ("none", "attn1d"):
+        arch, hits = reference_arch(space, op)
+        if op != "none" and not hits:
+            continue
+        base = arch_indices(space, arch)[: len(space.groups)]
+        for j, key in enumerate(decode):
+            idx = [*base, j] if key is not None else base
+            e = cm.evaluate_indices(np.asarray([idx]))
+            rows.append(
+                {
+                    "arch": f"all-{op}",
+                    "decode": key,
+                    **{k: float(v[0]) for k, v in e.items()},
+                }
+            )
+    return {
+        "device": device,
+        "table": str(folder),
+        "sources": list(cm.sources),
+        "memory_budget_mb": cm.memory_budget_mb,
+        "arches": rows,
+    }
+
+
+def _render_pipeline(s: dict[str, Any]) -> list[str]:
+    p = s.get("pipeline")
+    out: list[str] = []
+    if p is not None:
+        out += ["", "Pipeline"]
+        te = p["text_encoder"]
+        w = "weights " + str(te["weights"]) if te and te["weights"] else "random init (no weights)"
+        out.append(
+            f"  text encoder  {te['model']} ({te['family']}, {w})" if te else "  text encoder  none"
+        )
+        for d in p["decoders"]:
+            w = f"weights {d['weights']}" if d["weights"] else "random init (no weights)"
+            px = "x".join(map(str, d["pixels"]))
+            out.append(f"  decoder {d['name']:<6}{d['model']} ({d['family']}, {px} pixels, {w})")
+        keys = ", ".join(f"{c['key']} ({c['calls']} calls)" for c in p["decode"])
+        out.append(f"  decode        {keys}")
+    pv = s.get("per_video")
+    if pv:
+        out += [
+            "",
+            f"Per video on {pv['device']} ({', '.join(pv['sources'])} rows; {pv['table']})",
+            f"  {'arch':<12}{'decode':<18}{'text s':>8}{'UNet s':>8}{'decode s':>10}"
+            f"{'total s':>9}{'peak MB':>9}",
+        ]
+        for r in pv["arches"]:
+            out.append(
+                f"  {r['arch']:<12}{r['decode'] or '-':<18}{r['latency_s_text']:>8.3f}"
+                f"{r['latency_s_unet']:>8.3f}{r['latency_s_decode']:>10.3f}"
+                f"{r['latency_s_video']:>9.3f}{r['peak_mem_mb']:>9.0f}"
+            )
+    return out
 
 
 def _profile_list_devices() -> int:
@@ -542,6 +615,17 @@ def _add_space_parser(sub: _Subparsers) -> None:
         help="search-space file (or a bundled name: temporal, tiny)",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument(
+        "--device",
+        metavar="NAME",
+        help="also price the reference arches per video on this device's table, stage by "
+        "stage (text encoder, UNet steps, decoder) for every decode choice of the pipeline",
+    )
+    p.add_argument(
+        "--tables",
+        metavar="DIR",
+        help="folder of tables (default: $NAS_TABLES, ./latency_tables, then the shipped ones)",
+    )
     p.set_defaults(func=cmd_space)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from nas.cost._backbone import backbone_block_cost
 from nas.cost._temporal import temporal_op_cost
 from nas.cost._types import BlockCost
-from nas.space import OPS, Arch, SearchSpace, reference_arch
+from nas.space import OPS, Arch, PipelinePart, SearchSpace, reference_arch
 
 __all__ = ["ArchCost", "arch_cost", "backbone_costs", "space_summary"]
 
@@ -58,6 +58,41 @@ def arch_cost(space: SearchSpace, arch: Arch) -> ArchCost:
         steps=space.geometry.steps,
         per_slot=per_slot,
     )
+
+
+def _pipeline_summary(space: SearchSpace) -> dict[str, Any] | None:
+    """The text encoder and decoders around the UNet, as ``nas space`` shows them."""
+    p = space.pipeline
+    if p is None:
+        return None
+    geo = space.geometry
+
+    def part(x: PipelinePart) -> dict[str, Any]:
+        return {
+            "name": x.name,
+            "model": x.model,
+            "family": x.family,
+            "source": x.source,
+            "weights": x.weights,
+        }
+
+    decoders = []
+    for d in p.decoders:
+        f = d.scale_factor
+        decoders.append({**part(d), "pixels": [geo.latent_height * f, geo.latent_width * f]})
+    return {
+        "text_encoder": None if p.text_encoder is None else part(p.text_encoder),
+        "decoders": decoders,
+        "decode": [
+            {
+                "key": c.key,
+                "decoder": c.decoder,
+                "chunk": c.chunk,
+                "calls": -(-geo.frames // c.chunk),
+            }
+            for c in p.decode
+        ],
+    }
 
 
 def space_summary(space: SearchSpace) -> dict[str, Any]:
@@ -142,6 +177,7 @@ def space_summary(space: SearchSpace) -> dict[str, Any]:
             "macs_per_video": [geo.steps * (bb_macs + lo_m), geo.steps * (bb_macs + hi_m)],
         },
         "reference_arches": refs,
+        "pipeline": _pipeline_summary(space),
         "notes": "params exact; MACs count conv/linear/attention matmuls for one UNet call "
         "at the effective batch (elementwise ops and norms excluded); peak_bytes is "
         "the largest single tensor an op creates at the geometry's precision.",

@@ -159,3 +159,32 @@ def test_local_folder_without_config_and_wrong_channels(tmp_path: Path) -> None:
     )
     with pytest.raises(SpaceError, match="point at its vae/ folder"):
         parse_space_text(BASE + "pipeline: {decoders: {v: {path: vae}}}\n", base=tmp_path)
+
+
+def test_nas_space_prices_each_stage_per_decode_choice(tmp_path: Path, space) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from nas.cli import main
+
+    tiny_table(space).save(tmp_path / "cpu-ort")
+    out = tmp_path / "out.json"
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = main(["space", "--space", str(TINY_PIPE), "--device", "cpu-ort",
+                   "--tables", str(tmp_path), "--json"])  # fmt: skip
+    assert rc == 0
+    out.write_text(buf.getvalue())
+    s = json.loads(out.read_text())
+    assert [d["name"] for d in s["pipeline"]["decoders"]] == ["vae", "taesd"]
+    assert s["pipeline"]["decoders"][0]["pixels"] == [32, 32]
+    rows = s["per_video"]["arches"]
+    assert {r["decode"] for r in rows} == {c.key for c in space.decode}
+    for r in rows:
+        total = r["latency_s_text"] + r["latency_s_unet"] + r["latency_s_decode"]
+        assert math.isclose(r["latency_s_video"], total, rel_tol=1e-12)
+    # chunks of 4 frames: one call instead of four, so less decode time
+    by = {(r["arch"], r["decode"]): r["latency_s_decode"] for r in rows}
+    assert by[("all-none", "vae/chunk4")] < by[("all-none", "vae/chunk1")]
