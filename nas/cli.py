@@ -450,6 +450,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from datetime import datetime
 
+    from nas.extras import require
+
+    for module in ("torch", "diffusers", "safetensors"):
+        require(module, purpose="nas train")
     from nas.quality import TrainConfig, find_checkpoint, train, train_geometry
     from nas.space import GeometryOverride
 
@@ -548,6 +552,15 @@ def cmd_search(args: argparse.Namespace) -> int:
 
         print(yaml.safe_dump(raw, sort_keys=False), end="")
         return 0
+    if "quality" in cfg.search.objectives and cfg.proxy.name != "none":
+        from nas.extras import require
+
+        for module in ("torch", "diffusers"):  # before a run dir exists
+            require(
+                module,
+                purpose=f"the quality proxy (proxy={cfg.proxy.name}; "
+                "experiment=cost_only needs none)",
+            )
     result = run_search(
         args.space, cfg, raw, resume=args.resume, new=args.new, progress=not args.no_progress
     )
@@ -1005,6 +1018,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return rc
     except NasError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except ImportError as e:  # a module of an extra that is not installed: one line, the fix
+        from nas.extras import missing_extra
+
+        err = missing_extra(e, f"nas {args.command}")
+        if err is None:
+            raise
+        print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

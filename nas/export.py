@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.errors import NasError
+from nas.extras import require
 from nas.fileio import atomic_write_text
 from nas.mil import inspect_mlprogram
 from nas.space import Arch, SearchSpace
@@ -22,6 +23,7 @@ from nas.space import Arch, SearchSpace
 __all__ = ["ExportReport", "export_arch", "load_checkpoint"]
 
 _INPUT_NAMES = ("sample", "timestep", "text")
+_FORMAT_MODULES = {"onnx": ("onnx", "onnxruntime", "onnxscript"), "coreml": ("coremltools",)}
 
 
 @dataclass
@@ -80,10 +82,13 @@ def export_arch(
     opset: int = 18,
 ) -> ExportReport:
     """Export ``arch`` at the space's geometry; ``batch`` defaults to the UNet batch."""
-    from nas.model import build_video_unet
-
     if fmt not in ("onnx", "coreml"):
         raise NasError(f"format {fmt!r} is not one of ['onnx', 'coreml']")
+    purpose = f"nas export --format {fmt}"
+    for module in ("torch", "diffusers", *_FORMAT_MODULES[fmt]):  # before any work; the
+        require(module, extra=fmt, purpose=purpose)  # format's extra installs torch too
+    from nas.model import build_video_unet
+
     model = build_video_unet(space, arch).eval()
     if checkpoint is not None:
         load_checkpoint(model, checkpoint)
@@ -155,12 +160,9 @@ def _export_onnx(model: Any, inputs: tuple[Any, ...], out: Path, opset: int) -> 
 
 def _export_coreml(model: Any, inputs: tuple[Any, ...], out: Path, precision: str) -> ExportReport:
     """Trace, convert to an ML Program at ``precision``, save, inspect; a JSON report beside."""
+    import coremltools as ct
     import torch
 
-    try:
-        import coremltools as ct
-    except ImportError:
-        raise NasError("Core ML export needs coremltools (pip install coremltools)") from None
     if out.suffix != ".mlpackage":
         raise NasError(f"a Core ML export must end in .mlpackage, got {out.name}")
     with warnings.catch_warnings():

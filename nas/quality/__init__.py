@@ -165,6 +165,9 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'nas.quality' has no attribute {name!r}")
+    from nas.extras import require
+
+    require("torch", purpose=f"nas.quality.{name}")
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value  # later look-ups skip this function
     return value

@@ -203,9 +203,11 @@ def _sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
 
     spec = importlib.util.find_spec("sklearn")
     if spec is None or spec.origin is None:
+        from nas.extras import install_command
+
         raise NasError(
             "procedural videos with glyphs='sklearn' (the default) need scikit-learn for its "
-            "bundled 8x8 handwritten digits: pip install scikit-learn, or pass glyphs='font'"
+            f"bundled 8x8 handwritten digits: {install_command('train')}, or pass glyphs='font'"
         )
     csv_gz = Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz"
     if csv_gz.is_file():
@@ -539,7 +541,7 @@ class VideoFolder(Dataset[VideoItem]):
     ``latent_height x latent_width``, scaled to [-1, 1]. Pixels stand in for latents: channels
     are R, G, B, then luma, cycling if the space has more. The caption is a ``<stem>.txt``
     beside the file, else the file name (``dog_runs-left.mp4`` -> ``dog runs left``), encoded
-    with :class:`ToyTextEncoder`. Needs ``pip install av``.
+    with :class:`ToyTextEncoder`. Needs the ``video`` extra (PyAV).
     """
 
     def __init__(
@@ -629,11 +631,9 @@ class VideoFolder(Dataset[VideoItem]):
 
 
 def _import_av() -> Any:
-    try:
-        import av
-    except ImportError:
-        raise NasError("VideoFolder needs PyAV to decode video files: pip install av") from None
-    return av
+    from nas.extras import require
+
+    return require("av", purpose="a VideoFolder (decoding video files)")
 
 
 def _centre_crop(x: torch.Tensor, aspect: float) -> torch.Tensor:

@@ -76,10 +76,10 @@ def _random(o: Mapping[str, Any], seed: int) -> optuna.samplers.BaseSampler:
 def _gp(o: Mapping[str, Any], seed: int) -> optuna.samplers.BaseSampler:
     import optuna
 
-    try:
-        import scipy  # noqa: F401
-    except ImportError:
-        raise NasError("sampler=gp needs scipy: pip install scipy") from None
+    from nas.extras import require
+
+    for module in ("scipy", "torch"):  # Optuna's GP runs on torch and scipy
+        require(module, purpose="sampler=gp")
     return optuna.samplers.GPSampler(seed=seed, n_startup_trials=o["n_startup_trials"])
 
 

@@ -113,6 +113,10 @@ def open_storage(spec: str, run_dir: Path) -> optuna.storages.BaseStorage:
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
+    if spec.startswith("postgresql") and "+" not in spec.split(":", 1)[0]:
+        from nas.extras import require
+
+        require("psycopg2", purpose=f"search.storage={spec.split(':', 1)[0]}://...")
     try:
         return optuna.storages.RDBStorage(spec)
     except Exception as e:  # bad URL, server down, driver missing
