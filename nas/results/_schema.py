@@ -49,6 +49,10 @@ METRICS: dict[str, str] = {
     "latency_s_decode": "s",
 }
 DIRECTIONS = ("minimize", "maximize")
+# trials.csv's slack columns, ``slack_frac:<budget name>``: (value - budget) / budget, a fraction
+# of the budget. Run dirs written before the rename have ``slack:<name>``: still read
+SLACK_PREFIX = "slack_frac:"
+SLACK_PREFIXES = (SLACK_PREFIX, "slack:")
 # the choices key (trials.csv column ``choice:decoder``, the trial param) of the decode choice
 DECODER_CHOICE = "decoder"
 
@@ -94,7 +98,8 @@ class Objective:
 @dataclass(frozen=True)
 class Constraint:
     """A budget: feasible when ``column <= budget``. Its slack is ``(value - budget) / budget``
-    (a fraction of the budget, <= 0 satisfied), stored under ``slack_column``."""
+    (a fraction of the budget, <= 0 satisfied), stored under ``slack_column``
+    (``slack_frac:<name>``: the name says it is a fraction, not seconds or megabytes)."""
 
     name: str  # the config key: "latency_s" | "latency_ms_step" | "memory_mb"
     column: str  # the metric it bounds, a key of METRICS
@@ -103,7 +108,7 @@ class Constraint:
 
     @property
     def slack_column(self) -> str:
-        return f"slack:{self.name}"
+        return f"{SLACK_PREFIX}{self.name}"
 
     def slack(self, value: float) -> float:
         return (value - self.budget) / self.budget
@@ -296,7 +301,7 @@ class TrialRecord:
         d["quality_status"] = self.quality_status
         d["feasible"] = "" if self.feasible is None else str(self.feasible).lower()
         for k, slack in self.slacks.items():
-            d[f"slack:{k}"] = _fmt(slack)
+            d[f"{SLACK_PREFIX}{k}"] = _fmt(slack)
         d["proxy_s"] = _fmt(self.proxy_s)
         d["cached_from"] = "" if self.cached_from is None else self.cached_from
         d["duration_s"] = _fmt(self.duration_s)
@@ -312,8 +317,9 @@ class TrialRecord:
         slacks = {}
         for k, v in row.items():
             f = _float(v)
-            if k and k.startswith("slack:") and f is not None:
-                slacks[k[len("slack:") :]] = f
+            prefix = next((p for p in SLACK_PREFIXES if k and k.startswith(p)), None)
+            if prefix is not None and f is not None:
+                slacks[k[len(prefix) :]] = f
         return TrialRecord(
             number=int(number) if number.isdigit() else -1,
             state=row.get("state", "") or "",

@@ -53,8 +53,18 @@ def test_trials_csv_round_trips(tmp_path: Path) -> None:
         _rec(2, "a", 0.5, 10.0, quality=0.75, quality_status="cached", cached_from=0),
     ]
     header = write_trials(tmp_path / "trials.csv", records)
-    assert header[:3] == ["trial", "state", "arch_id"] and "slack:latency_s" in header
+    assert header[:3] == ["trial", "state", "arch_id"] and "slack_frac:latency_s" in header
     assert read_trials(tmp_path / "trials.csv") == records
+
+
+def test_slack_columns_say_fraction_and_old_names_are_still_read(tmp_path: Path) -> None:
+    write_trials(tmp_path / "trials.csv", [_rec(0, "a", 0.5, 10.0)])
+    text = (tmp_path / "trials.csv").read_text()
+    assert "slack_frac:latency_s" in text and ",slack:" not in text
+    # a trials.csv written before the rename: its slack:<name> columns are the same slacks
+    (tmp_path / "trials.csv").write_text(text.replace("slack_frac:", "slack:"))
+    (old,) = read_trials(tmp_path / "trials.csv")
+    assert old.slacks == {"latency_s": -0.5}
 
 
 def test_value_names_only_metric_columns() -> None:
@@ -102,7 +112,7 @@ def test_run_json_round_trips_with_settings(tmp_path: Path) -> None:
     assert back.settings == _settings()
     assert back.settings.constraint("latency_s_video") is not None
     assert back.settings.constraint("peak_mem_mb") is None
-    assert back.require_settings().constraints[0].slack_column == "slack:latency_s"
+    assert back.require_settings().constraints[0].slack_column == "slack_frac:latency_s"
     assert not list(tmp_path.glob("*.tmp"))  # written atomically
 
 
