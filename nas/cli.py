@@ -349,10 +349,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     arch = _load_arch(space, args.arch)
     suffix = ".onnx" if args.format == "onnx" else ".mlpackage"
     out = Path(args.out) if args.out else Path(args.arch).with_suffix(suffix)
-    report = export_arch(space, arch, out, args.format, checkpoint=args.checkpoint)
+    report = export_arch(
+        space, arch, out, args.format, checkpoint=args.checkpoint, dynamic=not args.static_shapes
+    )
     print(f"wrote {report.path} ({args.format}, inputs {report.inputs})")
+    if report.dynamic:
+        axes = ", ".join(f"{k} {v}" for k, v in report.dynamic.items())
+        print(f"dynamic axes: {axes} (sample is batch x C x frames x H x W)")
     if report.max_abs_error is not None:
-        print(f"ONNX Runtime vs PyTorch: max abs error {report.max_abs_error:.2e}")
+        sizes = " and ".join("x".join(map(str, c["sample"])) for c in report.checked)
+        print(f"ONNX Runtime vs PyTorch at {sizes}: max abs error {report.max_abs_error:.2e}")
     if report.weight_bytes is not None:
         print(f"weights: {report.weight_bytes / 2**20:.1f} MiB")
     top = sorted(report.op_histogram.items(), key=lambda kv: -kv[1])[:12]
@@ -775,6 +781,11 @@ def _add_export_parser(sub: _Subparsers) -> None:
     p.add_argument("--format", required=True, choices=["onnx", "coreml"])
     p.add_argument("--checkpoint", metavar="SAFETENSORS", help="trained weights (nas train)")
     p.add_argument("--out", metavar="PATH", help="output file (default: next to the arch file)")
+    p.add_argument(
+        "--static-shapes",
+        action="store_true",
+        help="onnx: only the export size (default: any batch, 1 to the space's frames)",
+    )
     p.set_defaults(func=cmd_export)
 
 

@@ -1,7 +1,9 @@
 """``nas export``: a whole VideoUNet to a deployable ONNX or Core ML file.
 
-ONNX outputs are checked against PyTorch with ONNX Runtime; the Core ML package is converted
-for real (on any OS) and inspected: MIL op histogram and weight bytes.
+ONNX files take any batch and any number of frames up to the space's (``dynamic``); their
+outputs are checked against PyTorch with ONNX Runtime at the export size and at a second one.
+The Core ML package has the space's fixed shapes; it is converted for real (on any OS) and
+inspected: MIL op histogram and weight bytes.
 """
 
 from __future__ import annotations
@@ -24,6 +26,13 @@ __all__ = ["ExportReport", "export_arch", "load_checkpoint"]
 
 _INPUT_NAMES = ("sample", "timestep", "text")
 _FORMAT_MODULES = {"onnx": ("onnx", "onnxruntime", "onnxscript"), "coreml": ("coremltools",)}
+# ONNX dynamic axes: every input's batch, the latents' frames (B, C, T, H, W)
+_DYNAMIC_AXES: dict[str, dict[int, str]] = {
+    "sample": {0: "batch", 2: "frames"},
+    "timestep": {0: "batch"},
+    "text": {0: "batch"},
+    "noise_pred": {0: "batch", 2: "frames"},
+}
 
 
 @dataclass
@@ -33,7 +42,9 @@ class ExportReport:
     max_abs_error: float | None = None  # ONNX vs PyTorch
     op_histogram: dict[str, int] = field(default_factory=dict)
     weight_bytes: int | None = None
-    inputs: dict[str, list[int]] = field(default_factory=dict)
+    inputs: dict[str, list[int]] = field(default_factory=dict)  # the export size
+    dynamic: dict[str, str] = field(default_factory=dict)  # axis -> the sizes it takes
+    checked: list[dict[str, list[int]]] = field(default_factory=list)  # sizes run in ORT
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -43,6 +54,8 @@ class ExportReport:
             "op_histogram": self.op_histogram,
             "weight_bytes": self.weight_bytes,
             "inputs": self.inputs,
+            "dynamic": self.dynamic,
+            "checked": self.checked,
         }
 
 
@@ -80,8 +93,10 @@ def export_arch(
     checkpoint: str | Path | None = None,
     batch: int | None = None,
     opset: int = 18,
+    dynamic: bool = True,
 ) -> ExportReport:
-    """Export ``arch`` at the space's geometry; ``batch`` defaults to the UNet batch."""
+    """Export ``arch`` at the space's geometry; ``batch`` defaults to the UNet batch. An ONNX
+    file is ``dynamic`` by default: any batch, 1 to the space's frames."""
     if fmt not in ("onnx", "coreml"):
         raise NasError(f"format {fmt!r} is not one of ['onnx', 'coreml']")
     purpose = f"nas export --format {fmt}"
@@ -96,20 +111,30 @@ def export_arch(
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "onnx":
-        return _export_onnx(model, inputs, out, opset)
+        second = _second_size(inputs[0].shape[0], space.geometry.frames) if dynamic else None
+        checks = [inputs] if second is None else [inputs, _example_inputs(space, *second)]
+        return _export_onnx(model, checks, out, opset, space.geometry.frames)
     return _export_coreml(model, inputs, out, space.geometry.precision)
 
 
-def _example_inputs(space: SearchSpace, batch: int | None) -> tuple[Any, ...]:
-    """Seeded ``(sample, timestep, text)`` tensors at the space's geometry."""
+def _second_size(batch: int, frames: int) -> tuple[int, int]:
+    """The second (batch, frames) a dynamic ONNX file is checked at: another batch and, where
+    the space has more than one frame, fewer frames (positional tables cap them at the
+    space's)."""
+    return batch + 1, max(1, frames // 2)
+
+
+def _example_inputs(
+    space: SearchSpace, batch: int | None, frames: int | None = None
+) -> tuple[Any, ...]:
+    """Seeded ``(sample, timestep, text)`` tensors at the space's geometry (or ``frames``)."""
     import torch
 
     g = space.geometry
     b = batch or g.effective_batch
+    t = frames or g.frames
     gen = torch.Generator().manual_seed(0)
-    sample = torch.randn(
-        b, g.latent_channels, g.frames, g.latent_height, g.latent_width, generator=gen
-    )
+    sample = torch.randn(b, g.latent_channels, t, g.latent_height, g.latent_width, generator=gen)
     timestep = torch.full((b,), 500, dtype=torch.int64)
     text = torch.randn(b, g.text_length, g.text_dim, generator=gen)
     return sample, timestep, text
@@ -119,12 +144,16 @@ def _shapes(inputs: tuple[Any, ...]) -> dict[str, list[int]]:
     return {n: list(x.shape) for n, x in zip(_INPUT_NAMES, inputs, strict=True)}
 
 
-def _export_onnx(model: Any, inputs: tuple[Any, ...], out: Path, opset: int) -> ExportReport:
-    """Export, check the outputs against PyTorch with ONNX Runtime, and count ops and weights."""
+def _export_onnx(
+    model: Any, checks: list[tuple[Any, ...]], out: Path, opset: int, frames: int
+) -> ExportReport:
+    """Export at the first of ``checks``' sizes (dynamic when there are two), check the outputs
+    against PyTorch with ONNX Runtime at each, and count ops and weights."""
     import numpy as np
     import onnxruntime as ort
     import torch
 
+    inputs, dynamic = checks[0], len(checks) > 1
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -135,16 +164,30 @@ def _export_onnx(model: Any, inputs: tuple[Any, ...], out: Path, opset: int) -> 
             dynamo=False,
             input_names=list(_INPUT_NAMES),
             output_names=["noise_pred"],
+            dynamic_axes=_DYNAMIC_AXES if dynamic else None,
         )
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    feeds = {k: v.numpy() for k, v in zip(_INPUT_NAMES, inputs, strict=True)}
-    got = sess.run(None, feeds)[0]
-    with torch.no_grad():
-        want = model(*inputs).numpy()
-    err = float(np.abs(got - want).max())
-    tol = 1e-3 * max(1.0, float(np.abs(want).max()))
-    if not err <= tol:
-        raise NasError(f"ONNX output differs from PyTorch by {err:.3g} (> {tol:.3g}): {out}")
+    err = 0.0
+    for x in checks:
+        feeds = {k: v.numpy() for k, v in zip(_INPUT_NAMES, x, strict=True)}
+        try:
+            got = sess.run(None, feeds)[0]
+        except Exception as e:  # ORT's messages span lines; the first names the node
+            first = str(e).strip().splitlines()[0][:300]
+            raise NasError(
+                f"the ONNX file does not run at {_shapes(x)['sample']} (batch, C, frames, H, W): "
+                f"{first}; pass --static-shapes for a file of the export size only"
+            ) from None
+        with torch.no_grad():
+            want = model(*x).numpy()
+        diff = float(np.abs(got - want).max())
+        tol = 1e-3 * max(1.0, float(np.abs(want).max()))
+        if not diff <= tol:
+            raise NasError(
+                f"ONNX output differs from PyTorch by {diff:.3g} (> {tol:.3g}) at "
+                f"{_shapes(x)['sample']}: {out}"
+            )
+        err = max(err, diff)
     import onnx
 
     m = onnx.load(str(out))
@@ -155,7 +198,17 @@ def _export_onnx(model: Any, inputs: tuple[Any, ...], out: Path, opset: int) -> 
         int(np.prod(t.dims)) * onnx.helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
         for t in m.graph.initializer
     )
-    return ExportReport(out, "onnx", err, dict(sorted(hist.items())), wbytes, _shapes(inputs))
+    axes = {"batch": "any", "frames": f"1..{frames}"} if dynamic else {}
+    return ExportReport(
+        out,
+        "onnx",
+        err,
+        dict(sorted(hist.items())),
+        wbytes,
+        _shapes(inputs),
+        axes,
+        [_shapes(x) for x in checks],
+    )
 
 
 def _export_coreml(model: Any, inputs: tuple[Any, ...], out: Path, precision: str) -> ExportReport:

@@ -184,7 +184,7 @@ class TemporalAttention(nn.Module):
         assert isinstance(table, torch.Tensor)
         if table.shape[0] < frames:
             raise ValueError(f"built for {table.shape[0]} frames, got {frames}")
-        return table if table.shape[0] == frames else table[:frames]
+        return table[:frames]  # always a slice: an export traces it with frames dynamic
 
     def forward(
         self, x: torch.Tensor, frames: int, context: torch.Tensor | None = None

@@ -29,6 +29,49 @@ def test_onnx_export_matches_torch(space, tmp_path: Path) -> None:  # type: igno
     assert rep.weight_bytes is not None and rep.weight_bytes >= 4 * 249_268
 
 
+def _feeds(x: tuple[torch.Tensor, ...]) -> dict[str, np.ndarray]:
+    return {n: v.numpy() for n, v in zip(("sample", "timestep", "text"), x, strict=True)}
+
+
+def test_onnx_takes_any_batch_and_up_to_the_space_frames(space, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import onnxruntime as ort
+
+    from nas.export import _example_inputs
+
+    arch = next(  # an arch with a positional table, the part that fixed the frames before
+        a
+        for a in (sample_arch(space, np.random.default_rng(s)) for s in range(50))
+        if any("attn" in c.op for _, c in a.choices)
+    )
+    from safetensors.torch import save_file
+
+    model = build_video_unet(space, arch).eval()
+    for p in model.parameters():  # temporal ops start at identity; make them matter
+        torch.nn.init.normal_(p, std=0.05)
+    ckpt = tmp_path / "c.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(ckpt))
+    rep = export_arch(space, arch, tmp_path / "d.onnx", "onnx", checkpoint=ckpt)
+    assert rep.dynamic == {"batch": "any", "frames": "1..4"}
+    assert [c["sample"] for c in rep.checked] == [[1, 4, 4, 8, 8], [2, 4, 2, 8, 8]]
+    sess = ort.InferenceSession(str(tmp_path / "d.onnx"), providers=["CPUExecutionProvider"])
+    for batch, frames in [(3, 4), (2, 1), (1, 3)]:
+        x = _example_inputs(space, batch, frames)
+        got = sess.run(None, _feeds(x))
+        with torch.no_grad():
+            want = model(*x).numpy()
+        assert got[0].shape == (batch, 4, frames, 8, 8)
+        assert np.abs(got[0] - want).max() < 1e-4
+    too_many = _example_inputs(space, 1, 5)  # the positional tables hold 4 frames
+    with pytest.raises(Exception):  # noqa: B017 - ORT raises its own error types
+        sess.run(None, _feeds(too_many))
+    fixed = export_arch(space, arch, tmp_path / "s.onnx", "onnx", dynamic=False)
+    assert fixed.dynamic == {} and len(fixed.checked) == 1
+    static = ort.InferenceSession(str(tmp_path / "s.onnx"), providers=["CPUExecutionProvider"])
+    two = _example_inputs(space, 2)
+    with pytest.raises(Exception):  # noqa: B017
+        static.run(None, _feeds(two))
+
+
 def test_checkpoint_weights_are_exported_and_mismatches_refused(space, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from safetensors.torch import save_file
 
