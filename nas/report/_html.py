@@ -438,6 +438,13 @@ def _scatter(
     return {"data": data, "layout": layout}
 
 
+def _hv_axis(info: ParetoInfo, names: str) -> str:
+    """The hypervolume axis title: in the run's fixed box, or (older runs) the feasible range."""
+    if info.box is not None and info.box.complete:
+        return f"hypervolume ({names}), fraction of the box"
+    return f"hypervolume ({names}), feasible range"
+
+
 def _hv_figure(info: ParetoInfo) -> dict[str, Any]:
     names = " x ".join(o.name for o in info.objectives)
     data = [
@@ -466,7 +473,7 @@ def _hv_figure(info: ParetoInfo) -> dict[str, Any]:
         )
     layout = _layout(
         xaxis={"title": {"text": "trial"}},
-        yaxis={"title": {"text": f"hypervolume ({_e(names)}, normalised)"}, "rangemode": "tozero"},
+        yaxis={"title": {"text": _e(_hv_axis(info, names))}, "rangemode": "tozero"},
         showlegend=False,
         annotations=annotations,
         height=300,

@@ -23,6 +23,7 @@ from nas.errors import NasError
 from nas.results import (
     DECODER_CHOICE,
     Constraint,
+    HypervolumeBox,
     Objective,
     RunInfo,
     RunSettings,
@@ -181,11 +182,14 @@ class ParetoInfo:
     groups: tuple[GroupInfo, ...]
     trials: tuple[TrialPoint, ...]  # every trial, by number
     front: tuple[FrontArch, ...]
-    hypervolume: tuple[float, ...]  # normalised hypervolume after each trial (as trials)
+    hypervolume: tuple[float, ...]  # hypervolume after each trial (as trials), in ``box``
     heatmap: HeatmapInfo
     breakdowns: tuple[ArchBreakdown, ...]  # one per front arch, in front order
     parts: BreakdownParts | None  # None when the run's latency table cannot be read
     notes: tuple[str, ...] = field(default=())  # warnings the page shows under the banner
+    # the run's fixed hypervolume box (run.json); None (or incomplete) in older run dirs,
+    # whose hypervolume is normalised over the feasible range instead
+    box: HypervolumeBox | None = None
 
     @property
     def has_quality(self) -> bool:
@@ -372,13 +376,14 @@ def _breakdowns(
 
 
 def _hypervolume(
-    records: Sequence[TrialRecord], objectives: Sequence[Objective]
+    records: Sequence[TrialRecord], objectives: Sequence[Objective], box: HypervolumeBox | None
 ) -> tuple[float, ...]:
-    """Normalised hypervolume after each trial (:func:`nas.results.hypervolume_history`)."""
+    """Hypervolume after each trial in the run's box, as the search measured it
+    (:func:`nas.results.hypervolume_history`)."""
     if not records:
         return ()
     ok = np.array([r.usable for r in records], dtype=bool)
-    return tuple(float(x) for x in hypervolume_history(minimised(records, objectives), ok))
+    return tuple(float(x) for x in hypervolume_history(minimised(records, objectives), ok, box))
 
 
 def _meta(
@@ -431,9 +436,10 @@ def pareto_info(run_dir: str | Path) -> ParetoInfo:
         groups=groups,
         trials=trials,
         front=tuple(front),
-        hypervolume=_hypervolume(records, settings.objectives),
+        hypervolume=_hypervolume(records, settings.objectives, info.box),
         heatmap=_heatmap(space, groups, front),
         breakdowns=tuple(_breakdowns(cost, front, by_trial, notes)) if cost else (),
         parts=cost.parts if cost else None,
         notes=tuple(notes),
+        box=info.box,
     )

@@ -14,7 +14,9 @@ records plus ``arch_yaml``), ``archs/<arch_id>.yaml`` and ``dashboard.html``. Im
 package imports neither Optuna nor torch.
 """
 
+from nas.results._box import HypervolumeBox
 from nas.results._pareto import (
+    box_hypervolume,
     front_of,
     hypervolume,
     hypervolume_history,
@@ -43,10 +45,12 @@ __all__ = [
     "DECODER_CHOICE",
     "METRICS",
     "Constraint",
+    "HypervolumeBox",
     "Objective",
     "RunInfo",
     "RunSettings",
     "TrialRecord",
+    "box_hypervolume",
     "finite_or_inf",
     "front_of",
     "hypervolume",

@@ -7,9 +7,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from nas.results._box import HypervolumeBox
 from nas.results._schema import Objective, TrialRecord, finite_or_inf
 
 __all__ = [
+    "box_hypervolume",
     "front_of",
     "hypervolume",
     "hypervolume_history",
@@ -112,17 +114,33 @@ def normalise(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return out
 
 
-def hypervolume_history(values: np.ndarray, feasible: np.ndarray) -> np.ndarray:
-    """Hypervolume after each trial, in the unit box of the feasible values' range with the
-    reference point at 1.1 per objective (so the curve is comparable within a run)."""
+def box_hypervolume(points: np.ndarray, box: HypervolumeBox) -> float:
+    """The fraction of a complete :class:`HypervolumeBox` that ``points`` (minimised, in the
+    box's objectives' order) dominate; 0 for an empty box (a budget below the cheapest arch)."""
+    m = len(box.columns)
+    p = np.asarray(points, dtype=float).reshape(-1, m)
+    return hypervolume(box.normalise(p), np.ones(m)) if len(p) else 0.0
+
+
+def hypervolume_history(
+    values: np.ndarray, feasible: np.ndarray, box: HypervolumeBox | None = None
+) -> np.ndarray:
+    """Hypervolume after each trial. In a complete ``box`` (the run's, recorded in run.json):
+    the fraction of it dominated, which never decreases. Without one (runs written before
+    boxes were recorded): in the unit box of the feasible values' range with the reference
+    point at 1.1 per objective (comparable within a run only once it has ended)."""
     v = np.asarray(values, dtype=float)
     ok = np.asarray(feasible, dtype=bool) & np.all(np.isfinite(v), axis=1)
     out = np.zeros(len(v))
     if not ok.any():
         return out
-    lo, hi = v[ok].min(axis=0), v[ok].max(axis=0)
-    norm = normalise(v, lo, hi)
-    ref = np.full(v.shape[1], 1.1)
+    if box is not None and box.complete:
+        norm = box.normalise(v)  # NaN in an empty box's objective: never inside, no volume
+        ref = np.ones(v.shape[1])
+    else:
+        lo, hi = v[ok].min(axis=0), v[ok].max(axis=0)
+        norm = normalise(v, lo, hi)
+        ref = np.full(v.shape[1], 1.1)
     front = np.zeros((0, v.shape[1]))
     hv = 0.0
     for i in range(len(v)):

@@ -18,6 +18,7 @@ from typing import Any
 
 from nas.errors import NasError
 from nas.fileio import atomic_write_text
+from nas.results._box import HypervolumeBox
 
 __all__ = [
     "DECODER_CHOICE",
@@ -182,6 +183,7 @@ class RunInfo:
     finished: str = ""  # when the last invocation ended (UTC, ISO 8601)
     settings: RunSettings | None = None  # None in run dirs written before settings were saved
     reason: str = ""  # why the last invocation failed to start (status "failed")
+    box: HypervolumeBox | None = None  # the hypervolume's fixed box; None in older run dirs
 
     @staticmethod
     def load(run_dir: str | Path) -> RunInfo:
@@ -192,6 +194,7 @@ class RunInfo:
         try:
             raw = json.loads(p.read_text(encoding="utf-8"))
             settings = raw.get("settings")
+            box = raw.get("box")
             return RunInfo(
                 d,
                 str(raw["identity"]),
@@ -206,6 +209,7 @@ class RunInfo:
                 str(raw.get("finished", "")),
                 None if settings is None else RunSettings.from_dict(settings),
                 str(raw.get("reason", "")),
+                None if box is None else HypervolumeBox.from_dict(box),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise NasError(f"{p}: unreadable run.json ({type(e).__name__}: {e})") from None
@@ -213,9 +217,12 @@ class RunInfo:
     def save(self, **changes: Any) -> RunInfo:
         """Write run.json (atomically) with ``changes`` applied; returns the new info."""
         info = replace(self, **changes)
-        raw = {k: v for k, v in asdict(info).items() if k not in ("run_dir", "settings")}
+        skip = ("run_dir", "settings", "box")
+        raw = {k: v for k, v in asdict(info).items() if k not in skip}
         if info.settings is not None:
             raw["settings"] = info.settings.to_dict()
+        if info.box is not None:
+            raw["box"] = info.box.to_dict()
         atomic_write_text(self.run_dir / "run.json", json.dumps(raw, indent=2) + "\n")
         return info
 

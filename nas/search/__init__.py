@@ -59,7 +59,7 @@ from nas.search._registry import (
     make_pruner,
     make_sampler,
 )
-from nas.search._run import reference_arches, run_search
+from nas.search._run import initial_box, reference_arches, run_search
 from nas.search._rundir import find_run, run_config, run_space
 from nas.search._study import (
     clear_stale_journal_lock,
@@ -101,6 +101,7 @@ __all__ = [
     "constraints_of",
     "create_study",
     "find_run",
+    "initial_box",
     "journal_path",
     "load_records",
     "make_pruner",

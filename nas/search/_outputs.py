@@ -241,6 +241,15 @@ def write_outputs(run_dir: str | Path) -> SearchResult:
         info = info.save(settings=settings)
     records = load_records(open_run_study(info.run_dir), space, constraints)
     front = front_of(records, settings.objectives)
+    vals = minimised(records, settings.objectives)
+    feas = np.array([r.usable for r in records], dtype=bool)
+    box = info.box
+    if box is not None and not box.complete:  # the first proxy result fixes its bounds
+        for row in vals[feas]:
+            box = box.fill(row)
+            if box.complete:
+                info = info.save(box=box)
+                break
 
     d = info.run_dir
     header = write_trials(d / "trials.csv", records)
@@ -253,8 +262,6 @@ def write_outputs(run_dir: str | Path) -> SearchResult:
         front_rows.append({**r.row(), "arch_yaml": f"archs/{arch.arch_id}.yaml"})
     write_csv(d / "pareto.csv", front_rows, list(front_rows[0]) if front_rows else header)
 
-    # hypervolume history over the objectives (feasible complete trials only)
-    vals = minimised(records, settings.objectives)
-    feas = np.array([r.usable for r in records], dtype=bool)
-    hv = hypervolume_history(vals, feas) if len(records) else np.zeros(0)
+    # hypervolume history over the objectives (feasible complete trials only), in the box
+    hv = hypervolume_history(vals, feas, box) if len(records) else np.zeros(0)
     return SearchResult(d, records, front, settings.objectives, float(hv[-1]) if len(hv) else 0.0)

@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from nas.cost import CostModel
 from nas.errors import NasError
 from nas.fileio import atomic_write_text
-from nas.results import RunInfo
+from nas.results import HypervolumeBox, RunInfo, RunSettings
 from nas.search._config import SearchConfig, run_settings
 from nas.search._evaluate import DECODER_PARAM
 from nas.search._outputs import (
@@ -49,12 +50,12 @@ from nas.search._study import (
     repair_journal,
 )
 from nas.search._workers import count_states, done_count, recover_stale, run_workers
-from nas.space import Arch, SearchSpace, load_space, reference_arch
+from nas.space import Arch, SearchSpace, arch_indices, load_space, reference_arch
 
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["reference_arches", "run_search"]
+__all__ = ["initial_box", "reference_arches", "run_search"]
 
 
 def _find_run(
@@ -109,7 +110,10 @@ def _start(info: RunInfo, space: SearchSpace, cfg: SearchConfig) -> tuple[optuna
     repairing a torn journal and clearing a dead process's journal lock."""
     cost = build_cost_model(cfg, space)
     settings = run_settings(cfg, run_constraints(cfg, cost))
-    info = info.save(table=table_provenance(cfg, cost), settings=settings)
+    box = info.box
+    if box is None or box.columns != tuple(o.column for o in settings.objectives):
+        box = initial_box(settings, cost, space)
+    info = info.save(table=table_provenance(cfg, cost), settings=settings, box=box)
     journal = journal_path(info.storage, info.run_dir)
     if journal is not None:
         note = repair_journal(journal)
@@ -150,6 +154,37 @@ def reference_arches(space: SearchSpace) -> list[tuple[str, Arch]]:
         more = [(f"none+{c.key}", replace(none, decoder=c.key)) for c in space.decode[1:]]
         out[1:1] = more
     return out
+
+
+def initial_box(settings: RunSettings, cost: CostModel, space: SearchSpace) -> HypervolumeBox:
+    """The run's hypervolume box (:class:`nas.results.HypervolumeBox`) as far as it is known
+    before any trial: a cost objective spans from the cheapest reference arch (the all-none
+    arch) to its budget, or without a budget to the costliest reference arch; the quality's
+    bounds wait for the run's first proxy result (the all-none arch's: it runs first)."""
+    import numpy as np
+
+    refs = [arch for _, arch in reference_arches(space)]
+    values = cost.evaluate_indices(np.asarray([arch_indices(space, a) for a in refs]))
+    lower: list[float | None] = []
+    upper: list[float | None] = []
+    sources: list[str] = []
+    for o in settings.objectives:
+        if not o.cheap or o.column not in values or not refs:
+            lower.append(None)
+            upper.append(None)
+            sources.append("reference: the run's first proxy result (the all-none arch's)")
+            continue
+        xs = o.sign * values[o.column]
+        budget = settings.constraint(o.column)
+        lower.append(float(xs.min()))
+        if budget is not None and o.sign > 0:
+            upper.append(budget.budget)
+            sources.append(f"the all-none arch to the budget {budget.name}")
+        else:
+            upper.append(float(xs.max()))
+            sources.append("the all-none arch to the costliest reference arch (no budget)")
+    columns = tuple(o.column for o in settings.objectives)
+    return HypervolumeBox(columns, tuple(lower), tuple(upper), tuple(sources))
 
 
 def _is_local(storage: str) -> bool:

@@ -16,7 +16,7 @@ import numpy as np
 
 from nas.cost import CostModel
 from nas.procs import exit_with_parent, pid_alive
-from nas.results import RunInfo, hypervolume, non_dominated, normalise
+from nas.results import RunInfo, box_hypervolume, hypervolume, non_dominated, normalise
 from nas.search._config import SearchConfig
 from nas.search._outputs import (
     OVERSUBSCRIBE_ENV,
@@ -200,7 +200,7 @@ def run_workers(
         dynamic_ncols=True,
         file=sys.stderr,
     )
-    tracker = Tracker(bar)
+    tracker = Tracker(bar, RunInfo.load(run_dir))
     tracker.preload(study)
     t0 = time.monotonic()
     stopped = ""
@@ -318,10 +318,17 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 class Tracker:
-    """Progress: trials done / total, feasible count, front size, hypervolume, ETA (tqdm)."""
+    """Progress: trials done / total, feasible count, front size, hypervolume, ETA (tqdm).
 
-    def __init__(self, bar: Any) -> None:
+    The hypervolume is measured in the run's box (``run.json``), so it never decreases; the
+    box's quality bound is the run's first proxy result, recorded here once it is seen."""
+
+    def __init__(self, bar: Any, info: RunInfo | None = None) -> None:
         self.bar = bar
+        self.info = info
+        self.box = info.box if info is not None else None
+        objectives = info.settings.objectives if info is not None and info.settings else ()
+        self.signs = [o.sign for o in objectives]
         self.values: list[list[float]] = []
         self.feasible: list[bool] = []
         self.arch_ids: list[str] = []
@@ -337,12 +344,23 @@ class Tracker:
             return
         self.seen.add(ft.number)
         if ft.state.name == "COMPLETE" and ft.values is not None:
-            self.values.append(list(ft.values))
-            self.feasible.append(bool(ft.user_attrs.get("costs", {}).get("feasible", True)))
+            signs = self.signs if len(self.signs) == len(ft.values) else [1.0] * len(ft.values)
+            values = [s * float(v) for s, v in zip(signs, ft.values, strict=True)]
+            feasible = bool(ft.user_attrs.get("costs", {}).get("feasible", True))
+            self.values.append(values)
+            self.feasible.append(feasible)
             self.arch_ids.append(str(ft.user_attrs.get("arch_id", ft.number)))
+            if feasible and self.box is not None and not self.box.complete:
+                self._fill_box(values)
         if count:
             self._postfix()
             self.bar.update(1)
+
+    def _fill_box(self, values: list[float]) -> None:
+        assert self.box is not None
+        self.box = self.box.fill(values)
+        if self.box.complete and self.info is not None:
+            self.info = self.info.save(box=self.box)
 
     def _postfix(self) -> None:
         if self.bar.disable:
@@ -351,7 +369,7 @@ class Tracker:
 
     def summary(self) -> str:
         """``feasible=N front=M hv=X``: the front counted in arches, as the final summary
-        counts it (a repeated arch is one)."""
+        counts it (a repeated arch is one), the hypervolume in the run's box."""
         feas = sum(self.feasible)
         front, hv = 0, 0.0
         if feas:
@@ -363,10 +381,16 @@ class Tracker:
                 on_front = pts[mask]
                 ids = np.array(self.arch_ids)[ok][mask]
                 front = len(set(ids.tolist()))
-                # the same normalisation as hypervolume_history: the feasible range, ref 1.1
-                norm = normalise(on_front, pts.min(axis=0), pts.max(axis=0))
-                hv = hypervolume(norm, np.full(v.shape[1], 1.1))
+                hv = self.hypervolume(on_front, pts)
         return f"feasible={feas} front={front} hv={hv:.3f}"
+
+    def hypervolume(self, front: np.ndarray, feasible: np.ndarray) -> float:
+        """The front's hypervolume: in the run's box (0 while its bounds wait for the first
+        proxy result); a run dir without a box normalises over the feasible range, ref 1.1."""
+        if self.box is not None:
+            return box_hypervolume(front, self.box) if self.box.complete else 0.0
+        norm = normalise(front, feasible.min(axis=0), feasible.max(axis=0))
+        return hypervolume(norm, np.full(front.shape[1], 1.1))
 
     def on_trial(self, study: optuna.Study, ft: optuna.trial.FrozenTrial) -> None:
         self._add(ft)

@@ -180,20 +180,44 @@ def test_hypervolume_history(cost: ParetoInfo, quality: ParetoInfo) -> None:
             dtype=float,
         )
         feas = np.array([t.complete and t.feasible for t in info.trials])
-        assert hv == pytest.approx(hypervolume_history(v, feas))
+        # measured in the run's box, as the search measured it
+        assert info.box is not None and info.box.complete
+        assert hv == pytest.approx(hypervolume_history(v, feas, info.box))
+        assert hv[-1] <= 1.0 + 1e-9
 
 
 def test_edge_cases(one_trial_run: Path, infeasible_run: Path) -> None:
     one = pareto_info(one_trial_run)
     assert len(one.trials) == 1 and len(one.front) == 1 and len(one.breakdowns) == 1
-    # one feasible point: the normalised range is zero, so it sits at the origin and dominates
-    # the whole box up to the reference point (1.1, 1.1)
-    assert one.front[0].values and one.hypervolume == pytest.approx((1.1 * 1.1,))
+    # the one trial is the all-none arch, the cheapest of the space on both costs: the box's
+    # ideal corner, so it dominates the whole box
+    assert one.box is not None and one.box.complete
+    assert one.front[0].values and one.hypervolume == pytest.approx((1.0,))
     none = pareto_info(infeasible_run)
     assert len(none.trials) == 6 and none.feasible == 0
     assert none.front == () and none.breakdowns == () and none.heatmap.arch_ids == ()
     assert none.hypervolume == (0.0,) * 6
     assert none.parts is not None  # any clicked arch still gets its breakdown
+
+
+def test_a_run_dir_without_a_box_normalises_over_the_feasible_range(
+    cost_run: Path, tmp_path: Path
+) -> None:
+    """Run dirs written before the box was recorded still load, measured as they were."""
+    import json
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(cost_run, old)
+    raw = json.loads((old / "run.json").read_text())
+    raw.pop("box")
+    (old / "run.json").write_text(json.dumps(raw))
+    info = pareto_info(old)
+    assert info.box is None
+    cols = [o.column for o in info.objectives]
+    v = np.array([[t.value(c) or math.inf for c in cols] for t in info.trials], dtype=float)
+    feas = np.array([t.complete and t.feasible for t in info.trials])
+    assert info.hypervolume == pytest.approx(tuple(hypervolume_history(v, feas)))
 
 
 def test_not_a_run_dir(tmp_path: Path) -> None:
