@@ -343,7 +343,7 @@ def _load_arch(space: Any, arch_file: str) -> Any:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from nas.export import export_arch
+    from nas.export import export_arch, held_back_summary
 
     space = _space_for_arch(args.space, args.arch)
     arch = _load_arch(space, args.arch)
@@ -363,6 +363,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"weights: {report.weight_bytes / 2**20:.1f} MiB")
     top = sorted(report.op_histogram.items(), key=lambda kv: -kv[1])[:12]
     print("ops: " + ", ".join(f"{k} {v}" for k, v in top))
+    if report.held_back and args.verbose:
+        print("third-party messages:\n" + "\n".join(f"  {m}" for m in report.held_back))
+    elif report.held_back:
+        print(f"note: {held_back_summary(report.held_back)} (--verbose shows them)")
     return 0
 
 
@@ -785,6 +789,11 @@ def _add_export_parser(sub: _Subparsers) -> None:
         "--static-shapes",
         action="store_true",
         help="onnx: only the export size (default: any batch, 1 to the space's frames)",
+    )
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="print the third-party messages (warnings, logs) the export holds back",
     )
     p.set_defaults(func=cmd_export)
 

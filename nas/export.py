@@ -11,7 +11,10 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
+import re
 import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +25,7 @@ from nas.fileio import atomic_write_text
 from nas.mil import inspect_mlprogram
 from nas.space import Arch, SearchSpace
 
-__all__ = ["ExportReport", "export_arch", "load_checkpoint"]
+__all__ = ["ExportReport", "export_arch", "held_back_summary", "load_checkpoint"]
 
 _INPUT_NAMES = ("sample", "timestep", "text")
 _FORMAT_MODULES = {"onnx": ("onnx", "onnxruntime", "onnxscript"), "coreml": ("coremltools",)}
@@ -45,6 +48,7 @@ class ExportReport:
     inputs: dict[str, list[int]] = field(default_factory=dict)  # the export size
     dynamic: dict[str, str] = field(default_factory=dict)  # axis -> the sizes it takes
     checked: list[dict[str, list[int]]] = field(default_factory=list)  # sizes run in ORT
+    held_back: list[str] = field(default_factory=list)  # third-party messages, not printed
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +60,7 @@ class ExportReport:
             "inputs": self.inputs,
             "dynamic": self.dynamic,
             "checked": self.checked,
+            "held_back": self.held_back,
         }
 
 
@@ -99,22 +104,95 @@ def export_arch(
     file is ``dynamic`` by default: any batch, 1 to the space's frames."""
     if fmt not in ("onnx", "coreml"):
         raise NasError(f"format {fmt!r} is not one of ['onnx', 'coreml']")
-    purpose = f"nas export --format {fmt}"
-    for module in ("torch", "diffusers", *_FORMAT_MODULES[fmt]):  # before any work; the
-        require(module, extra=fmt, purpose=purpose)  # format's extra installs torch too
-    from nas.model import build_video_unet
+    held: list[str] = []
+    with _held_back(held):  # coremltools talks as it is imported
+        purpose = f"nas export --format {fmt}"
+        for module in ("torch", "diffusers", *_FORMAT_MODULES[fmt]):  # before any work; the
+            require(module, extra=fmt, purpose=purpose)  # format's extra installs torch too
+        from nas.model import build_video_unet
 
-    model = build_video_unet(space, arch).eval()
-    if checkpoint is not None:
-        load_checkpoint(model, checkpoint)
-    inputs = _example_inputs(space, batch)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "onnx":
-        second = _second_size(inputs[0].shape[0], space.geometry.frames) if dynamic else None
-        checks = [inputs] if second is None else [inputs, _example_inputs(space, *second)]
-        return _export_onnx(model, checks, out, opset, space.geometry.frames)
-    return _export_coreml(model, inputs, out, space.geometry.precision)
+        model = build_video_unet(space, arch).eval()
+        if checkpoint is not None:
+            load_checkpoint(model, checkpoint)
+        inputs = _example_inputs(space, batch)
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if fmt == "onnx":
+            second = _second_size(inputs[0].shape[0], space.geometry.frames) if dynamic else None
+            checks = [inputs] if second is None else [inputs, _example_inputs(space, *second)]
+            report = _export_onnx(model, checks, out, opset, space.geometry.frames)
+        else:
+            report = _export_coreml(model, inputs, out, space.geometry.precision)
+    report.held_back = list(dict.fromkeys(held))  # once each
+    if fmt == "coreml":  # the JSON beside the package
+        atomic_write_text(out.parent / (out.stem + ".json"), json.dumps(report.to_dict(), indent=2))
+    return report
+
+
+# Loggers of the libraries an export drives; their records are held back with the rest.
+_CHATTY_LOGGERS = ("coremltools", "torch.onnx", "torch.export", "torch.fx", "onnxscript")
+# What a held-back message means for the user, by a phrase in it; the rest change nothing
+# (progress bars, trace warnings on an output that was then checked, unused converters).
+_MEANINGS = (
+    (
+        "has not been tested with coremltools",
+        "coremltools is untested with this torch (converted and inspected all the same)",
+    ),
+    ("Failed to load _MLModel", "no Core ML runtime here: converted, not run (that needs macOS)"),
+    ("might lose precision", "the int64 timestep is stored as int32"),
+)
+_PROGRESS_BAR = re.compile(r"\d+%\|")
+
+
+class _Held(logging.Handler):
+    def __init__(self, into: list[str]) -> None:
+        super().__init__(logging.WARNING)
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.into.append(f"{record.name}: {record.getMessage()}")
+
+
+@contextlib.contextmanager
+def _held_back(into: list[str]) -> Iterator[None]:
+    """Hold back what third-party libraries print during an export (warnings, log records,
+    progress bars, prints) into ``into``; :func:`held_back_summary` makes it one line."""
+    handler = _Held(into)
+    saved = []
+    for name in _CHATTY_LOGGERS:
+        log = logging.getLogger(name)
+        saved.append((log, log.level, log.propagate, log.handlers))
+        log.handlers, log.propagate = [handler], False
+        log.setLevel(logging.WARNING)
+    printed = io.StringIO()
+    try:
+        with (
+            warnings.catch_warnings(record=True) as caught,
+            contextlib.redirect_stdout(printed),
+            contextlib.redirect_stderr(printed),
+        ):
+            warnings.simplefilter("always")
+            try:
+                yield
+            finally:
+                into.extend(f"{w.category.__name__}: {w.message}" for w in caught)
+    finally:
+        for log, level, propagate, handlers in saved:
+            log.handlers, log.propagate = handlers, propagate
+            log.setLevel(level)
+        for part in re.split(r"[\r\n]+", printed.getvalue()):
+            if part.strip() and not _PROGRESS_BAR.search(part):
+                into.append(part.strip())
+
+
+def held_back_summary(held: Sequence[str]) -> str:
+    """One line for the held-back messages of an export: how many, and what matters in them."""
+    if not held:
+        return ""
+    meant = list(dict.fromkeys(m for key, m in _MEANINGS for h in held if key in h))
+    what = "; ".join(meant) if meant else "none of them changes the file"
+    n = len(held)
+    return f"{n} third-party message{'s' if n > 1 else ''} held back: {what}"
 
 
 def _second_size(batch: int, frames: int) -> tuple[int, int]:
@@ -154,19 +232,19 @@ def _export_onnx(
     import torch
 
     inputs, dynamic = checks[0], len(checks) > 1
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model,
-            inputs,
-            str(out),
-            opset_version=opset,
-            dynamo=False,
-            input_names=list(_INPUT_NAMES),
-            output_names=["noise_pred"],
-            dynamic_axes=_DYNAMIC_AXES if dynamic else None,
-        )
-    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    torch.onnx.export(
+        model,
+        inputs,
+        str(out),
+        opset_version=opset,
+        dynamo=False,
+        input_names=list(_INPUT_NAMES),
+        output_names=["noise_pred"],
+        dynamic_axes=_DYNAMIC_AXES if dynamic else None,
+    )
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only: ORT writes its warnings past Python
+    sess = ort.InferenceSession(str(out), options, providers=["CPUExecutionProvider"])
     err = 0.0
     for x in checks:
         feeds = {k: v.numpy() for k, v in zip(_INPUT_NAMES, x, strict=True)}
@@ -212,28 +290,24 @@ def _export_onnx(
 
 
 def _export_coreml(model: Any, inputs: tuple[Any, ...], out: Path, precision: str) -> ExportReport:
-    """Trace, convert to an ML Program at ``precision``, save, inspect; a JSON report beside."""
+    """Trace, convert to an ML Program at ``precision``, save, inspect (export_arch writes the
+    report beside it as JSON)."""
     import coremltools as ct
     import torch
 
     if out.suffix != ".mlpackage":
         raise NasError(f"a Core ML export must end in .mlpackage, got {out.name}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        traced = torch.jit.trace(model, inputs)  # type: ignore[no-untyped-call]
-        mlmodel = ct.convert(
-            traced,
-            inputs=[
-                ct.TensorType(name=n, shape=x.shape)
-                for n, x in zip(_INPUT_NAMES, inputs, strict=True)
-            ],
-            outputs=[ct.TensorType(name="noise_pred")],
-            convert_to="mlprogram",
-            minimum_deployment_target=ct.target.iOS18,
-            compute_precision=(
-                ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32
-            ),
-        )
+    traced = torch.jit.trace(model, inputs)  # type: ignore[no-untyped-call]
+    mlmodel = ct.convert(
+        traced,
+        inputs=[
+            ct.TensorType(name=n, shape=x.shape) for n, x in zip(_INPUT_NAMES, inputs, strict=True)
+        ],
+        outputs=[ct.TensorType(name="noise_pred")],
+        convert_to="mlprogram",
+        minimum_deployment_target=ct.target.iOS18,
+        compute_precision=(ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32),
+    )
     mlmodel.save(str(out))
     summary = inspect_mlprogram(mlmodel)
     report = ExportReport(
@@ -244,5 +318,4 @@ def _export_coreml(model: Any, inputs: tuple[Any, ...], out: Path, precision: st
         summary.weight_bytes,
         _shapes(inputs),
     )
-    atomic_write_text(out.parent / (out.stem + ".json"), json.dumps(report.to_dict(), indent=2))
     return report

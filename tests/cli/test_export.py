@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -72,6 +73,27 @@ def test_onnx_takes_any_batch_and_up_to_the_space_frames(space, tmp_path: Path) 
         static.run(None, _feeds(two))
 
 
+def test_onnx_export_prints_its_report_and_nothing_else(  # type: ignore[no-untyped-def]
+    space, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from nas.cli import main
+
+    sample_arch(space, np.random.default_rng(3)).save(tmp_path / "a.yaml")
+    args = ["export", "--arch", str(tmp_path / "a.yaml"), "--format", "onnx"]
+    assert main(args) == 0
+    out, err = capfd.readouterr()  # file descriptors too: ONNX Runtime writes past Python
+    assert err == ""
+    lines = out.splitlines()
+    assert lines[0].startswith("wrote ") and lines[1].startswith("dynamic axes: batch any")
+    assert all(
+        ln.startswith(("wrote", "dynamic", "ONNX Runtime", "weights", "ops", "note"))
+        for ln in lines
+    )
+    assert len([ln for ln in lines if ln.startswith("note: ")]) <= 1
+    assert main([*args, "--verbose", "--out", str(tmp_path / "b.onnx")]) == 0
+    assert capfd.readouterr().err == ""
+
+
 def test_checkpoint_weights_are_exported_and_mismatches_refused(space, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from safetensors.torch import save_file
 
@@ -115,3 +137,12 @@ def test_coreml_export_via_the_cli(space, tmp_path: Path) -> None:  # type: igno
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "a.mlpackage").is_dir()
     assert "ops: const" in out.stdout and "weights:" in out.stdout
+    # coremltools' warnings, log lines and progress bars are held back: one note says what
+    # matters in them (this torch is untested by coremltools; no Core ML runtime on Linux)
+    assert out.stderr == "", out.stderr
+    (note,) = [ln for ln in out.stdout.splitlines() if ln.startswith("note: ")]
+    assert "third-party messages held back" in note and "--verbose" in note
+    if sys.platform != "darwin":
+        assert "no Core ML runtime here" in note
+    report = json.loads((tmp_path / "a.json").read_text())
+    assert report["held_back"] and all("\n" not in m for m in report["held_back"])
