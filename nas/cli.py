@@ -330,15 +330,24 @@ def _space_for_arch(space_arg: str | None, arch_file: str) -> Any:
     raise NasError(f"{arch_file}: give --space: its space {name!r} is not a bundled space")
 
 
-def _load_arch(space: Any, arch_file: str) -> Any:
-    """The arch file against ``space``, with a warning when it was written for another
-    version of that space."""
+def _load_arch(space: Any, arch_file: str, force: bool = False) -> Any:
+    """The arch file against ``space``. One written for another space or another version of
+    it (another hash) whose choices still fit is refused, naming both, unless ``force``."""
     from nas.space import load_arch, other_space_note
 
     arch = load_arch(space, arch_file)
     note = other_space_note(space, arch_file)
+    if note and not force:
+        raise NasError(
+            f"{note}; its choices fit, so --force uses it as an arch of {space.name!r} "
+            f"(id {arch.arch_id})"
+        )
     if note:
-        print(note, file=sys.stderr)
+        print(
+            f"warning: {note}; used as an arch of {space.name!r} (id {arch.arch_id}), as "
+            "--force asks",
+            file=sys.stderr,
+        )
     return arch
 
 
@@ -346,7 +355,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from nas.export import export_arch, held_back_summary
 
     space = _space_for_arch(args.space, args.arch)
-    arch = _load_arch(space, args.arch)
+    arch = _load_arch(space, args.arch, args.force)
     suffix = ".onnx" if args.format == "onnx" else ".mlpackage"
     out = Path(args.out) if args.out else Path(args.arch).with_suffix(suffix)
     report = export_arch(
@@ -468,7 +477,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from nas.space import GeometryOverride
 
     space = _space_for_arch(args.space, args.arch)
-    arch = _load_arch(space, args.arch)
+    arch = _load_arch(space, args.arch, args.force)
     if args.out:
         out = Path(args.out)
     elif args.resume:
@@ -615,6 +624,11 @@ def _add_arch_args(p: argparse.ArgumentParser) -> None:
         "--space",
         metavar="YAML",
         help="its search space (default: the bundled space the arch file names)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="use an arch written for another space or version of it when its choices fit",
     )
 
 

@@ -319,15 +319,15 @@ def written_for(raw: Any) -> tuple[str, str] | None:
 
 
 def other_space_note(space: SearchSpace, path: str | Path) -> str:
-    """A warning when the arch file at ``path`` was written for another version of ``space``
-    (its choices fit, so it loads, under a new id); "" when it was not."""
+    """One line naming both spaces and hashes when the arch file at ``path`` was written for
+    another space or another version of ``space`` (its choices may still fit); "" when not."""
     p = Path(path)
     other = written_for(load_yaml_file(p))
     if other is None or other[1] == space.hash:
         return ""
     return (
-        f"warning: {p} was written for space {other[0]!r} (hash {other[1]}); its choices fit "
-        f"{space.name!r} (hash {space.hash}), so it is used as an arch of that space"
+        f"{p} was written for space {other[0]!r} (hash {other[1]}), not {space.name!r} "
+        f"(hash {space.hash})"
     )
 
 

@@ -141,4 +141,7 @@ def test_an_arch_of_another_space_says_which(tiny_space, temporal_space, tmp_pat
     path.write_text(text)
     assert load_arch(tiny_space, path).choices == arch.choices
     note = other_space_note(tiny_space, path)
-    assert note.startswith("warning: ") and "0123456789ab" in note and tiny_space.hash in note
+    assert note == (
+        f"{path} was written for space 'tiny' (hash 0123456789ab), not 'tiny' "
+        f"(hash {tiny_space.hash})"
+    )
