@@ -333,6 +333,19 @@ class CostModel:
             "weights_mb": weights,
         }
 
+    def activation_terms(self) -> tuple[float, list[np.ndarray]]:
+        """Peak memory's activation part, a maximum rather than a sum: ``(floor, terms)`` with
+        one array per search dimension (the slot groups, then the decode choice), so that an
+        arch's ``peak_mem_mb`` is ``weights_mb + max(floor, max_j terms[j][index_j]) +
+        overhead_mb``. Exact searches over the space need it (``nas.results.additive_front``)."""
+        floor = max(self._bb_peak_mb, self._text.act_mb)
+        terms = [a.astype(float) for a in self._g_act]
+        if self.space.decode:
+            terms.append(self._d_act.astype(float))
+        else:
+            floor = max(floor, float(self._d_act[0]))
+        return float(floor), terms
+
     def evaluate(self, arch: Arch) -> ArchEstimate:
         idx = arch_indices(self.space, arch)
         out = self.evaluate_indices(np.asarray([idx]))

@@ -15,6 +15,7 @@ package imports neither Optuna nor torch.
 """
 
 from nas.results._box import HypervolumeBox
+from nas.results._exact import AdditiveCosts, additive_front
 from nas.results._pareto import (
     box_hypervolume,
     front_of,
@@ -44,12 +45,14 @@ from nas.results._schema import (
 __all__ = [
     "DECODER_CHOICE",
     "METRICS",
+    "AdditiveCosts",
     "Constraint",
     "HypervolumeBox",
     "Objective",
     "RunInfo",
     "RunSettings",
     "TrialRecord",
+    "additive_front",
     "box_hypervolume",
     "finite_or_inf",
     "front_of",

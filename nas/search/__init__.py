@@ -39,6 +39,7 @@ from nas.search._evaluate import (
     TrialEvaluation,
     arch_of,
 )
+from nas.search._exact import ADDITIVE_COLUMNS, ExactFront, exact_front, write_exact_front
 from nas.search._outputs import (
     SearchResult,
     build_cost_model,
@@ -73,6 +74,7 @@ from nas.search._study import (
 from nas.search._workers import Tracker, recover_stale, run_batch_worker, run_worker
 
 __all__ = [
+    "ADDITIVE_COLUMNS",
     "GROUPS",
     "OBJECTIVES",
     "PRUNERS",
@@ -83,6 +85,7 @@ __all__ = [
     "ConstraintsConfig",
     "DeviceConfig",
     "Evaluator",
+    "ExactFront",
     "ProxyConfig",
     "SamplerConfig",
     "SamplerSpec",
@@ -100,6 +103,7 @@ __all__ = [
     "config_dir",
     "constraints_of",
     "create_study",
+    "exact_front",
     "find_run",
     "initial_box",
     "journal_path",
@@ -124,5 +128,6 @@ __all__ = [
     "table_provenance",
     "thread_budget",
     "usable_cores",
+    "write_exact_front",
     "write_outputs",
 ]

@@ -202,6 +202,7 @@ class SearchResult:
     hypervolume: float
     resumed: bool = False
     stopped_early: str = ""
+    exact_note: str = ""  # cost-only runs: the exact front's line (exact_front.csv)
 
     @property
     def feasible(self) -> int:
@@ -229,6 +230,7 @@ class SearchResult:
 def write_outputs(run_dir: str | Path) -> SearchResult:
     """(Re)write run.json's settings, trials.csv, pareto.csv and archs/*.yaml from the study."""
     from nas.search._evaluate import arch_of
+    from nas.search._exact import exact_front, write_exact_front
     from nas.search._study import open_run_study
 
     info = RunInfo.load(run_dir)
@@ -264,4 +266,10 @@ def write_outputs(run_dir: str | Path) -> SearchResult:
 
     # hypervolume history over the objectives (feasible complete trials only), in the box
     hv = hypervolume_history(vals, feas, box) if len(records) else np.zeros(0)
-    return SearchResult(d, records, front, settings.objectives, float(hv[-1]) if len(hv) else 0.0)
+    exact = exact_front(cost, settings.objectives, constraints)
+    note = ""
+    if exact is not None:
+        write_exact_front(d / "exact_front.csv", exact, cost)
+        note = exact.summary(records, box)
+    last = float(hv[-1]) if len(hv) else 0.0
+    return SearchResult(d, records, front, settings.objectives, last, exact_note=note)
