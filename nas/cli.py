@@ -592,6 +592,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     )
     if result.front:
         print(result.table())
+    if result.exact_note:
+        print(result.exact_note)
     if result.stopped_early:
         print(f"stopped early ({result.stopped_early}); re-run the same command to resume")
     print(f"\nrun dir: {result.run_dir}")
