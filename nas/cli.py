@@ -454,9 +454,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
         geometry=geometry,
         protocol=protocol,
         progress=not args.no_progress,
+        pipeline=args.pipeline,
     )
+    what = "whole pipelines (text encoder + steps + decoder, per video)" if args.pipeline else ""
     print(
-        f"{args.samples} arches of {space.name} on {device.name} at "
+        f"{args.samples} {what or 'arches'} of {space.name} on {device.name} at "
         + ", ".join(f"{k}={v}" for k, v in geometry.items())
     )
     print(res.table_text())
@@ -849,6 +851,13 @@ def _add_validate_parser(sub: _Subparsers) -> None:
     p.add_argument("--space", required=True, metavar="YAML", help="search-space file")
     p.add_argument("--samples", type=int, help="latency: arches to measure (default 20)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument(
+        "--pipeline",
+        action="store_true",
+        help="latency: measure each arch's whole pipeline per video (text encoder once, every "
+        "denoising step, the decoder over every chunk of frames) against the cost model's "
+        "per-video latency; needs a space with a pipeline: section",
+    )
     p.add_argument("--n", type=int, metavar="N", help="proxy: arches to train (default 8)")
     p.add_argument(
         "--seeds", type=int, metavar="S", help="proxy: full trainings per arch (default 3)"

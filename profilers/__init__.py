@@ -5,7 +5,7 @@ coremltools) are imported only when a device that needs them is profiled.
 """
 
 from profilers._base import Profiler, TimingProtocol, percentiles, scratch_dir, time_repeats
-from profilers._blocks import RowModule, build_row_module
+from profilers._blocks import RowModule, build_row_module, pipeline_parts
 from profilers._coreml import (
     CoreMLProfiler,
     RooflineEstimate,
@@ -58,6 +58,7 @@ __all__ = [
     "measure_remote",
     "parse_operation_execution",
     "percentiles",
+    "pipeline_parts",
     "profile_space",
     "quiet",
     "roofline",

@@ -2,19 +2,59 @@
 
 Backbone rows are built from diffusers' own block classes with the row's parameters, temporal
 rows from ``nas.model``'s op zoo, so a measured row runs exactly the code the VideoUNet runs.
-Every wrapper takes tensors only (ONNX export and Core ML tracing need that).
+Pipeline rows (text encoder, decoder) are the models ``nas.pipeline`` builds from the space's
+``pipeline:`` parts (transformers' CLIPTextModel, diffusers' AutoencoderKL / AutoencoderTiny
+decoders). Every wrapper takes tensors only (ONNX export and Core ML tracing need that).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from nas.cost import RowSpec
+from nas.errors import NasError
+from nas.space import PipelinePart, SearchSpace
 
-__all__ = ["RowModule", "build_row_module"]
+__all__ = ["RowModule", "build_row_module", "pipeline_parts"]
+
+
+def pipeline_parts(space: SearchSpace) -> dict[str, PipelinePart]:
+    """The space's pipeline models by the ``model:cfg`` their table rows name."""
+    p = space.pipeline
+    if p is None:
+        return {}
+    parts = [*([p.text_encoder] if p.text_encoder else []), *p.decoders]
+    return {f"{x.model}:{x.digest}": x for x in parts}
+
+
+def _pipeline_module(row: RowSpec, parts: Mapping[str, PipelinePart], seed: int) -> RowModule:
+    """A text encoder on random token ids, or a decoder on random latents, of the row's shape
+    (random weights: a row times the architecture, not the weights)."""
+    from nas.pipeline import build_decoder, build_text_encoder
+
+    o = row.option_dict()
+    part = parts.get(f"{o.get('model')}:{o.get('cfg')}")
+    if part is None:
+        raise NasError(
+            f"{row.key}: no pipeline model {o.get('model')!r} with config {o.get('cfg')} in the "
+            "space being profiled (profile the space whose pipeline: names it)"
+        )
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    if row.op == "text_encoder":
+        text = build_text_encoder(part, load_weights=False).eval()
+        vocab = int(part.config["vocab_size"])
+        ids = torch.randint(0, vocab, (row.batch, row.height), generator=gen)
+        return RowModule(text, (ids,), ("input_ids",))
+    decoder = build_decoder(part, load_weights=False).eval()
+    latents = torch.randn(
+        row.batch * row.frames, row.channels, row.height, row.width, generator=gen
+    )
+    return RowModule(decoder, (latents,), ("latents",))
 
 
 @dataclass
@@ -71,11 +111,20 @@ def _text(opts: dict[str, str]) -> tuple[int, int]:
     return int(length), int(dim)
 
 
-def build_row_module(row: RowSpec, *, seed: int = 0, groups: int = 32) -> RowModule:
+def build_row_module(
+    row: RowSpec,
+    *,
+    seed: int = 0,
+    groups: int = 32,
+    parts: Mapping[str, PipelinePart] | None = None,
+) -> RowModule:
     """The module a row measures, with random weights and inputs of the row's shape (fp32).
 
-    ``groups`` is the GroupNorm group count for temporal rows that do not record one.
+    ``groups`` is the GroupNorm group count for temporal rows that do not record one;
+    ``parts`` (:func:`pipeline_parts`) the pipeline models a pipeline row may name.
     """
+    if row.is_pipeline:
+        return _pipeline_module(row, parts or {}, seed)
     from diffusers.models.downsampling import Downsample2D
     from diffusers.models.embeddings import TimestepEmbedding, Timesteps
     from diffusers.models.resnet import ResnetBlock2D

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -30,9 +30,9 @@ from nas.cost import (
     temporal_row,
 )
 from nas.errors import NasError
-from nas.space import SearchSpace
+from nas.space import PipelinePart, SearchSpace
 from profilers._base import Profiler, TimingProtocol, now_iso
-from profilers._blocks import build_row_module
+from profilers._blocks import build_row_module, pipeline_parts
 from profilers._devices import Device
 
 __all__ = ["PROFILERS", "ProfileReport", "analytic_costs", "get_profiler", "profile_space"]
@@ -137,6 +137,7 @@ def profile_space(
     rows = rows_for_space(space, device.precision)
     analytic = analytic_costs(space, device.precision)
     todo, kept = _rows_to_measure(table, rows, redo_all=force or stale_all, limit=limit)
+    parts = pipeline_parts(space)
     table.meta = _table_meta(old, space, device, prof.name, versions, protocol)
     if stale_all:
         table.meta["note"] = "re-measured: tool versions changed since the previous run"
@@ -158,7 +159,7 @@ def profile_space(
                     break
                 if bar is not None:
                     bar.set_postfix_str(spec.key[:60])
-                row = _measure_row(spec, analytic.get(spec.key), device, prof, protocol)
+                row = _measure_row(spec, analytic.get(spec.key), device, prof, protocol, parts)
                 table.put(row)
                 table.save(folder)
                 (failed if row.source == "failed" else done).append(spec.key)
@@ -236,6 +237,7 @@ def _measure_row(
     device: Device,
     prof: Profiler,
     protocol: TimingProtocol,
+    parts: Mapping[str, PipelinePart] | None = None,
 ) -> TableRow:
     """One row: measured, or ``failed`` with the reason (over the memory budget, an error)."""
     need = None
@@ -252,7 +254,7 @@ def _measure_row(
             measured_at=now_iso(),
         )
     try:
-        built = build_row_module(spec)
+        built = build_row_module(spec, parts=parts)
         row = prof.measure(spec, built, device, protocol)
         if row.flops is None and cost is not None:
             row = replace(row, flops=2 * cost.macs)

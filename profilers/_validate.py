@@ -6,6 +6,11 @@ the same (small) validation geometry: share within +-10 %, RMSPE and Kendall tau
 and peak memory. A fixed per-call overhead is fitted on the first half of the arches and
 checked on the held-out half; the same for peak memory (a runtime's fixed per-session
 memory, e.g. ONNX Runtime keeping the model proto beside its initialised weights).
+
+With ``pipeline=True`` (a space with a ``pipeline:``), each measured network is the whole
+pipeline a user waits for: the text encoder once, every denoising step of the UNet (Euler
+steps, the batch doubled with guidance) and the decoder over every chunk of frames, as one
+graph; it is compared with the cost model's per-video latency.
 """
 
 from __future__ import annotations
@@ -84,6 +89,57 @@ def _whole_network(space: SearchSpace, arch: Arch) -> RowModule:
     return RowModule(model, inputs, ("sample", "timestep", "text"))
 
 
+def _whole_pipeline(space: SearchSpace, arch: Arch) -> RowModule:
+    """Text encoder + steps x UNet + decoder over chunks, one module: what a user waits for."""
+    import torch
+    from torch import nn
+
+    from nas.pipeline import build_decoder, build_text_encoder
+
+    if space.pipeline is None or arch.decoder is None:
+        raise NasError(f"space {space.name!r} has no pipeline with a decoder to validate")
+    unet = _whole_network(space, arch)
+    p = space.pipeline
+    choice = p.choice(arch.decoder)
+    text = None
+    if p.text_encoder is not None:
+        text = build_text_encoder(p.text_encoder, load_weights=False).eval()
+    decoder = build_decoder(p.decoder(choice.decoder), load_weights=False).eval()
+    g = space.geometry
+
+    class _Pipeline(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.text, self.unet, self.decoder = text, unet.module, decoder
+
+        def forward(self, ids: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+            ctx = self.text(ids) if self.text is not None else unet.inputs[2]
+            x = latents
+            for i in range(g.steps):  # Euler steps on a fixed schedule
+                t = torch.full((ctx.shape[0],), 999 - i * (1000 // g.steps), dtype=torch.int64)
+                inp = torch.cat([x, x]) if g.cfg else x
+                v = self.unet(inp, t, ctx)
+                if g.cfg:
+                    cond, uncond = v.chunk(2)
+                    v = uncond + 3.0 * (cond - uncond)
+                x = x - v / g.steps
+            b, c, f, h, w = x.shape
+            flat = x.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w)
+            frames = [
+                self.decoder(flat[i : i + choice.chunk]) for i in range(0, b * f, choice.chunk)
+            ]
+            out: torch.Tensor = torch.cat(frames)
+            return out
+
+    gen = torch.Generator().manual_seed(0)
+    vocab = int(p.text_encoder.config["vocab_size"]) if p.text_encoder is not None else 2
+    ids = torch.randint(0, vocab, (g.effective_batch, g.text_length), generator=gen)
+    latents = torch.randn(
+        g.batch, g.latent_channels, g.frames, g.latent_height, g.latent_width, generator=gen
+    )
+    return RowModule(_Pipeline().eval(), (ids, latents), ("input_ids", "latents"))
+
+
 def _stats(pred: np.ndarray, meas: np.ndarray) -> dict[str, float]:
     from scipy.stats import kendalltau
 
@@ -134,8 +190,17 @@ def validate_latency(
     geometry: GeometryOverride | dict[str, Any] | None = None,  # over the default
     protocol: TimingProtocol | None = None,
     progress: bool = True,
+    pipeline: bool = False,
 ) -> ValidationResult:
-    """Measure ``samples`` whole arches and compare with the cost model; files go to ``folder``."""
+    """Measure ``samples`` whole arches and compare with the cost model; files go to ``folder``.
+
+    ``pipeline``: measure and predict the whole pipeline per video (text encoder, steps,
+    decoder) instead of one UNet step."""
+    if pipeline and not space.decode:
+        raise NasError(
+            f"--pipeline: space {space.name!r} has no pipeline: section with decoders "
+            "(see docs/concepts.md#the-pipeline-around-the-unet)"
+        )
     if samples < 2:
         raise NasError("--samples must be at least 2 (a rank correlation needs two arches)")
     protocol = protocol or TimingProtocol()
@@ -176,12 +241,13 @@ def validate_latency(
             g.effective_batch,
             device.precision,
         )
-        row = prof.measure(spec, _whole_network(vspace, varch), device, protocol)
+        built = _whole_pipeline(vspace, varch) if pipeline else _whole_network(vspace, varch)
+        row = prof.measure(spec, built, device, protocol)
         records.append(
             {
                 "arch_id": orig.arch_id,
                 "arch": orig.describe(),
-                "predicted_ms": est.latency_ms_step,
+                "predicted_ms": est.latency_s_video * 1e3 if pipeline else est.latency_ms_step,
                 "measured_ms": row.latency_ms_p50,
                 "measured_ms_p10": row.latency_ms_p10,
                 "measured_ms_p90": row.latency_ms_p90,
