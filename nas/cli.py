@@ -555,8 +555,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from nas.report import write_dashboard
-    from nas.search import compose_config, run_search
+    from nas.search import compose_config, expand_sweep
 
     overrides = list(args.overrides)
     if args.workers is not None:
@@ -567,21 +566,71 @@ def cmd_search(args: argparse.Namespace) -> int:
         overrides.append(f"search.study={args.study}")
     if args.trials is not None:
         overrides.append(f"search.trials={args.trials}")
-    cfg, raw = compose_config(overrides, conf_dir=args.config_dir)
+    sweep = expand_sweep(overrides) if args.multirun else [overrides]
+    if len(sweep) > 1 and args.resume:
+        raise NasError(
+            "-m runs one search per combination; --resume takes one run dir (to resume a "
+            "sweep, run the same command again)"
+        )
+    if len(sweep) > 1 and not any(o.startswith("name=") for o in overrides):
+        sweep = _named_runs(sweep, Path(args.space).stem)
+    configs = [compose_config(o, conf_dir=args.config_dir) for o in sweep]  # mistakes first
+    studies = [c.search.study for c, _ in configs if c.search.study is not None]
+    if len(set(studies)) < len(studies):
+        raise NasError(
+            f"-m: the runs would share the study {studies[0]!r}; sweep search.study too, or "
+            "leave it unset (each run dir then has its own study)"
+        )
     if args.print_config:
         import yaml
 
-        print(yaml.safe_dump(raw, sort_keys=False), end="")
+        for ovs, (_, raw) in zip(sweep, configs, strict=True):
+            if len(sweep) > 1:
+                print(f"# {' '.join(ovs)}")
+            print(yaml.safe_dump(raw, sort_keys=False), end="")
         return 0
-    if "quality" in cfg.search.objectives and cfg.proxy.name != "none":
-        from nas.extras import require
+    for cfg, _ in configs:
+        if "quality" in cfg.search.objectives and cfg.proxy.name != "none":
+            from nas.extras import require
 
-        for module in ("torch", "diffusers"):  # before a run dir exists
-            require(
-                module,
-                purpose=f"the quality proxy (proxy={cfg.proxy.name}; "
-                "experiment=cost_only needs none)",
-            )
+            for module in ("torch", "diffusers"):  # before a run dir exists
+                require(
+                    module,
+                    purpose=f"the quality proxy (proxy={cfg.proxy.name}; "
+                    "experiment=cost_only needs none)",
+                )
+    varying = [i for i in range(len(sweep[0])) if len({o[i] for o in sweep}) > 1]
+    for n, (ovs, (cfg, raw)) in enumerate(zip(sweep, configs, strict=True)):
+        if len(sweep) > 1:
+            swept = " ".join(ovs[i] for i in varying)
+            if n:
+                print()
+            print(f"=== run {n + 1} of {len(sweep)}: {swept}", flush=True)
+        rc = _search_one(args, cfg, raw)
+        if rc != 0:
+            return rc
+    return 0
+
+
+def _named_runs(sweep: list[list[str]], stem: str) -> list[list[str]]:
+    """Each run of a sweep named after what it varies (``temporal-tpe-1``), so its run dir
+    says which it is; the same command gives the same names, so a re-run resumes each."""
+    import re
+
+    varying = [i for i in range(len(sweep[0])) if len({o[i] for o in sweep}) > 1]
+    out = []
+    for ovs in sweep:
+        tag = "-".join(re.sub(r"[^A-Za-z0-9._]+", "_", ovs[i].split("=", 1)[1]) for i in varying)
+        out.append([*ovs, f"name={stem}-{tag}"])
+    return out
+
+
+def _search_one(args: argparse.Namespace, cfg: Any, raw: dict[str, Any]) -> int:
+    """One search of ``nas search`` (one run of a sweep): run it, draw its dashboard, print
+    the front and where it is."""
+    from nas.report import write_dashboard
+    from nas.search import run_search
+
     result = run_search(
         args.space, cfg, raw, resume=args.resume, new=args.new, progress=not args.no_progress
     )
@@ -736,6 +785,9 @@ def _add_search_parser(sub: _Subparsers) -> None:
         "constraints.latency_s=5\n"
         "  nas search --space search_spaces/temporal.yaml experiment=cost_only sampler=tpe\n"
         "  nas search --space search_spaces/temporal.yaml --workers 2\n"
+        "  nas search --space search_spaces/temporal.yaml -m sampler=tpe,nsga2 search.seed=0,1"
+        "   (4 runs)\n"
+        "  nas search --space search_spaces/temporal.yaml --config-dir my_conf experiment=tight\n"
         "  nas search --space S.yaml --storage postgresql://user@host/db --study s1   "
         "(one per machine)\n"
         "  nas search --space search_spaces/temporal.yaml --print-config\n\n"
@@ -761,7 +813,18 @@ def _add_search_parser(sub: _Subparsers) -> None:
     p.add_argument("--study", metavar="NAME", help="the study's name in --storage")
     p.add_argument("--resume", metavar="RUN_DIR", help="resume this run dir")
     p.add_argument("--new", action="store_true", help="start a new run even if this one exists")
-    p.add_argument("--config-dir", metavar="DIR", help="your own Hydra config folder")
+    p.add_argument(
+        "--config-dir",
+        metavar="DIR",
+        help="your own config files (e.g. experiment/x.yaml), layered over the shipped ones",
+    )
+    p.add_argument(
+        "-m",
+        "--multirun",
+        action="store_true",
+        help="sweep: one search per combination of comma lists (sampler=tpe,nsga2), one run "
+        "dir each",
+    )
     p.add_argument("--print-config", action="store_true", help="print the resolved config, exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_search)

@@ -28,6 +28,7 @@ from nas.search._config import (
     compose_config,
     config_dir,
     constraints_of,
+    expand_sweep,
     objectives_of,
     run_settings,
 )
@@ -104,6 +105,7 @@ __all__ = [
     "constraints_of",
     "create_study",
     "exact_front",
+    "expand_sweep",
     "find_run",
     "initial_box",
     "journal_path",

@@ -1,16 +1,20 @@
 """The search configuration: Hydra composes it at the edge, then it is typed and validated once.
 
-``compose_config(overrides)`` reads ``experiments/conf/`` (shipped with nas, or a folder given
-by the user), applies ``key=value`` overrides and returns a frozen :class:`SearchConfig`.
+``compose_config(overrides)`` reads ``experiments/conf/`` (shipped with nas; a folder of the
+user's own files is layered over it), applies ``key=value`` overrides and returns a frozen
+:class:`SearchConfig`; ``expand_sweep`` turns ``-m`` sweep overrides into one list per run.
 Nothing inside the search sees a ``DictConfig``. Every mistake is one ``NasError`` line that
 names the key and lists the valid keys or values.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
+import shutil
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +37,7 @@ __all__ = [
     "compose_config",
     "config_dir",
     "constraints_of",
+    "expand_sweep",
     "objectives_of",
     "run_settings",
 ]
@@ -365,11 +370,11 @@ def _search_settings(s: dict[str, Any], proxy: ProxyConfig) -> SearchSettings:
 # ---------------------------------------------------------------------------------------------
 
 
-def _group_options(conf: Path, group: str) -> list[str]:
-    return sorted(p.stem for p in (conf / group).glob("*.yaml"))
+def _group_options(dirs: Sequence[Path], group: str) -> list[str]:
+    return sorted({p.stem for d in dirs for p in (d / group).glob("*.yaml")})
 
 
-def _check_overrides(conf: Path, overrides: list[str]) -> None:
+def _check_overrides(dirs: Sequence[Path], overrides: list[str]) -> None:
     """One-line errors for an unknown group option or a malformed override, before Hydra's
     multi-line ones."""
     for ov in overrides:
@@ -385,9 +390,50 @@ def _check_overrides(conf: Path, overrides: list[str]) -> None:
                 "is search.runs_dir, and it never changes the working directory)"
             )
         if key in GROUPS:
-            valid = _group_options(conf, key)
+            valid = _group_options(dirs, key)
+            if "," in value and all(v in valid for v in value.split(",")):
+                raise NasError(
+                    f"override {ov!r} is a sweep: pass -m (--multirun) to run one search each"
+                )
             if value not in valid and not (key == "experiment" and value == "null"):
                 raise NasError(f"unknown {key} {value!r}; valid: {', '.join(valid)}")
+
+
+def _config_dirs(conf_dir: str | Path | None) -> list[Path]:
+    """Where configs are looked up, first match winning: the user's folder (only the files it
+    overrides or adds), then the shipped one."""
+    shipped = config_dir().resolve()
+    if conf_dir is None:
+        return [shipped]
+    user = Path(conf_dir).resolve()
+    if not user.is_dir():
+        raise NasError(f"--config-dir {conf_dir}: not a folder")
+    return [user] if user == shipped else [user, shipped]
+
+
+@contextlib.contextmanager
+def _hydra(dirs: Sequence[Path]) -> Iterator[list[str]]:
+    """Hydra initialised on ``dirs`` (the first holding a config.yaml gives the primary
+    config); yields the search-path override that puts ``dirs`` in that order before every
+    other. Hydra reads its primary config from the main folder only, so that folder is a
+    temporary one holding only that config.yaml; group files come from the search path."""
+    import tempfile
+
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    primary = next((d / "config.yaml" for d in dirs if (d / "config.yaml").is_file()), None)
+    if primary is None:
+        raise NasError(f"no config.yaml in {dirs[0]} or the shipped config folder")
+    with tempfile.TemporaryDirectory(prefix="nas-conf-") as main:
+        shutil.copyfile(primary, Path(main) / "config.yaml")
+        path = "hydra.searchpath=[" + ",".join(f"file://{d}" for d in dirs) + "]"
+        GlobalHydra.instance().clear()
+        try:
+            with initialize_config_dir(config_dir=main, version_base="1.3"):
+                yield [path]
+        finally:
+            GlobalHydra.instance().clear()
 
 
 def compose_config(
@@ -395,42 +441,72 @@ def compose_config(
 ) -> tuple[SearchConfig, dict[str, Any]]:
     """Compose ``config.yaml`` with ``overrides`` (Hydra syntax, e.g. ``search.trials=300``,
     ``device=cpu-ort``, ``experiment=cost_only``); return the typed config and the plain
-    resolved dict (what a run dir saves)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+    resolved dict (what a run dir saves). ``conf_dir`` holds the user's own config files,
+    layered over the shipped ones: a file there replaces the shipped file of the same name, a
+    new one adds an option (``experiment/tight.yaml``), and its ``config.yaml``, if any, is the
+    primary config."""
+    from hydra import compose
     from omegaconf import OmegaConf
 
-    conf = Path(conf_dir) if conf_dir is not None else config_dir()
-    conf = conf.resolve()
-    if not (conf / "config.yaml").is_file():
-        raise NasError(f"no config.yaml in {conf}")
+    dirs = _config_dirs(conf_dir)
     overrides = list(overrides)
-    _check_overrides(conf, overrides)
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-            cfg = compose("config", overrides=overrides)
-    except Exception as e:  # Hydra's errors are multi-line; keep the first line and the fix
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if "Could not override" in msg or "not in struct" in msg or "Key '" in msg:
-            key = msg.split("'")[1] if "'" in msg else "?"
-            parent = key.rsplit(".", 1)[0] if "." in key else ""
-            groups = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") in GROUPS]
-            with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-                base = OmegaConf.to_container(compose("config", overrides=groups), resolve=True)
-            node: Any = base
-            for part in parent.split(".") if parent else []:
-                node = node.get(part, {}) if isinstance(node, dict) else {}
-            valid = ", ".join(sorted(node)) if isinstance(node, dict) else "?"
-            where = parent or "the top level"
-            raise NasError(
-                f"unknown config key {key!r}; valid keys under {where}: {valid}"
-            ) from None
-        raise NasError(f"config: {msg}") from None
-    finally:
-        GlobalHydra.instance().clear()
+    _check_overrides(dirs, overrides)
+    with _hydra(dirs) as searchpath:
+        try:
+            cfg = compose("config", overrides=[*searchpath, *overrides])
+        except Exception as e:  # Hydra's errors are multi-line; keep the first line and the fix
+            raise _hydra_error(e, overrides, searchpath) from None
     raw = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(raw, dict)
     raw.pop("experiment", None)
+    raw.pop("hydra", None)
     plain: dict[str, Any] = {str(k): v for k, v in raw.items()}
     return _typed(plain), plain
+
+
+def _hydra_error(e: Exception, overrides: list[str], searchpath: list[str]) -> NasError:
+    """One line for a Hydra error (inside :func:`_hydra`): an unknown key lists the valid
+    keys under its parent."""
+    from hydra import compose
+    from omegaconf import OmegaConf
+
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    if "Ambiguous value" in msg or "multirun" in msg.lower():
+        return NasError(f"config: {msg.split('.')[0]}: pass -m (--multirun) to sweep")
+    if not ("Could not override" in msg or "not in struct" in msg or "Key '" in msg):
+        return NasError(f"config: {msg}")
+    key = msg.split("'")[1] if "'" in msg else "?"
+    parent = key.rsplit(".", 1)[0] if "." in key else ""
+    groups = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") in GROUPS]
+    base = OmegaConf.to_container(compose("config", overrides=[*searchpath, *groups]))
+    node: Any = base
+    for part in parent.split(".") if parent else []:
+        node = node.get(part, {}) if isinstance(node, dict) else {}
+    valid = ", ".join(sorted(k for k in node if k != "hydra")) if isinstance(node, dict) else "?"
+    return NasError(
+        f"unknown config key {key!r}; valid keys under {parent or 'the top level'}: {valid}"
+    )
+
+
+def expand_sweep(overrides: Sequence[str]) -> list[list[str]]:
+    """The override lists of a sweep (``-m``): every combination of the comma lists and
+    Hydra sweep functions (``sampler=tpe,nsga2 search.seed=range(0,3)``), in order, the
+    last override varying fastest; one list when nothing sweeps."""
+    import itertools
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except HydraException as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise NasError(f"-m: {first}") from None
+    axes: list[list[str]] = []
+    for text, ov in zip(overrides, parsed, strict=True):
+        if ov.is_sweep_override():
+            key = text.split("=", 1)[0]
+            axes.append([f"{key}={v}" for v in ov.sweep_string_iterator()])
+        else:
+            axes.append([text])
+    return [list(combo) for combo in itertools.product(*axes)]
