@@ -1,27 +1,34 @@
-"""The Core ML roofline estimator against Apple's published Stable Diffusion figures.
+"""The Core ML estimator, fitted on Apple's published SD-2.1 figures and checked on held-out ones.
 
-Builds Apple's SD-2.1-base UNet (diffusers ``UNet2DConditionModel``, random weights: latency does
-not depend on weight values), traces it once at batch 2 (classifier-free guidance), converts it to
-an FP16 ML Program (iOS17 by default, as Apple's figures; iOS18 too with ``--targets``, where
-attention becomes the fused ``scaled_dot_product_attention`` op), palettises the weights to 6 bits
-as Apple did, and runs :func:`profilers.roofline` on each MIL program with the
-``iphone14pm`` constants. It prints the estimate next to the published 2.69 it/s (about 372 ms
-per UNet step) of the iPhone 14 Pro Max, and, as held-out checks with constants stated below,
-the iPhone 13 Pro Max (A15), iPhone 12 Pro Max (A14) and iPad Pro M2 figures.
+The published figures, their sources and what each includes are in
+``profilers/published/figures.yaml``. Only the figures marked ``role: fit`` (Apple's SD-2.1-base
+diffusion speeds of August 2023, ml-stable-diffusion README) are used to fit the estimator's
+shared constants; every ``held_out`` figure is printed beside them and never used to fit.
 
-The efficiency constants are NOT tuned on any of these figures: they are the device YAML's.
+What is fitted: the conv and matmul efficiencies (attention shares matmul's), the fraction of the
+DRAM bandwidth reached and the per-op overhead, shared by every chip; each chip keeps its stated
+peak and bandwidth (the YAML's ``chips:``). The execution model is the estimator's
+(profilers/_estimator.py): elementwise fusion on, and each figure's attention model
+(SPLIT_EINSUM_V2: ``split_heads`` with 512-query chunks). Least squares on log(estimate /
+published). The residuals' 10th and 90th percentiles (published / estimate) are the band the
+device YAMLs give estimated rows (``uncertainty:``).
 
-Published figures: Apple ml-stable-diffusion README (Aug 2023), SD-2.1-base, 512x512, CPU_AND_NE,
-SPLIT_EINSUM_V2 attention, 6-bit palettised weights, iOS 17 / iPadOS 17.
+Programs (built once, then cached as JSON under ``--cache``): Apple's SD-2.1-base UNet from
+diffusers (random weights: latency does not depend on their values), traced at batch 2, converted
+to an FP16 ML Program for iOS18 and palettised to 6 bits; DistilBERT in Apple's ane_transformers
+layout (iOS16, FP16). ``--tiny`` swaps in a tiny UNet and a 1-layer DistilBERT to check that the
+script runs (its ratios mean nothing).
 
-Run: ``python benchmarks/estimator_vs_published.py`` (about 4 minutes on a 2-core CPU;
-``--targets iOS17,iOS18`` about 6; peak RSS about 7 GB).
+Run: ``python benchmarks/estimator_vs_published.py`` (about 4 minutes and 7 GB the first time,
+seconds once cached).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
+import math
 import platform
 import shlex
 import sys
@@ -31,12 +38,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from nas.mil import MilSummary, import_coremltools, inspect_mlprogram  # noqa: E402
-from profilers import Estimator, load_device, quiet, roofline  # noqa: E402
+from nas.mil import OP_CLASSES, MilSummary, import_coremltools, inspect_mlprogram  # noqa: E402
+from profilers import AttentionModel, Estimator, group_costs, quiet, roofline  # noqa: E402
+
+FIGURES = ROOT / "profilers" / "published" / "figures.yaml"
+CACHE = Path.home() / ".cache" / "nas" / "estimator"
 
 # Apple's SD-2.1-base UNet (stabilityai/stable-diffusion-2-1-base unet/config.json); the other
 # fields are diffusers' defaults, which match that config.
@@ -52,39 +64,88 @@ SD21_BASE = {
     "attention_head_dim": [5, 10, 20, 20],
     "use_linear_projection": True,
 }
-BATCH, TEXT_LEN, TEXT_DIM = 2, 77, 1024
-
-
-@dataclass(frozen=True)
-class Published:
-    device: str
-    chip: str
-    its: float  # iterations (UNet steps at batch 2) per second
-    held_out: bool
-    note: str
-
-    @property
-    def ms(self) -> float:
-        return 1000.0 / self.its
-
-
-PUBLISHED = [
-    Published("iPhone 14 Pro Max", "A16", 2.69, False, "the calibration figure"),
-    Published("iPhone 13 Pro Max", "A15", 2.55, True, "held out"),
-    Published("iPhone 12 Pro Max", "A14", 1.45, True, "held out"),
-    Published("iPad Pro (M2)", "M2", 3.07, True, "held out"),
-]
-
-# Held-out chips: constants stated here (marketing TOPS as FP16 TFLOPS, DRAM bus bandwidth),
-# with the iphone14pm efficiencies and per-op overhead. Not tuned.
-HELD_OUT = {
-    "A15": (15.8, 34.1, "Apple: 16-core ANE 15.8 TOPS; LPDDR4X-4266 x 64 bit = 34.1 GB/s"),
-    "A14": (11.0, 34.1, "Apple: 16-core ANE 11 TOPS; LPDDR4X-4266 x 64 bit = 34.1 GB/s"),
-    "M2": (15.8, 100.0, "Apple: 16-core ANE 15.8 TOPS; LPDDR5 100 GB/s unified memory"),
+TINY_UNET = {
+    **SD21_BASE,
+    "sample_size": 16,
+    "block_out_channels": [32, 64, 64, 64],
+    "layers_per_block": 1,
+    "cross_attention_dim": 32,
+    "attention_head_dim": [2, 4, 4, 4],
+    "norm_num_groups": 8,
 }
 
 
-def build_unet() -> Any:
+@dataclass(frozen=True)
+class Chip:
+    name: str
+    peak_tflops: float
+    bandwidth_gbs: float
+    source: str
+
+
+@dataclass(frozen=True)
+class Figure:
+    id: str
+    device: str
+    chip: str
+    ms: float  # per UNet call (1000 / it/s) or per forward pass
+    role: str  # fit | held_out
+    program: str
+    attention: str
+    source: dict[str, str]
+
+
+def load_figures(path: Path = FIGURES) -> tuple[dict[str, Chip], list[Figure]]:
+    import yaml
+
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    chips = {k: Chip(k, float(v["peak_tflops"]), float(v["bandwidth_gbs"]), str(v["source"]))
+             for k, v in raw["chips"].items()}  # fmt: skip
+    figures = []
+    for f in raw["figures"]:
+        ms = float(f["ms"]) if "ms" in f else 1000.0 / float(f["its"])
+        figures.append(Figure(f["id"], f["device"], f["chip"], ms, f["role"], f["program"],
+                              f["attention"], dict(f["source"])))  # fmt: skip
+    return chips, figures
+
+
+def attention_model(label: str) -> AttentionModel:
+    kind, _, chunk = label.partition("/chunk=")
+    return AttentionModel(kind, int(chunk or 0))
+
+
+# --------------------------------------------------------------------------- programs
+
+
+def _convert(traced: Any, shapes: dict[str, tuple[int, ...]], target: str, folder: Path,
+             nbits: int) -> MilSummary:  # fmt: skip
+    """FP16 ML Program for ``target`` (palettised to ``nbits`` when > 0), inspected."""
+    ct = import_coremltools()
+    with quiet():
+        ml = ct.convert(
+            traced,
+            inputs=[ct.TensorType(name=n, shape=s, dtype=np.float16) for n, s in shapes.items()],
+            convert_to="mlprogram",
+            minimum_deployment_target=getattr(ct.target, target),
+            compute_precision=ct.precision.FLOAT16,
+            compute_units=ct.ComputeUnit.CPU_AND_NE,
+            skip_model_load=True,
+        )
+        if nbits:
+            import coremltools.optimize.coreml as cto
+
+            cfg = cto.OptimizationConfig(
+                global_config=cto.OpPalettizerConfig(nbits=nbits, mode="uniform")
+            )
+            ml = cto.palettize_weights(ml, cfg)
+        path = folder / "program.mlpackage"
+        ml.save(str(path))
+    del ml
+    gc.collect()
+    return inspect_mlprogram(path, float_bytes=2)
+
+
+def build_sd21(tiny: bool, folder: Path) -> MilSummary:
     import torch
     from diffusers import UNet2DConditionModel
 
@@ -97,185 +158,286 @@ def build_unet() -> Any:
             out: torch.Tensor = self.unet(x, t, encoder_hidden_states=c, return_dict=False)[0]
             return out
 
+    cfg = TINY_UNET if tiny else SD21_BASE
     torch.manual_seed(0)
-    return Step(UNet2DConditionModel(**SD21_BASE)).eval()
-
-
-def convert(traced: Any, shapes: dict[str, tuple[int, ...]], target: str, folder: Path,
-            nbits: int) -> tuple[MilSummary, MilSummary | None, dict[str, float]]:  # fmt: skip
-    """Convert to an FP16 ML Program for ``target``; inspect it and its palettised copy."""
-    import numpy as np
-
-    ct = import_coremltools()
-
-    times: dict[str, float] = {}
-    t0 = time.perf_counter()
-    with quiet():
-        mlmodel = ct.convert(
-            traced,
-            inputs=[ct.TensorType(name=n, shape=s, dtype=np.float16) for n, s in shapes.items()],
-            convert_to="mlprogram",
-            minimum_deployment_target=getattr(ct.target, target),
-            compute_precision=ct.precision.FLOAT16,
-            compute_units=ct.ComputeUnit.CPU_AND_NE,
-            skip_model_load=True,
-        )
-        path = folder / f"sd21_base_{target}.mlpackage"
-        mlmodel.save(str(path))
-    times["convert"] = time.perf_counter() - t0
-    dense = inspect_mlprogram(path, float_bytes=2)
-    pal = None
-    if nbits:
-        import coremltools.optimize.coreml as cto
-
-        t0 = time.perf_counter()
-        cfg = cto.OptimizationConfig(
-            global_config=cto.OpPalettizerConfig(nbits=nbits, mode="uniform")
-        )
-        with quiet():
-            palettised = cto.palettize_weights(mlmodel, cfg)
-            ppath = folder / f"sd21_base_{target}_{nbits}bit.mlpackage"
-            palettised.save(str(ppath))
-        times["palettize"] = time.perf_counter() - t0
-        pal = inspect_mlprogram(ppath, float_bytes=2)
-        del palettised
-    del mlmodel
+    module = Step(UNet2DConditionModel(**cfg)).eval()  # type: ignore[arg-type]
+    side = int(cfg["sample_size"])  # type: ignore[call-overload]
+    x, t = torch.randn(2, 4, side, side), torch.full((2,), 981.0)
+    c = torch.randn(2, 77, int(cfg["cross_attention_dim"]))  # type: ignore[call-overload]
+    with quiet(), torch.no_grad():
+        traced = torch.jit.trace(module, (x, t, c), check_trace=False)  # type: ignore[no-untyped-call]
+    del module
     gc.collect()
-    return dense, pal, times
+    shapes = {"sample": tuple(x.shape), "timestep": tuple(t.shape),
+              "encoder_hidden_states": tuple(c.shape)}  # fmt: skip
+    return _convert(traced, shapes, "iOS18", folder, 6)
+
+
+def build_distilbert(tiny: bool, folder: Path) -> MilSummary:
+    """DistilBERT in Apple's ane_transformers layout: (B, C, 1, S) tensors, 1x1 convs, per-head
+    einsum attention, LayerNorm over channels; iOS16 (no fused attention op)."""
+    import torch
+    from torch import nn
+
+    dim, heads, ffn, layers, seq = 768, 12, 3072, (1 if tiny else 6), 128
+
+    class Norm(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w, self.b = nn.Parameter(torch.ones(dim)), nn.Parameter(torch.zeros(dim))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            zc = x - x.mean(1, keepdim=True)
+            out = zc * torch.rsqrt((zc * zc).mean(1, keepdim=True) + 1e-12)
+            return (out + self.b.view(1, -1, 1, 1)) * self.w.view(1, -1, 1, 1)
+
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.q, self.k, self.v, self.o = (nn.Conv2d(dim, dim, 1) for _ in range(4))
+            self.f1, self.f2 = nn.Conv2d(dim, ffn, 1), nn.Conv2d(ffn, dim, 1)
+            self.n1, self.n2 = Norm(), Norm()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            q, k, v = self.q(x), self.k(x).transpose(1, 3), self.v(x)
+            hd = dim // heads
+            outs = []
+            for h in range(heads):
+                w = torch.einsum("bchq,bkhc->bkhq", q[:, h * hd:(h + 1) * hd],
+                                 k[..., h * hd:(h + 1) * hd]) * hd**-0.5  # fmt: skip
+                outs.append(torch.einsum("bkhq,bchk->bchq", w.softmax(dim=1),
+                                         v[:, h * hd:(h + 1) * hd]))  # fmt: skip
+            x = self.n1(x + self.o(torch.cat(outs, dim=1)))
+            return self.n2(x + self.f2(nn.functional.gelu(self.f1(x))))
+
+    class Model(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.blocks = nn.Sequential(*(Block() for _ in range(layers)))
+            self.pre, self.cls = nn.Conv2d(dim, dim, 1), nn.Conv2d(dim, 2, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.blocks(x)[..., :1]
+            out: torch.Tensor = self.cls(torch.relu(self.pre(h)))
+            return out
+
+    torch.manual_seed(0)
+    x = torch.randn(1, dim, 1, seq)
+    with quiet(), torch.no_grad():
+        traced = torch.jit.trace(Model().eval(), (x,))  # type: ignore[no-untyped-call]
+    return _convert(traced, {"x": tuple(x.shape)}, "iOS16", folder, 0)
+
+
+BUILDERS = {"sd21_base": build_sd21, "distilbert_ane": build_distilbert}
+
+
+def program(name: str, tiny: bool, cache: Path) -> MilSummary | None:
+    """The named program's summary, from ``cache`` or built (None: not buildable here)."""
+    if name not in BUILDERS:
+        return None
+    ct = import_coremltools()
+    f = cache / f"{name}{'_tiny' if tiny else ''}_ct{ct.__version__}.json"
+    if f.is_file():
+        return MilSummary.from_dict(json.loads(f.read_text()))
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="estimator-") as tmp:
+        summary = BUILDERS[name](tiny, Path(tmp))
+    cache.mkdir(parents=True, exist_ok=True)
+    f.write_text(json.dumps(summary.to_dict()))
+    print(f"# built {name}: {len(summary.ops)} ops, {summary.flops / 1e12:.3f} TFLOP, "
+          f"{summary.weight_bytes / 1e6:.1f} MB weights, in {time.perf_counter() - t0:.0f} s"
+          f" (cached: {f})")  # fmt: skip
+    return summary
+
+
+# --------------------------------------------------------------------------- the fit
+
+
+@dataclass(frozen=True)
+class Params:
+    eff_conv: float
+    eff_matmul: float  # attention shares it
+    bandwidth_efficiency: float
+    overhead_us: float
+
+    def estimator(self, chip: Chip, attention: AttentionModel) -> Estimator:
+        eff = {"conv": self.eff_conv, "matmul": self.eff_matmul, "attention": self.eff_matmul,
+               "elementwise": 1.0, "memory": 1.0}  # fmt: skip
+        return Estimator(chip.peak_tflops, chip.bandwidth_gbs, self.overhead_us, eff,
+                         attention=attention, fusion=True,
+                         bandwidth_efficiency=self.bandwidth_efficiency)  # fmt: skip
+
+
+START = Params(0.55, 0.45, 1.0, 20.0)
+
+
+class Costs:
+    """A program's fusion groups under one attention model, as arrays for fast re-evaluation."""
+
+    def __init__(self, summary: MilSummary, attention: AttentionModel) -> None:
+        gc = group_costs(summary, START.estimator(Chip("", 1.0, 1.0, ""), attention), 2)
+        self.conv = np.asarray(gc.flops["conv"])
+        self.matmul = np.asarray(gc.flops["matmul"]) + np.asarray(gc.flops["attention"])
+        rest = [c for c in OP_CLASSES if c not in ("conv", "matmul", "attention")]
+        self.other = np.sum([np.asarray(gc.flops[c]) for c in rest], axis=0)
+        self.bytes = np.asarray(gc.bytes)
+
+    def ms(self, p: Params, chip: Chip) -> float:
+        peak = chip.peak_tflops * 1e12
+        t_c = self.conv / (peak * p.eff_conv) + self.matmul / (peak * p.eff_matmul)
+        t_c = t_c + self.other / peak
+        t_m = self.bytes / (chip.bandwidth_gbs * 1e9 * p.bandwidth_efficiency)
+        return float(np.maximum(t_c, t_m).sum() * 1e3 + len(self.bytes) * p.overhead_us * 1e-3)
+
+
+def _params(x: np.ndarray) -> Params:
+    sig = 1.0 / (1.0 + np.exp(-x[:3]))
+    return Params(float(sig[0]), float(sig[1]), float(sig[2]), float(math.exp(x[3])))
+
+
+def fit(figures: list[Figure], costs: dict[tuple[str, str], Costs],
+        chips: dict[str, Chip]) -> Params:  # fmt: skip
+    """Least squares on log(estimate / published) over the fit figures only."""
+    from scipy.optimize import minimize
+
+    used = [f for f in figures if f.role == "fit"]
+    assert used and all(f.role == "fit" for f in used)
+
+    def loss(x: np.ndarray) -> float:
+        p = _params(x)
+        return sum(math.log(costs[f.program, f.attention].ms(p, chips[f.chip]) / f.ms) ** 2
+                   for f in used)  # fmt: skip
+
+    def logit(v: float) -> float:
+        v = min(max(v, 1e-3), 1 - 1e-3)
+        return math.log(v / (1 - v))
+
+    x0 = np.asarray([logit(START.eff_conv), logit(START.eff_matmul), logit(0.9),
+                     math.log(START.overhead_us)])  # fmt: skip
+    best = minimize(loss, x0, method="Nelder-Mead",
+                    options={"maxiter": 4000, "xatol": 1e-4, "fatol": 1e-8})  # fmt: skip
+    return _params(best.x)
+
+
+# --------------------------------------------------------------------------- report
+
+PAIRS = (("A15", "A14"), ("A16", "A15"), ("M2", "M1"), ("M1", "A14"), ("M2", "A16"))
+
+
+def _chip_ms(rows: list[tuple[Figure, float]]) -> dict[str, tuple[float, float]]:
+    """chip -> (median published ms, median estimated ms) over its figures."""
+    out: dict[str, tuple[float, float]] = {}
+    for chip in sorted({f.chip for f, _ in rows}):
+        mine = [(f.ms, e) for f, e in rows if f.chip == chip]
+        out[chip] = (float(np.median([m for m, _ in mine])), float(np.median([e for _, e in mine])))
+    return out
+
+
+def print_chip_ratios(label: str, rows: list[tuple[Figure, float]]) -> list[float]:
+    """Speed ratios between chips (how much faster the first), published vs estimated."""
+    per = _chip_ms(rows)
+    errors = []
+    cells = []
+    for a, b in PAIRS:
+        if a in per and b in per:
+            pub = per[b][0] / per[a][0]
+            est = per[b][1] / per[a][1]
+            errors.append(est / pub - 1)
+            cells.append(f"{a}/{b} {pub:.2f} vs {est:.2f} ({100 * (est / pub - 1):+.0f} %)")
+    print(f"{label}: " + "; ".join(cells))
+    return errors
+
+
+def report(figures: list[Figure], chips: dict[str, Chip], summaries: dict[str, MilSummary],
+           p: Params) -> None:  # fmt: skip
+    print(f"{'figure':<26} {'chip':<6} {'role':<9} {'published':>10} {'estimate':>10} "
+          f"{'ratio':>6}  source")  # fmt: skip
+    done: dict[str, list[tuple[Figure, float]]] = {"fit": [], "held_out": []}
+    for f in figures:
+        s = summaries.get(f.program)
+        if s is None:
+            print(f"{f.id:<26} {f.chip:<6} {f.role:<9} {f.ms:>7.0f} ms {'':>10} {'':>6}  "
+                  f"not evaluated: no {f.program} program here")  # fmt: skip
+            continue
+        est = roofline(s, p.estimator(chips[f.chip], attention_model(f.attention)), 2).latency_ms
+        done[f.role].append((f, est))
+        print(f"{f.id:<26} {f.chip:<6} {f.role:<9} {f.ms:>7.1f} ms {est:>7.1f} ms "
+              f"{est / f.ms:>6.2f}  {f.source['published'][:60]}")  # fmt: skip
+    for role in ("fit", "held_out"):
+        ratios = [e / f.ms for f, e in done[role]]
+        if ratios:
+            worst = max(ratios, key=lambda r: abs(math.log(r)))
+            within = sum(1 / 1.25 <= r <= 1.25 for r in ratios)
+            print(f"- {role}: {len(ratios)} figures, ratios {min(ratios):.2f} to "
+                  f"{max(ratios):.2f} (worst {worst:.2f}), {within} within 1.25x")  # fmt: skip
+    print()
+    print("Chip-to-chip speed ratios, published vs estimated (median per chip)")
+    fit_err = print_chip_ratios("- fit figures (SD-2.1, Aug 2023)", done["fit"])
+    sd_held = [(f, e) for f, e in done["held_out"] if f.program == "sd21_base"]
+    held_err = print_chip_ratios("- held out (SD-2.1, June 2023)", sd_held)
+    for label, errs in (("fit", fit_err), ("held out", held_err)):
+        if errs:
+            within = sum(abs(e) <= 0.15 for e in errs)
+            print(f"  {label}: {within} of {len(errs)} chip ratios within 15 %")
+    band = [f.ms / e for f, e in done["fit"]]
+    q10, q90 = (float(np.quantile(band, q)) for q in (0.1, 0.9))
+    print()
+    print(f"Calibration band (published / estimate over the {len(band)} fit figures): "
+          f"p10 {q10:.3f}, p90 {q90:.3f}")  # fmt: skip
+    print("Device YAML estimator constants (paste under estimator:):")
+    print(f"  efficiency: {{conv: {p.eff_conv:.3f}, matmul: {p.eff_matmul:.3f}, attention: "
+          f"{p.eff_matmul:.3f}, elementwise: 1.0, memory: 1.0}}")  # fmt: skip
+    print(f"  bandwidth_efficiency: {p.bandwidth_efficiency:.3f}")
+    print(f"  per_op_overhead_us: {p.overhead_us:.2f}")
+    print(f"  uncertainty: {{p10: {min(q10, 1.0):.3f}, p90: {max(q90, 1.0):.3f}}}")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
-        "--targets",
-        default="iOS17",
-        help="comma-separated deployment targets to convert for (default iOS17)",
-    )
-    ap.add_argument(
-        "--nbits",
-        type=int,
-        default=6,
-        help="palettise weights to this many bits as Apple did (0: FP16 only)",
-    )
-    ap.add_argument(
-        "--keep",
+        "--cache",
         type=Path,
-        default=None,
-        help="save the .mlpackage files in this folder instead of a temporary one",
+        default=CACHE,
+        help=f"where converted programs are cached as JSON (default {CACHE})",
+    )
+    ap.add_argument("--rebuild", action="store_true", help="convert again, ignoring the cache")
+    ap.add_argument(
+        "--tiny",
+        action="store_true",
+        help="tiny stand-in programs: checks the script runs (ratios mean nothing)",
     )
     args = ap.parse_args(argv)  # fmt: skip
-    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-
     import torch
 
     ct = import_coremltools()
-
     words = ["python", "benchmarks/estimator_vs_published.py"]
     words += sys.argv[1:] if argv is None else argv
     print("$ " + " ".join(shlex.quote(a) for a in words))
-    print(f"# {platform.platform()}, {torch.get_num_threads()} torch threads, python "
-          f"{sys.version.split()[0]}, torch {torch.__version__}, "
-          f"coremltools {ct.__version__}")  # fmt: skip
-    a16 = load_device(ROOT / "profilers" / "devices" / "iphone14pm.yaml")
-    assert a16.estimator is not None
-    est16 = a16.estimator
-    eff = dict(est16.efficiency)
-    ests: dict[str, tuple[Estimator, str]] = {"A16": (est16, f"{a16.name} YAML: " + "; ".join(
-        est16.sources))}  # fmt: skip
-    for chip, (tf, bw, why) in HELD_OUT.items():
-        ests[chip] = (Estimator(tf, bw, est16.per_op_overhead_us, eff), why)
-
+    print(f"# {platform.platform()}, python {sys.version.split()[0]}, torch {torch.__version__}, "
+          f"coremltools {ct.__version__}; figures: {FIGURES.relative_to(ROOT)}")  # fmt: skip
     t0 = time.perf_counter()
-    module = build_unet()
-    n_params = sum(p.numel() for p in module.parameters())
-    x = torch.randn(BATCH, 4, 64, 64)
-    t = torch.full((BATCH,), 981.0)
-    c = torch.randn(BATCH, TEXT_LEN, TEXT_DIM)
-    with quiet(), torch.no_grad():
-        traced = torch.jit.trace(module, (x, t, c), check_trace=False)  # type: ignore[no-untyped-call]
-    del module
-    gc.collect()
-    t_trace = time.perf_counter() - t0
-    print(f"# SD-2.1-base UNet: {n_params:,} parameters; built and traced at batch {BATCH} "
-          f"(64x64 latents, {TEXT_LEN}x{TEXT_DIM} text) in {t_trace:.0f} s")  # fmt: skip
-    shapes = {"sample": tuple(x.shape), "timestep": tuple(t.shape),
-              "encoder_hidden_states": tuple(c.shape)}  # fmt: skip
-
-    results: list[tuple[str, MilSummary]] = []
-    with tempfile.TemporaryDirectory(prefix="sd21-") as tmp:
-        folder = args.keep or Path(tmp)
-        folder.mkdir(parents=True, exist_ok=True)
-        for target in targets:
-            dense, pal, times = convert(traced, shapes, target, folder, args.nbits)
-            took = ", ".join(f"{k} {v:.0f} s" for k, v in times.items())
-            print(f"# {target}: {took}")
-            results.append((f"{target} fp16", dense))
-            if pal is not None:
-                results.append((f"{target} {args.nbits}-bit", pal))
-
+    chips, figures = load_figures()
+    if args.rebuild:
+        for f in args.cache.glob("*.json"):
+            f.unlink()
+    summaries: dict[str, MilSummary] = {}
+    for name in sorted({f.program for f in figures}):
+        s = program(name, args.tiny, args.cache)
+        if s is not None:
+            summaries[name] = s
+    costs = {(f.program, f.attention): Costs(summaries[f.program], attention_model(f.attention))
+             for f in figures if f.program in summaries}  # fmt: skip
+    p = fit(figures, costs, chips)
+    print(f"# fitted on {sum(f.role == 'fit' for f in figures)} figures: conv efficiency "
+          f"{p.eff_conv:.3f}, matmul/attention {p.eff_matmul:.3f}, bandwidth efficiency "
+          f"{p.bandwidth_efficiency:.3f}, per-op overhead {p.overhead_us:.1f} us")  # fmt: skip
     print()
-    print("MIL programs (FLOPs: 2 per multiply-add; bytes: every op's activation inputs + "
-          "outputs + weights read, FP16)")  # fmt: skip
-    print(f"{'program':<14} {'ops':>5} {'TFLOP':>7} {'GB moved':>9} {'weights MB':>11}  "
-          "attention ops")  # fmt: skip
-    for label, s in results:
-        attn = s.op_histogram.get("scaled_dot_product_attention", 0)
-        how = f"{attn} fused SDPA" if attn else (
-            f"{s.op_histogram.get('matmul', 0)} matmul + {s.op_histogram.get('softmax', 0)} "
-            "softmax (scores in memory)")  # fmt: skip
-        print(f"{label:<14} {len(s.ops):>5} {s.flops / 1e12:>7.3f} {s.bytes / 1e9:>9.2f} "
-              f"{s.weight_bytes / 1e6:>11.1f}  {how}")  # fmt: skip
-
-    print()
-    print("Estimate vs published (ms per UNet step at batch 2; ratio = estimate / published)")
-    head = f"{'device':<18} {'chip':<4} {'TFLOPS':>6} {'GB/s':>5} {'published':>10}"
-    print(head + "".join(f" {lab:>14}" for lab, _ in results) + "  ratios")
-    for pub in PUBLISHED:
-        est, _ = ests[pub.chip]
-        cells, ratios = [], []
-        for _, s in results:
-            r = roofline(s, est)
-            cells.append(f" {r.latency_ms:>11.0f} ms")
-            ratios.append(f"{r.latency_ms / pub.ms:.2f}")
-        tag = "" if not pub.held_out else "  (held out)"
-        print(f"{pub.device:<18} {pub.chip:<4} {est.peak_tflops:>6.1f} {est.bandwidth_gbs:>5.1f} "
-              f"{pub.ms:>7.0f} ms" + "".join(cells) + "  " + " / ".join(ratios) + tag)  # fmt: skip
-
-    print()
-    print("Where the A16 estimate goes (ms per class: roofline + per-op overhead)")
-    print(f"{'program':<14} " + " ".join(f"{k:>11}" for k in
-          ("conv", "matmul", "attention", "elementwise", "memory")) +
-          f" {'overhead':>9} {'mem-bound':>10}")  # fmt: skip
-    for label, s in results:
-        r = roofline(s, est16)
-        print(f"{label:<14} " + " ".join(f"{r.by_class_ms[k]:>11.1f}" for k in
-              ("conv", "matmul", "attention", "elementwise", "memory")) +
-              f" {r.overhead_ms:>9.1f} {r.memory_bound_ops:>5}/{r.n_ops:<4}")  # fmt: skip
-
-    print()
-    print("Notes")
-    print(f"- constants: A16 = {ests['A16'][1]}; per-op overhead {est16.per_op_overhead_us:g} us;"
-          f" efficiency {eff} (the iphone14pm YAML's, NOT tuned on these figures).")  # fmt: skip
-    for chip, (_, why) in list(ests.items())[1:]:
-        print(f"- {chip} (held out): {why}; same efficiencies and overhead.")
-    print(
-        "- Apple's figures use SPLIT_EINSUM_V2 attention (per-head einsums, queries chunked: no "
-        "full L x S score tensor in memory) and 6-bit palettised weights. Our iOS17 program "
-        "materialises the scores (matmul + softmax); the iOS18 program fuses attention into "
-        "one op, which the roofline counts as reading q, k, v and writing the output only."
+    report(figures, chips, summaries, p)
+    a18 = roofline(
+        summaries["sd21_base"], p.estimator(chips["A18Pro"], AttentionModel("split_heads", 512)), 2
     )
-    print(
-        "- Published: Apple's diffusion speed (denoising iterations per second, real weights, "
-        "measured on device); ours: the UNet's MIL program alone, random weights."
-    )
-    label, last = results[-1]
-    ms = {chip: roofline(last, e).latency_ms for chip, (e, _) in ests.items()}
-    pub = {p.chip: p.ms for p in PUBLISHED}
-    print(f"- Chip-to-chip ratios, published vs estimated ({label}): "
-          + "; ".join(f"{a}/{b} {pub[a] / pub[b]:.2f} vs {ms[a] / ms[b]:.2f}"
-                      for a, b in (("A15", "A16"), ("A14", "A15"), ("M2", "A16"))) + ". "
-          "A15 and A16 differ by 50% in DRAM bandwidth but barely in published speed: the phones "
-          "are less bandwidth-bound than this no-fusion roofline assumes.")  # fmt: skip
+    print(f"- for reference, SD-2.1 on the A18 Pro (iphone16pm constants): {a18.latency_ms:.0f} ms"
+          " per UNet call (no published figure)")  # fmt: skip
     print(f"- wall time {time.perf_counter() - t0:.0f} s")
     return 0
 

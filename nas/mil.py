@@ -37,6 +37,7 @@ perms) are not counted.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections import Counter
@@ -112,6 +113,14 @@ class MilOp:
     bytes: int  # activation inputs + outputs + weights read
     weight_bytes: int  # the part of ``bytes`` that is weights
     out_shapes: tuple[tuple[int, ...], ...] = ()
+    # the dataflow graph, for fusion: activation inputs and outputs by name, with their bytes
+    inputs: tuple[str, ...] = ()
+    input_bytes: tuple[int, ...] = ()
+    outputs: tuple[str, ...] = ()
+    output_bytes: tuple[int, ...] = ()
+    # scaled_dot_product_attention only: (batch without heads, heads, L queries, S keys)
+    attention: tuple[int, int, int, int] | None = None
+    has_const_operand: bool = False  # reads a constant tensor (a bias, a scale)
 
     @property
     def activation_bytes(self) -> int:
@@ -146,6 +155,32 @@ class MilSummary:
 
     def peak_activation_bytes(self) -> int:
         return max((o.activation_bytes for o in self.ops), default=0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (a converted program is costly to make: benchmarks cache it)."""
+        return {
+            "op_histogram": dict(self.op_histogram),
+            "weight_bytes": self.weight_bytes,
+            "input_bytes": self.input_bytes,
+            "output_bytes": self.output_bytes,
+            "ops": [dataclasses.asdict(o) for o in self.ops],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> MilSummary:
+        def op(m: Mapping[str, Any]) -> MilOp:
+            m = dict(m)
+            m["out_shapes"] = tuple(tuple(x) for x in m.get("out_shapes", ()))
+            for k in ("inputs", "input_bytes", "outputs", "output_bytes"):
+                m[k] = tuple(m.get(k, ()))
+            if m.get("attention") is not None:
+                m["attention"] = tuple(m["attention"])
+            return MilOp(**m)
+
+        return cls(
+            dict(d["op_histogram"]), int(d["weight_bytes"]), [op(o) for o in d["ops"]],
+            int(d.get("input_bytes", 0)), int(d.get("output_bytes", 0)),
+        )  # fmt: skip
 
 
 @dataclass
@@ -261,10 +296,12 @@ def inspect_mlprogram(model: Any, *, float_bytes: int | None = None) -> MilSumma
             env[out.name] = v
             continue
         args: list[tuple[str, _Var | None]] = []
+        names: list[tuple[str, _Var | None]] = []  # the same, by variable name
         for name, arg in op.inputs.items():
             for a in arg.arguments:
                 if a.WhichOneof("binding") == "name":
                     args.append((name, env.get(a.name)))
+                    names.append((a.name, env.get(a.name)))
                 else:  # a value written inline (constexpr ops keep their data this way)
                     v = const_var(a.value.type, a.value)
                     weight_total += v.weight_bytes
@@ -285,7 +322,10 @@ def inspect_mlprogram(model: Any, *, float_bytes: int | None = None) -> MilSumma
             shape, dtype = _tensor_type(out.type)
             outs.append(_Var(shape, dtype))
             env[out.name] = outs[-1]
-        act_in = [v for _, v in args if v is not None and not v.weight_bytes and v.value is None]
+        act_named = [
+            (n, v) for n, v in names if v is not None and not v.weight_bytes and v.value is None
+        ]
+        act_in = [v for _, v in act_named]
         weights = [v for _, v in args if v is not None and v.weight_bytes]
         w_bytes = sum(v.weight_bytes for v in weights)
         act_bytes = sum(nbytes(v) for v in act_in) + sum(nbytes(v) for v in outs)
@@ -295,6 +335,15 @@ def inspect_mlprogram(model: Any, *, float_bytes: int | None = None) -> MilSumma
         ops.append(MilOp(
             op.type, op.outputs[0].name if op.outputs else op.type, cls, flops,
             act_bytes + w_bytes, w_bytes, tuple(o.shape for o in outs),
+            inputs=tuple(n for n, _ in act_named),
+            input_bytes=tuple(nbytes(v) for v in act_in),
+            outputs=tuple(o.name for o in op.outputs),
+            output_bytes=tuple(nbytes(v) for v in outs),
+            attention=_attention_dims(named) if cls == "attention" else None,
+            has_const_operand=any(
+                v is not None and (v.weight_bytes or (v.value is not None and v.dtype in
+                                                      _FLOAT_TYPES)) for _, v in args
+            ),
         ))  # fmt: skip
     out_bytes = sum(nbytes(env[o]) for o in block.outputs if o in env)
     return MilSummary(dict(hist), weight_total, ops, in_bytes, out_bytes)
@@ -335,6 +384,18 @@ def _op_flops(
         return int(2 * b * length * s * (e + ev) + 5 * b * length * s)
     biggest = max([out_numel, *(v.numel for v in act_in)])
     return ELEMENTWISE_FLOPS.get(op_type, 1) * biggest
+
+
+def _attention_dims(named: Mapping[str, _Var]) -> tuple[int, int, int, int] | None:
+    """(batch without heads, heads, L, S) of a ``scaled_dot_product_attention``'s query and key
+    (``(..., L, E)`` and ``(..., S, E)``; heads: the dimension before L when the rank is >= 4)."""
+    q, k = named.get("query"), named.get("key")
+    if q is None or k is None or len(q.shape) < 2 or len(k.shape) < 2:
+        return None
+    length, s = q.shape[-2], k.shape[-2]
+    heads = q.shape[-3] if len(q.shape) >= 4 else 1
+    rows = q.numel // max(1, length * q.shape[-1])
+    return rows // max(1, heads), heads, length, s
 
 
 def _einsum_flops(named: Mapping[str, _Var], act_in: Sequence[_Var], out_numel: int) -> int:

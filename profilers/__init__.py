@@ -11,6 +11,7 @@ from profilers._coreml import (
     RooflineEstimate,
     convert_row,
     estimate_row,
+    infeasible_note,
     measure_path,
     measure_remote,
     parse_operation_execution,
@@ -18,6 +19,15 @@ from profilers._coreml import (
     roofline,
 )
 from profilers._devices import Device, Estimator, get_device, list_devices, load_device
+from profilers._estimator import (
+    ATTENTION_KINDS,
+    FUSABLE_OPS,
+    AttentionModel,
+    NeuralEngineRules,
+    attention_memory,
+    fusion_groups,
+    group_costs,
+)
 from profilers._import import import_rows
 from profilers._ort import ExportError, MismatchError, OrtProfiler
 from profilers._runner import PROFILERS, ProfileReport, analytic_costs, get_profiler, profile_space
@@ -30,13 +40,17 @@ from profilers._validate import (
 )
 
 __all__ = [
+    "ATTENTION_KINDS",
     "DEFAULT_VALIDATION_GEOMETRY",
+    "FUSABLE_OPS",
     "PROFILERS",
+    "AttentionModel",
     "CoreMLProfiler",
     "Device",
     "Estimator",
     "ExportError",
     "MismatchError",
+    "NeuralEngineRules",
     "OrtProfiler",
     "ProfileReport",
     "Profiler",
@@ -46,12 +60,16 @@ __all__ = [
     "TorchProfiler",
     "ValidationResult",
     "analytic_costs",
+    "attention_memory",
     "build_row_module",
     "convert_row",
     "estimate_row",
+    "fusion_groups",
     "get_device",
     "get_profiler",
+    "group_costs",
     "import_rows",
+    "infeasible_note",
     "list_devices",
     "load_device",
     "measure_path",

@@ -23,27 +23,16 @@ convert -> run -> parse, one row at a time:
 3. **estimate** everywhere else (always on Linux): the roofline below, ``source="estimated"``,
    ``repeats=0``, p10 = p50 = p90, and a ``reason`` that says so.
 
-The roofline (:func:`roofline`)
--------------------------------
-For every MIL op of the program except ``const`` and ``constexpr_*`` (weights, materialised when
-the model loads)::
-
-    t_op = max(flops / (peak_tflops * 1e12 * efficiency[class]), bytes / (bandwidth_gbs * 1e9))
-           + per_op_overhead_us * 1e-6
-    latency = sum(t_op)
-
-``peak_tflops``, ``bandwidth_gbs``, ``per_op_overhead_us`` and ``efficiency`` come from the
-device YAML's ``estimator:`` section; a class missing there uses :data:`DEFAULT_EFFICIENCY`.
-
-Op classes (:func:`nas.mil.op_class`) and how each op's FLOPs and bytes are counted: see
-:mod:`nas.mil`, whose :func:`~nas.mil.inspect_mlprogram` reads them from the converted program.
-Every op is assumed to read its inputs from and write its output to DRAM (no fusion, no on-chip
-reuse): a pessimistic bound for the Neural Engine, whose compiler fuses elementwise chains; the
-per-class efficiencies absorb the rest.
-
-``peak_mem_mb`` of an estimated row = weight bytes + the largest activation set of a single op
-(its activation inputs + outputs): the weights stay resident, and activations are assumed freed
-as soon as their last reader ran. It is a lower bound of what Core ML allocates.
+The estimate (:mod:`profilers._estimator`)
+------------------------------------------
+The device YAML's ``estimator:`` section says how the program executes: the attention model
+(``fused``, ``split_heads`` per head or per chunk of queries, ``materialized``), whether
+elementwise ops fuse into their producer, which ops leave the Neural Engine, and the roofline
+constants (fitted on Apple's published SD-2.1 figures: benchmarks/estimator_vs_published.py).
+A row's ``reason`` records the attention model that produced it; its p10 / p90 are the
+estimate times the calibration residuals' quantiles (``uncertainty:``); a row whose peak
+memory exceeds the device's budget is still priced, and its ``reason`` starts with
+``infeasible:`` (an arch that uses it is over the memory budget).
 
 ``flops`` of every row (measured or estimated) = the sum of the per-op FLOPs (:mod:`nas.mil`).
 """
@@ -63,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.cost import RowSpec, TableRow
-from nas.mil import OP_CLASSES, MilOp, MilSummary, import_coremltools, inspect_mlprogram
+from nas.mil import MilSummary, import_coremltools, inspect_mlprogram
 from profilers._base import (
     TimingProtocol,
     measured_row,
@@ -73,7 +62,13 @@ from profilers._base import (
     time_repeats,
 )
 from profilers._blocks import RowModule
-from profilers._devices import Device, Estimator
+from profilers._devices import Device
+from profilers._estimator import (
+    DEFAULT_EFFICIENCY,
+    RooflineEstimate,
+    op_seconds,
+    roofline,
+)
 
 __all__ = [
     "DEFAULT_EFFICIENCY",
@@ -83,6 +78,7 @@ __all__ = [
     "connect_iphone",
     "convert_row",
     "estimate_row",
+    "infeasible_note",
     "make_benchmarker",
     "measure_path",
     "measure_remote",
@@ -92,65 +88,6 @@ __all__ = [
     "remote_row",
     "roofline",
 ]
-
-#: efficiency used for a class the device YAML does not list (fraction of ``peak_tflops``).
-DEFAULT_EFFICIENCY: dict[str, float] = {
-    "conv": 0.55,
-    "matmul": 0.45,
-    "attention": 0.35,
-    "elementwise": 1.0,
-    "memory": 1.0,
-}
-
-
-# --------------------------------------------------------------------------- the roofline
-
-
-@dataclass(frozen=True)
-class RooflineEstimate:
-    latency_ms: float
-    by_class_ms: dict[str, float]  # time of each class (its ops' roofline + overhead)
-    compute_bound_ops: int
-    memory_bound_ops: int
-    overhead_ms: float
-    n_ops: int
-    peak_mem_bytes: int  # weights + the largest single-op activation set
-
-
-def _efficiency(est: Estimator, cls: str) -> float:
-    e = est.efficiency.get(cls, DEFAULT_EFFICIENCY[cls])
-    if e <= 0:
-        raise ValueError(f"estimator efficiency for {cls!r} must be > 0, not {e}")
-    return e
-
-
-def op_seconds(op: MilOp, est: Estimator) -> tuple[float, bool]:
-    """Roofline time of one op (overhead excluded) and whether it is compute-bound."""
-    t_compute = op.flops / (est.peak_tflops * 1e12 * _efficiency(est, op.op_class))
-    t_memory = op.bytes / (est.bandwidth_gbs * 1e9)
-    return max(t_compute, t_memory), t_compute >= t_memory
-
-
-def roofline(summary: MilSummary, est: Estimator) -> RooflineEstimate:
-    """The documented roofline (module docstring) over every compute op of ``summary``."""
-    by_class = dict.fromkeys(OP_CLASSES, 0.0)
-    n_compute = 0
-    overhead = est.per_op_overhead_us * 1e-6
-    for op in summary.ops:
-        t, compute_bound = op_seconds(op, est)
-        n_compute += compute_bound
-        by_class[op.op_class] += (t + overhead) * 1e3
-    n = len(summary.ops)
-    return RooflineEstimate(
-        latency_ms=sum(by_class.values()),
-        by_class_ms=by_class,
-        compute_bound_ops=n_compute,
-        memory_bound_ops=n - n_compute,
-        overhead_ms=n * overhead * 1e3,
-        n_ops=n,
-        peak_mem_bytes=summary.weight_bytes + summary.peak_activation_bytes(),
-    )
-
 
 # --------------------------------------------------------------------------- conversion
 
@@ -422,7 +359,7 @@ class CoreMLProfiler:
             row,
             times,
             compute_unit=device.compute_units,
-            peak_mem_mb=_peak_mem_mb(summary),
+            peak_mem_mb=_peak_mem_mb(summary, device),
             weight_bytes=summary.weight_bytes,
             flops=summary.flops,
             reason="MLModel.predict on this Mac; peak_mem_mb estimated from the MIL program",
@@ -433,24 +370,47 @@ def _float_bytes(device: Device) -> int:
     return 2 if device.precision == "fp16" else 4
 
 
-def _peak_mem_mb(summary: MilSummary) -> float:
+def _peak_mem_mb(summary: MilSummary, device: Device) -> float:
+    """Weights + the largest activation set, with the device's attention model's scores."""
+    if device.estimator is not None:
+        est = roofline(summary, device.estimator, _float_bytes(device))
+        return est.peak_mem_bytes / 2**20
     return (summary.weight_bytes + summary.peak_activation_bytes()) / 2**20
 
 
+def infeasible_note(peak_mb: float, device: Device) -> str:
+    """``"infeasible: ..."`` when ``peak_mb`` exceeds the device's memory budget, else ""."""
+    if peak_mb <= device.memory_budget_mb:
+        return ""
+    return (
+        f"infeasible: peak memory {peak_mb:.0f} MB exceeds the {device.name} budget "
+        f"{device.memory_budget_mb:.0f} MB"
+    )
+
+
 def estimate_row(row: RowSpec, summary: MilSummary, device: Device, why: str = "") -> TableRow:
-    """The roofline row (``source="estimated"``) for ``summary`` on ``device``."""
-    if device.estimator is None:
+    """The roofline row (``source="estimated"``) for ``summary`` on ``device``: p10 / p90 from
+    the calibration band; the note records the attention model and, first, infeasibility."""
+    est_c = device.estimator
+    if est_c is None:
         raise ValueError(f"device {device.name} has no estimator: section to estimate with")
-    est = roofline(summary, device.estimator)
+    est = roofline(summary, est_c, _float_bytes(device))
+    peak_mb = est.peak_mem_bytes / 2**20
     note = (
-        f"roofline estimate from the converted MIL program ({est.n_ops} ops); "
-        "no Apple device measured it"
+        f"roofline estimate from the converted MIL program ({est.n_ops} ops, "
+        f"{est.fused_ops} fused; attention {est.attention}"
+        + (f"; {len(est.off_ane)} off the Neural Engine: {est.off_ane[0]}" if est.off_ane else "")
+        + "); no Apple device measured it"
     )
     if why and "no Apple device" not in why:
         note = f"{note}: {why}"
+    infeasible = infeasible_note(peak_mb, device)
+    if infeasible:
+        note = f"{infeasible}; {note}"
+    p50 = est.latency_ms
     return TableRow(
-        row, "estimated", est.latency_ms, est.latency_ms, est.latency_ms, repeats=0,
-        peak_mem_mb=est.peak_mem_bytes / 2**20, weight_bytes=summary.weight_bytes,
+        row, "estimated", p50 * est_c.p10_ratio, p50, p50 * est_c.p90_ratio, repeats=0,
+        peak_mem_mb=peak_mb, weight_bytes=summary.weight_bytes,
         flops=summary.flops, compute_unit=device.compute_units, reason=note,
         measured_at=now_iso(),
     )  # fmt: skip
@@ -462,7 +422,7 @@ def remote_row(row: RowSpec, summary: MilSummary, result: RemoteResult, device: 
     load = f"; load {result.load_ms:.1f} ms" if result.load_ms is not None else ""
     return TableRow(
         row, "measured", p10, p50, p90, repeats=len(result.predict_ms),
-        peak_mem_mb=_peak_mem_mb(summary), weight_bytes=summary.weight_bytes,
+        peak_mem_mb=_peak_mem_mb(summary, device), weight_bytes=summary.weight_bytes,
         flops=summary.flops, compute_unit=result.compute_unit or device.compute_units,
         reason=f"MLModelBenchmarker on {device.name}{load}; peak_mem_mb estimated",
         measured_at=now_iso(),

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from nas.errors import NasError
+from profilers._estimator import AttentionModel, NeuralEngineRules
 
 __all__ = ["Device", "Estimator", "get_device", "list_devices", "load_device"]
 
@@ -19,13 +20,22 @@ BACKENDS = ("coreml", "onnxruntime", "torch")
 
 @dataclass(frozen=True)
 class Estimator:
-    """Roofline constants for estimating Core ML rows when no Apple device is reachable."""
+    """Roofline constants for estimating Core ML rows when no Apple device is reachable, and
+    the execution model they apply to (profilers/_estimator.py's docstring)."""
 
     peak_tflops: float
     bandwidth_gbs: float
     per_op_overhead_us: float
     efficiency: dict[str, float] = field(default_factory=dict)
     sources: tuple[str, ...] = ()
+    attention: AttentionModel = field(default_factory=AttentionModel)
+    fusion: bool = False  # fuse elementwise ops into their producer (docs/profiling.md)
+    bandwidth_efficiency: float = 1.0  # fraction of bandwidth_gbs reached
+    neural_engine: NeuralEngineRules = field(default_factory=NeuralEngineRules)
+    # latency p10 / p90 as multiples of the estimate (the calibration residuals' quantiles)
+    p10_ratio: float = 1.0
+    p90_ratio: float = 1.0
+    calibration: str = ""  # where the fitted constants and the band come from
 
 
 @dataclass(frozen=True)
@@ -113,19 +123,7 @@ def load_device(path: str | Path) -> Device:
     precision = _require(m, "precision", str, where)
     if precision not in ("fp16", "fp32"):
         raise NasError(f"{where}: precision: {precision!r} is not one of ['fp16', 'fp32']")
-    est = None
-    if "estimator" in m:
-        est_raw = m["estimator"]
-        if not isinstance(est_raw, dict):
-            raise NasError(f"{where}: estimator: expected a mapping")
-        ew = f"{where}: estimator"
-        est = Estimator(
-            peak_tflops=float(_require(est_raw, "peak_tflops", (int, float), ew)),
-            bandwidth_gbs=float(_require(est_raw, "bandwidth_gbs", (int, float), ew)),
-            per_op_overhead_us=float(_require(est_raw, "per_op_overhead_us", (int, float), ew)),
-            efficiency={str(k): float(v) for k, v in (est_raw.get("efficiency") or {}).items()},
-            sources=tuple(str(s) for s in est_raw.get("sources") or ()),
-        )
+    est = _estimator(m["estimator"], where) if "estimator" in m else None
     return Device(
         name=_require(m, "name", str, where),
         description=str(m.get("description", "")),
@@ -137,6 +135,61 @@ def load_device(path: str | Path) -> Device:
         target=str(m.get("target", "")),
         estimator=est,
         path=str(p),
+    )
+
+
+_ESTIMATOR_KEYS = {
+    "peak_tflops", "bandwidth_gbs", "per_op_overhead_us", "efficiency", "sources", "attention",
+    "fusion", "bandwidth_efficiency", "neural_engine", "uncertainty", "calibration",
+}  # fmt: skip
+
+
+def _estimator(raw: Any, where: str) -> Estimator:
+    """The ``estimator:`` section; every mistake a one-line error naming the key."""
+    ew = f"{where}: estimator"
+    if not isinstance(raw, dict):
+        raise NasError(f"{ew}: expected a mapping")
+    unknown = set(raw) - _ESTIMATOR_KEYS
+    if unknown:
+        allowed = sorted(_ESTIMATOR_KEYS)
+        raise NasError(f"{ew}: {sorted(unknown)[0]}: unknown key; allowed: {allowed}")
+    num = (int, float)
+    attn = raw.get("attention") or {}
+    ne = raw.get("neural_engine") or {}
+    band = raw.get("uncertainty") or {}
+    for key, sub in (("attention", attn), ("neural_engine", ne), ("uncertainty", band)):
+        if not isinstance(sub, dict):
+            raise NasError(f"{ew}: {key}: expected a mapping")
+    try:
+        model = AttentionModel(str(attn.get("model", "fused")), int(attn.get("chunk", 0)))
+        rules = NeuralEngineRules(
+            max_dim=int(ne.get("max_dim", 0)),
+            unsupported_ops=frozenset(str(o) for o in ne.get("unsupported_ops") or ()),
+            fallback_unit=str(ne.get("fallback_unit", "GPU")),
+            fallback_tflops=float(ne.get("fallback_tflops", 1.0)),
+            fallback_bandwidth_gbs=float(ne.get("fallback_bandwidth_gbs", 0.0)),
+        )
+    except (TypeError, ValueError) as e:
+        raise NasError(f"{ew}: {e}") from None
+    p10, p90 = float(band.get("p10", 1.0)), float(band.get("p90", 1.0))
+    if not 0 < p10 <= 1.0 <= p90:
+        raise NasError(f"{ew}: uncertainty: need 0 < p10 <= 1 <= p90, got {p10:g} and {p90:g}")
+    bw_eff = float(raw.get("bandwidth_efficiency", 1.0))
+    if not 0 < bw_eff <= 1.0:
+        raise NasError(f"{ew}: bandwidth_efficiency: {bw_eff:g} is not in (0, 1]")
+    return Estimator(
+        peak_tflops=float(_require(raw, "peak_tflops", num, ew)),
+        bandwidth_gbs=float(_require(raw, "bandwidth_gbs", num, ew)),
+        per_op_overhead_us=float(_require(raw, "per_op_overhead_us", num, ew)),
+        efficiency={str(k): float(v) for k, v in (raw.get("efficiency") or {}).items()},
+        sources=tuple(str(s) for s in raw.get("sources") or ()),
+        attention=model,
+        fusion=bool(raw.get("fusion", False)),
+        bandwidth_efficiency=bw_eff,
+        neural_engine=rules,
+        p10_ratio=p10,
+        p90_ratio=p90,
+        calibration=str(raw.get("calibration", "")),
     )
 
 

@@ -121,8 +121,12 @@ def test_estimated_rows_are_marked(converted: dict[str, Converted], iphone: Devi
         t = estimate_row(c.row, c.summary, iphone)
         assert t.source == "estimated"
         assert t.repeats == 0
-        assert t.latency_ms_p10 == t.latency_ms_p50 == t.latency_ms_p90
         assert t.latency_ms_p50 is not None and t.latency_ms_p50 > 0
+        est = iphone.estimator
+        assert est is not None  # p10 / p90: the calibration band around the estimate
+        assert t.latency_ms_p10 == pytest.approx(est.p10_ratio * t.latency_ms_p50)
+        assert t.latency_ms_p90 == pytest.approx(est.p90_ratio * t.latency_ms_p50)
+        assert f"attention {est.attention.label}" in t.reason
         assert "roofline estimate from the converted MIL program" in t.reason
         assert "no Apple device measured it" in t.reason
         assert t.compute_unit == "CPU_AND_NE"
