@@ -1,15 +1,31 @@
-"""Import measurements made elsewhere (a phone lab, Xcode's performance report typed into CSV).
+"""Import measurements made elsewhere: a lab's CSV, coremltools' MLModelBenchmarker, Xcode.
 
-The CSV needs the row spec columns (``op, options, channels, frames, height, width, batch,
-precision``) or a ``key`` column, and ``latency_ms_p50``; optional: ``latency_ms_p10``,
-``latency_ms_p90``, ``repeats``, ``peak_mem_mb``, ``weight_bytes``, ``compute_unit``,
-``measured_at``, ``source`` (``measured`` or ``published``, default ``measured``), ``note``.
+Three formats (docs/profiling.md "Imports"; an example of each in docs/examples/):
+
+* **CSV** (``.csv``): the row spec columns (``op, options, channels, frames, height, width,
+  batch, precision``) or a ``key`` column, and ``latency_ms_p50``; optional:
+  ``latency_ms_p10``, ``latency_ms_p90``, ``repeats``, ``peak_mem_mb``, ``weight_bytes``,
+  ``compute_unit``, ``measured_at``, ``source`` (``measured`` or ``published``), ``note``.
+* **MLModelBenchmarker JSON** (``"format": "coremltools.MLModelBenchmarker"``): per row key
+  what ``benchmark_predict`` (``samples`` in ms), ``benchmark_load`` and
+  ``benchmark_operation_execution`` (per op: preferred compute device and median ms)
+  returned, as written on the Mac by ``dataclasses.asdict``: p10/p50/p90 of the samples,
+  ``compute_unit`` = the Neural Engine's share of the op time (``ANE 92%``).
+* **Xcode performance report JSON** (``"format": "xcode.coreml-performance-report"``): per row
+  key the report's median ``prediction_ms``, ``load_ms`` and its compute-unit mapping (ops per
+  unit); p10 = p50 = p90 = the median.
+
+JSON rows replace the table's row of the same key (``source="measured"``, the file, device and
+OS in ``reason``) and keep that row's ``peak_mem_mb``, ``weight_bytes`` and ``flops`` (the
+tools measure no peak memory).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import replace
@@ -18,7 +34,7 @@ from pathlib import Path
 from nas.cost import RowSpec, Table, TableRow
 from nas.errors import NasError
 from nas.fileio import read_utf8
-from profilers._base import now_iso
+from profilers._base import now_iso, percentiles
 from profilers._devices import Device
 
 __all__ = ["import_rows"]
@@ -127,13 +143,14 @@ def _read_rows(p: Path, device: Device) -> list[TableRow]:
 
 
 def import_rows(table: Table, csv_path: str | Path, device: Device) -> list[str]:
-    """Add the rows of ``csv_path`` to ``table`` (replacing same keys); returns their keys.
+    """Add the rows of ``csv_path`` (CSV, or one of the JSON formats above) to ``table``
+    (replacing same keys); returns their keys.
 
     Every value is checked as ``Table.load`` checks it (finite, in range, percentiles in
-    order); nothing is added unless every line is valid.
+    order); nothing is added unless every row is valid.
     """
     p = Path(csv_path)
-    rows = _read_rows(p, device)
+    rows = _read_json(p, device, table) if p.suffix.lower() == ".json" else _read_rows(p, device)
     if not rows:
         raise NasError(f"{p}: no rows (expected a header line and at least one row)")
     for r in rows:
@@ -142,3 +159,116 @@ def import_rows(table: Table, csv_path: str | Path, device: Device) -> list[str]
     imports.append({"file": str(p), "rows": len(rows), "date": now_iso()})
     table.meta["imports"] = imports
     return [r.spec.key for r in rows]
+
+
+# --------------------------------------------------------------------------- JSON formats
+
+BENCHMARKER = "coremltools.MLModelBenchmarker"
+XCODE = "xcode.coreml-performance-report"
+
+
+def _read_json(p: Path, device: Device, table: Table) -> list[TableRow]:
+    try:
+        data = json.loads(read_utf8(p))
+    except json.JSONDecodeError as e:
+        raise NasError(f"{p}: invalid JSON at line {e.lineno}: {e.msg}") from None
+    if not isinstance(data, dict):
+        raise NasError(f"{p}: expected a JSON object with 'format' and 'rows'")
+    fmt = data.get("format")
+    if fmt not in (BENCHMARKER, XCODE):
+        raise NasError(f"{p}: format: {fmt!r} is not one of {[BENCHMARKER, XCODE]}")
+    recs = data.get("rows")
+    if not isinstance(recs, list):
+        raise NasError(f"{p}: rows: expected a list of measured rows")
+    where_from = ", ".join(str(data[k]) for k in ("device", "os") if data.get(k))
+    rows: list[TableRow] = []
+    seen: set[str] = set()
+    for i, rec in enumerate(recs):
+        where = f"{p}: rows[{i}]"
+        if not isinstance(rec, dict):
+            raise NasError(f"{where}: expected an object")
+        spec = _spec({"key": str(rec.get("key", ""))}, where)
+        if spec.precision != device.precision:
+            raise NasError(f"{where}: precision {spec.precision} but {device.name} runs "
+                           f"{device.precision}")  # fmt: skip
+        if spec.key in seen:
+            raise NasError(f"{where}: duplicate row {spec.key!r}; keep one of them")
+        seen.add(spec.key)
+        parse = _benchmarker_values if fmt == BENCHMARKER else _xcode_values
+        lat, repeats, unit, how = parse(rec, where)
+        tool = "MLModelBenchmarker" if fmt == BENCHMARKER else "Xcode performance report"
+        rows.append(_json_row(spec, table, lat, repeats, unit,
+                              f"{tool} ({where_from or 'device not named'}){how}; imported "
+                              f"from {p.name}", where))  # fmt: skip
+    return rows
+
+
+def _number(v: object, what: str, where: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+        raise NasError(f"{where}: {what}: {v!r} is not a positive finite number of ms")
+    return float(v)
+
+
+def _benchmarker_values(
+    rec: dict[str, object], where: str
+) -> tuple[tuple[float, float, float], int, str, str]:
+    pred = rec.get("predict")
+    samples = pred.get("samples") if isinstance(pred, dict) else None
+    if not isinstance(samples, list) or not samples:
+        raise NasError(f"{where}: predict.samples: expected a non-empty list of ms")
+    ms = sorted(_number(x, "predict.samples", where) for x in samples)
+    p10, p50, p90 = percentiles(ms)
+    share: dict[str, float] = {}
+    ops = rec.get("operations") or []
+    if not isinstance(ops, list):
+        raise NasError(f"{where}: operations: expected a list")
+    for op in ops:
+        if isinstance(op, dict) and op.get("compute_device"):
+            unit = _unit(str(op["compute_device"]))
+            share[unit] = share.get(unit, 0.0) + float(op.get("median_ms") or 0.0)
+    total = sum(share.values())
+    cu = f"ANE {100 * share.get('ANE', 0.0) / total:.0f}%" if total > 0 else ""
+    load = rec.get("load")
+    load_s = load.get("samples") if isinstance(load, dict) else None
+    how = f"; load {sorted(load_s)[len(load_s) // 2]:.1f} ms" if load_s else ""
+    return (p10, p50, p90), len(ms), cu, how
+
+
+def _unit(name: str) -> str:
+    n = name.replace(" ", "").lower()
+    return "ANE" if "neural" in n or n == "ane" else ("GPU" if "gpu" in n else "CPU")
+
+
+def _xcode_values(
+    rec: dict[str, object], where: str
+) -> tuple[tuple[float, float, float], int, str, str]:
+    mid = _number(rec.get("prediction_ms"), "prediction_ms", where)
+    mapping = rec.get("compute_units") or {}
+    if not isinstance(mapping, dict):
+        raise NasError(f"{where}: compute_units: expected {{unit: op count}}")
+    counts: dict[str, float] = {}
+    for k, v in mapping.items():
+        counts[_unit(str(k))] = counts.get(_unit(str(k)), 0.0) + float(v)
+    total = sum(counts.values())
+    cu = f"ANE {100 * counts.get('ANE', 0.0) / total:.0f}% of ops" if total > 0 else ""
+    load = rec.get("load_ms")
+    how = f"; load {float(load):.1f} ms" if isinstance(load, (int, float)) else ""
+    return (mid, mid, mid), 0, cu, "; median prediction" + how
+
+
+def _json_row(
+    spec: RowSpec, table: Table, lat: tuple[float, float, float], repeats: int, unit: str,
+    note: str, where: str,
+) -> TableRow:  # fmt: skip
+    """The measured row, keeping the table's peak memory, weights and FLOPs for the key."""
+    old = table.rows.get(spec.key)
+    try:
+        return TableRow(
+            spec, "measured", *lat, repeats=repeats,
+            peak_mem_mb=old.peak_mem_mb if old else None,
+            weight_bytes=old.weight_bytes if old else None,
+            flops=old.flops if old else None, compute_unit=unit, reason=note,
+            measured_at=now_iso(),
+        )  # fmt: skip
+    except ValueError as e:
+        raise NasError(f"{where}: {e}") from None
