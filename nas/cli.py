@@ -748,16 +748,19 @@ def _add_profile_parser(sub: _Subparsers) -> None:
     psub = p.add_subparsers(dest="profile_command", metavar="import")
     pi = psub.add_parser(
         "import",
-        help="add rows measured elsewhere (CSV) with their provenance",
-        description="Import rows measured elsewhere (a phone lab, Xcode's performance report "
-        "typed into CSV). Columns: key (or op, options, channels, frames, height, width, batch, "
-        "precision), latency_ms_p50; optional latency_ms_p10, latency_ms_p90, repeats, "
-        "peak_mem_mb, weight_bytes, compute_unit, measured_at, source (measured|published), "
-        "note.",
+        help="add rows measured elsewhere (CSV, MLModelBenchmarker or Xcode JSON)",
+        description="Import rows measured elsewhere, replacing the table's rows of the same "
+        "keys. A .csv file (a phone lab): columns key (or op, options, channels, frames, "
+        "height, width, batch, precision), latency_ms_p50; optional latency_ms_p10, "
+        "latency_ms_p90, repeats, peak_mem_mb, weight_bytes, compute_unit, measured_at, source "
+        "(measured|published), note. A .json file: coremltools' MLModelBenchmarker results "
+        '("format": "coremltools.MLModelBenchmarker") or Xcode\'s Core ML performance report '
+        '("format": "xcode.coreml-performance-report"), one record per row key; formats and '
+        "examples in docs/profiling.md and docs/examples/.",
     )
     pi.add_argument("--device", help="device the rows were measured on")
     pi.add_argument("--out", metavar="DIR", help="table folder (default latency_tables/<device>)")
-    pi.add_argument("file", help="CSV file of measurements")
+    pi.add_argument("file", help="measurements: .csv, or .json (MLModelBenchmarker, Xcode)")
     pi.set_defaults(func=cmd_profile, list_devices=False)
 
 
