@@ -427,7 +427,8 @@ def _hydra(dirs: Sequence[Path]) -> Iterator[list[str]]:
         raise NasError(f"no config.yaml in {dirs[0]} or the shipped config folder")
     with tempfile.TemporaryDirectory(prefix="nas-conf-") as main:
         shutil.copyfile(primary, Path(main) / "config.yaml")
-        path = "hydra.searchpath=[" + ",".join(f"file://{d}" for d in dirs) + "]"
+        quoted = (repr(f"file://{d}") for d in dirs)  # a path may hold spaces or commas
+        path = "hydra.searchpath=[" + ",".join(quoted) + "]"
         GlobalHydra.instance().clear()
         try:
             with initialize_config_dir(config_dir=main, version_base="1.3"):

@@ -24,7 +24,7 @@ def _write(path: Path, text: str) -> Path:
 def my_conf(tmp_path: Path) -> Path:
     """A user folder with three files and nothing else: a new experiment, a new sampler
     option and a replacement for a shipped device file."""
-    conf = tmp_path / "my_conf"
+    conf = tmp_path / "my conf, v2"  # a space and a comma: Hydra's override grammar
     _write(
         conf / "experiment" / "tight.yaml",
         "# @package _global_\ndefaults:\n  - override /sampler: tpe\n"
