@@ -554,6 +554,40 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_generate(args: argparse.Namespace) -> int:
+    from nas.extras import require
+
+    for module in ("torch", "diffusers", "safetensors", "av"):
+        require(module, purpose="nas generate")
+    from nas.pipeline import generate
+
+    space = _space_for_arch(args.space, args.arch)
+    arch = _load_arch(space, args.arch, args.force)
+    res = generate(
+        space,
+        arch,
+        args.prompt,
+        args.out,
+        checkpoint=args.checkpoint,
+        steps=args.steps,
+        guidance=args.guidance,
+        seed=args.seed,
+        decoder=args.decoder,
+        fps=args.fps,
+        scale=args.scale,
+        progress=not args.no_progress,
+    )
+    _, t, h, w = res.video.shape
+    print(f"wrote {res.mp4} ({t} frames of {h}x{w} at {args.fps} fps) and {res.png}")
+    print(
+        f"text: {res.text_encoder}; {res.sampler} x{res.steps} steps"
+        + (f", guidance {res.guidance:g}" if res.guidance != 1 else "")
+        + f"; decoder: {res.decoder}"
+    )
+    print("seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in res.seconds.items()))
+    return 0
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from nas.search import compose_config, expand_sweep
 
@@ -1064,6 +1098,53 @@ def _add_train_parser(sub: _Subparsers) -> None:
     p.set_defaults(func=cmd_train)
 
 
+def _add_generate_parser(sub: _Subparsers) -> None:
+    p = sub.add_parser(
+        "generate",
+        help="generate a video from a prompt: text encoder, denoising steps, decoder -> MP4",
+        description="Generate one video for a prompt with an arch's UNet (a nas train "
+        "checkpoint, or untrained without --checkpoint): the prompt -> text embeddings -> "
+        "--steps denoising steps from seeded noise -> frames, written as an MP4 (H.264, PyAV) "
+        "and a PNG strip of the frames beside it. Sampler: Euler steps of the rectified flow "
+        "(DDIM for eps checkpoints); --guidance other than 1 applies classifier-free guidance "
+        "(for checkpoints trained with --text-dropout). A checkpoint trained on the procedural "
+        "data (or video files) works on pixels as latents with the toy text encoder: its "
+        "samples are the frames. One trained on latents (nas encode) uses the space's "
+        "pipeline: its text encoder and a decoder.",
+        epilog="examples:\n"
+        "  nas generate --arch a.yaml --space search_spaces/tiny.yaml --checkpoint runs/t \\\n"
+        "      --prompt '3 moves left fast' --out clip.mp4 --steps 16 --scale 8\n"
+        "  nas generate --arch a.yaml --space my_sd_space.yaml --checkpoint runs/l \\\n"
+        "      --prompt 'a dog runs on a beach' --out dog.mp4 --decoder taesd\n\n"
+        "--decoder: pixels, a decoder of the space's pipeline (vae) or a decode choice\n"
+        "(vae/chunk4). Default: pixels for procedural/video-file checkpoints, else the arch's\n"
+        "decode choice (or the space's first).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_arch_args(p)
+    p.add_argument("--prompt", required=True, help="the caption of the video")
+    p.add_argument("--out", required=True, metavar="MP4", help="video file (.mp4); a .png beside")
+    p.add_argument(
+        "--checkpoint",
+        metavar="DIR",
+        help="a nas train run folder or step_* folder (default: the untrained UNet)",
+    )
+    p.add_argument(
+        "--steps", type=int, metavar="N", help="denoising steps (default: the space's steps)"
+    )
+    p.add_argument(
+        "--guidance", type=float, default=1.0, metavar="G", help="classifier-free guidance (1 none)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    p.add_argument("--decoder", metavar="KEY", help="pixels, a decoder or a decode choice (below)")
+    p.add_argument("--fps", type=int, default=8, help="frames per second of the MP4 (default 8)")
+    p.add_argument(
+        "--scale", type=int, default=1, metavar="K", help="upscale frames K times (nearest) to view"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_generate)
+
+
 # in the order `nas --help` lists them
 _SUBCOMMANDS: tuple[Callable[[_Subparsers], None], ...] = (
     _add_space_parser,
@@ -1073,6 +1154,7 @@ _SUBCOMMANDS: tuple[Callable[[_Subparsers], None], ...] = (
     _add_export_parser,
     _add_validate_parser,
     _add_train_parser,
+    _add_generate_parser,
 )
 
 

@@ -275,7 +275,7 @@ def build_tokenizer(part: PipelinePart) -> Tokenizer:
     return Tokenizer(part, clip)
 
 
-def decode_video(decoder: Decoder, latents: torch.Tensor, chunk: int = 1) -> torch.Tensor:
+def decode_video(decoder: nn.Module, latents: torch.Tensor, chunk: int = 1) -> torch.Tensor:
     """Latents ``(B, C, T, h, w)`` -> frames ``(B, 3, T, H, W)`` in [-1, 1], decoding ``chunk``
     frames per call (a video's frames are independent images to an image decoder)."""
     b, c, t, h, w = latents.shape
