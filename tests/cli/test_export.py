@@ -30,14 +30,24 @@ def test_onnx_export_matches_torch(space, tmp_path: Path) -> None:  # type: igno
     assert rep.weight_bytes is not None and rep.weight_bytes >= 4 * 249_268
 
 
+def _example_inputs(space, batch: int, frames: int | None = None) -> tuple[torch.Tensor, ...]:  # type: ignore[no-untyped-def]
+    """(sample, timestep, text) for ``batch`` videos of ``frames`` (default: the space's)."""
+    g = space.geometry
+    t = frames or g.frames
+    gen = torch.Generator().manual_seed(1)
+    return (
+        torch.randn(batch, g.latent_channels, t, g.latent_height, g.latent_width, generator=gen),
+        torch.full((batch,), 500, dtype=torch.int64),
+        torch.randn(batch, g.text_length, g.text_dim, generator=gen),
+    )
+
+
 def _feeds(x: tuple[torch.Tensor, ...]) -> dict[str, np.ndarray]:
     return {n: v.numpy() for n, v in zip(("sample", "timestep", "text"), x, strict=True)}
 
 
 def test_onnx_takes_any_batch_and_up_to_the_space_frames(space, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     import onnxruntime as ort
-
-    from nas.export import _example_inputs
 
     arch = next(  # an arch with a positional table, the part that fixed the frames before
         a
