@@ -25,6 +25,7 @@ from nas.results._pareto import (
     non_dominated,
     normalise,
 )
+from nas.results._reference import reference_arches
 from nas.results._schema import (
     DECODER_CHOICE,
     METRICS,
@@ -64,6 +65,7 @@ __all__ = [
     "ops_summary",
     "read_csv",
     "read_trials",
+    "reference_arches",
     "run_table_folder",
     "write_csv",
     "write_trials",

@@ -133,3 +133,13 @@ __all__ = [
     "write_exact_front",
     "write_outputs",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # BufferedJournal subclasses an Optuna class: imported on first use, so that importing
+    # nas.search imports no Optuna
+    if name == "BufferedJournal":
+        from nas.search._journal import BufferedJournal
+
+        return BufferedJournal
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -191,10 +191,16 @@ def run_batches(
     total: int,
     timeout_s: float | None,
     on_trial: OnTrial | None,
+    flush: Callable[[], None] = lambda: None,
 ) -> None:
     """Run up to ``n_trials`` trials, ``batch`` at a time; stop asking once the study has
     ``total`` finished or running trials (other machines may share it) or ``timeout_s``
-    passed. On Ctrl-C the untold trials of the batch are told FAIL and the pool stopped."""
+    passed. On Ctrl-C the untold trials of the batch are told FAIL and the pool stopped.
+
+    ``flush`` makes the study's writes durable (a buffered journal,
+    :func:`nas.search._study.open_run_storage`): after asking a batch with proxy work, after
+    telling each proxy result, and after every batch. Trials priced from the table alone are
+    written with their batch."""
     from optuna.trial import TrialState
 
     from nas.search._workers import count_states, done_count
@@ -210,12 +216,16 @@ def run_batches(
             if room <= 0:
                 return
             asked = _ask(study, objective, min(batch, left, room))
+            if any(a.state == "proxy" for a in asked):
+                flush()  # a kill during the proxies leaves these RUNNING: queued again
             futures = {id(a): pool.submit(objective, a.arch) for a in asked if a.state == "proxy"}
             told = 0
             try:
                 for a in asked:
                     f = futures.get(id(a))
                     _tell(study, objective, a, pool.result(f) if f is not None else None)
+                    if f is not None:
+                        flush()  # a proxy result is durable once told
                     told += 1
                     if on_trial is not None:
                         on_trial(study, study._storage.get_trial(a.trial._trial_id))
@@ -225,6 +235,8 @@ def run_batches(
                     a.trial.set_user_attr("error", "interrupted")
                     study.tell(a.trial, state=TrialState.FAIL)
                 raise
+            flush()
             left -= len(asked)
     finally:
+        flush()
         pool.close()

@@ -17,11 +17,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
+
 from nas.cost import CostModel
 from nas.errors import NasError
 from nas.results import DECODER_CHOICE, Constraint, Objective
 from nas.search._study import set_constraints
-from nas.space import Arch, SearchSpace, arch_from_indices
+from nas.space import Arch, SearchSpace, arch_from_indices, arch_indices
 
 if TYPE_CHECKING:
     import optuna
@@ -99,8 +101,12 @@ class Evaluator:
             raise NasError("the quality objective needs a proxy")
 
     def costs(self, arch: Arch) -> ArchCosts:
-        e = self.cost.evaluate(arch)
-        values = {c: float(getattr(e, c)) for c in COST_COLUMNS}
+        return self.costs_at(arch_indices(self.cost.space, arch))
+
+    def costs_at(self, indices: Sequence[int]) -> ArchCosts:
+        """The costs of the arch at choice ``indices`` (:func:`nas.space.arch_indices`)."""
+        e = self.cost.evaluate_indices(np.asarray([indices]))
+        values = {c: float(e[c][0]) for c in COST_COLUMNS}
         slacks = {c.name: c.slack(values[c.column]) for c in self.constraints}
         return ArchCosts(values, slacks)
 
@@ -224,6 +230,7 @@ class TrialEvaluation:
         self.cache = ArchCache()
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
         self.params = search_params(space)
+        self._index = [{k: i for i, k in enumerate(keys)} for _, keys in self.params]
         self.aux: optuna.Study | None = None
         if pruner is not None and evaluator.proxy is not None:
             import optuna
@@ -248,9 +255,12 @@ class TrialEvaluation:
     def price(self, trial: optuna.Trial) -> tuple[Arch, ArchCosts]:
         """Suggest the trial's arch and store its costs and slacks on it."""
         trial.set_user_attr("worker", self.worker)
-        params = {name: trial.suggest_categorical(name, keys) for name, keys in self.params}
-        arch = arch_of(self.space, params)
-        costs = self.ev.costs(arch)
+        idx = [
+            self._index[j][trial.suggest_categorical(name, keys)]
+            for j, (name, keys) in enumerate(self.params)
+        ]
+        arch = arch_from_indices(self.space, idx)
+        costs = self.ev.costs_at(idx)
         trial.set_user_attr("arch_id", arch.arch_id)
         if arch.unet_id != arch.arch_id:
             trial.set_user_attr("unet_id", arch.unet_id)

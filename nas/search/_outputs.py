@@ -227,8 +227,9 @@ class SearchResult:
         return "\n".join(out)
 
 
-def write_outputs(run_dir: str | Path) -> SearchResult:
-    """(Re)write run.json's settings, trials.csv, pareto.csv and archs/*.yaml from the study."""
+def write_outputs(run_dir: str | Path, study: optuna.Study | None = None) -> SearchResult:
+    """(Re)write run.json's settings, trials.csv, pareto.csv and archs/*.yaml from the study
+    (``study``: the run's study already open in this process, else opened from the run dir)."""
     from nas.search._evaluate import arch_of
     from nas.search._exact import exact_front, write_exact_front
     from nas.search._study import open_run_study
@@ -241,7 +242,8 @@ def write_outputs(run_dir: str | Path) -> SearchResult:
     settings = run_settings(cfg, constraints)
     if info.settings != settings:  # a run dir from an older nas gets its settings
         info = info.save(settings=settings)
-    records = load_records(open_run_study(info.run_dir), space, constraints)
+    study = study if study is not None else open_run_study(info.run_dir)
+    records = load_records(study, space, constraints)
     front = front_of(records, settings.objectives)
     vals = minimised(records, settings.objectives)
     feas = np.array([r.usable for r in records], dtype=bool)

@@ -24,7 +24,7 @@ import yaml
 from nas.cost import CostModel
 from nas.errors import NasError
 from nas.fileio import atomic_write_text
-from nas.results import HypervolumeBox, RunInfo, RunSettings
+from nas.results import HypervolumeBox, RunInfo, RunSettings, reference_arches
 from nas.search._config import SearchConfig, run_settings
 from nas.search._evaluate import DECODER_PARAM
 from nas.search._outputs import (
@@ -46,11 +46,11 @@ from nas.search._study import (
     clear_stale_journal_lock,
     create_study,
     journal_path,
-    open_storage,
+    open_run_storage,
     repair_journal,
 )
-from nas.search._workers import count_states, done_count, recover_stale, run_workers
-from nas.space import Arch, SearchSpace, arch_indices, load_space, reference_arch
+from nas.search._workers import batched, count_states, done_count, recover_stale, run_workers
+from nas.space import SearchSpace, arch_indices, load_space
 
 if TYPE_CHECKING:
     import optuna
@@ -104,7 +104,9 @@ def _claim_run(
     ).save()
 
 
-def _start(info: RunInfo, space: SearchSpace, cfg: SearchConfig) -> tuple[optuna.Study, RunInfo]:
+def _start(
+    info: RunInfo, space: SearchSpace, cfg: SearchConfig
+) -> tuple[optuna.Study, RunInfo, Callable[[], None]]:
     """Fail fast on a bad table before any worker starts; record the table's provenance and
     the run's settings (objectives, resolved budgets) for its readers; open the study, after
     repairing a torn journal and clearing a dead process's journal lock."""
@@ -121,7 +123,8 @@ def _start(info: RunInfo, space: SearchSpace, cfg: SearchConfig) -> tuple[optuna
             print(f"warning: {note}", file=sys.stderr)
         if _is_local(info.storage):  # we hold the run lock: nobody else uses this journal
             clear_stale_journal_lock(journal)
-    storage = open_storage(info.storage, info.run_dir)
+    # in batches this process alone writes a local journal: its writes are held until flushed
+    storage, flush = open_run_storage(info, buffered=batched(cfg))
     study = create_study(
         storage, info.study, settings.objectives, str(cfg.search.storage), settings.constraints
     )
@@ -132,28 +135,8 @@ def _start(info: RunInfo, space: SearchSpace, cfg: SearchConfig) -> tuple[optuna
             if arch.decoder is not None:
                 params[DECODER_PARAM] = arch.decoder
             study.enqueue_trial(params, user_attrs={"reference": op})
-    return study, info
-
-
-def reference_arches(space: SearchSpace) -> list[tuple[str, Arch]]:
-    """The all-none arch, then for each op kind the arch that puts it everywhere the space
-    allows (:func:`nas.space.reference_arch`), each once: every search tries them first, so
-    its front has these anchors (the all-none arch is the cheapest the space offers)."""
-    kinds = ["none"]
-    for g in space.groups:
-        kinds += [c.op for c in g.choices if c.op not in kinds]
-    out: list[tuple[str, Arch]] = []
-    seen: set[str] = set()
-    for op in kinds:
-        arch, hits = reference_arch(space, op)
-        if hits and arch.arch_id not in seen:
-            seen.add(arch.arch_id)
-            out.append((op, arch))
-    if space.decode and out:  # the all-none UNet with every other way of decoding
-        none = out[0][1]
-        more = [(f"none+{c.key}", replace(none, decoder=c.key)) for c in space.decode[1:]]
-        out[1:1] = more
-    return out
+    flush()
+    return study, info, flush
 
 
 def initial_box(settings: RunSettings, cost: CostModel, space: SearchSpace) -> HypervolumeBox:
@@ -201,9 +184,11 @@ def _run_trials(
     resumed: bool,
     progress: bool,
     log: Callable[[str], None],
+    flush: Callable[[], None],
 ) -> str:
     """Recover what a dead process left, then run the remaining trials; why it stopped."""
     recovered = recover_stale(study, _is_local(info.storage))
+    flush()
     done = done_count(count_states(study))
     if resumed:
         again = f", {recovered} interrupted trial(s) queued again" if recovered else ""
@@ -213,7 +198,7 @@ def _run_trials(
     remaining = max(0, info.trials - done)
     if not remaining:
         return ""
-    return run_workers(info.run_dir, cfg, study, remaining, info.trials, progress)
+    return run_workers(info.run_dir, cfg, study, remaining, info.trials, progress, flush)
 
 
 def run_search(
@@ -242,8 +227,11 @@ def run_search(
     with run_lock(d):
         info = _claim_run(found, d, space, cfg, raw_config)
         try:
-            study, info = _start(info, space, cfg)
-            stopped = _run_trials(study, info, cfg, resumed, progress, log)
+            study, info, flush = _start(info, space, cfg)
+            try:
+                stopped = _run_trials(study, info, cfg, resumed, progress, log, flush)
+            finally:
+                flush()
         except NasError as e:  # a failed invocation says so in run.json, not "running"
             info.save(status="failed", reason=str(e), finished=utc_now())
             raise
@@ -252,5 +240,5 @@ def run_search(
         else:
             status = "interrupted" if stopped == "interrupted" else "incomplete"
         info.save(status=status, finished=utc_now())
-        result = write_outputs(d)
+        result = write_outputs(d, study)
     return replace(result, resumed=resumed, stopped_early=stopped)

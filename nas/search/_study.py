@@ -9,7 +9,7 @@ import json
 import os
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,7 @@ __all__ = [
     "create_study",
     "journal_path",
     "load_worker_study",
+    "open_run_storage",
     "open_run_study",
     "open_storage",
     "repair_journal",
@@ -227,6 +228,26 @@ def load_worker_study(info: RunInfo, sampler: optuna.samplers.BaseSampler) -> op
 
     storage = open_storage(info.storage, info.run_dir)
     return optuna.load_study(study_name=info.study, storage=storage, sampler=sampler)
+
+
+def open_run_storage(
+    info: RunInfo, buffered: bool
+) -> tuple[optuna.storages.BaseStorage, Callable[[], None]]:
+    """The run's storage, and what makes its writes durable. ``buffered`` on the run dir's
+    own journal (which then only this process writes, under the run lock): writes are held
+    in memory until the returned flush (:class:`nas.search._journal.BufferedJournal`);
+    otherwise every write is durable at once and flush does nothing."""
+    path = journal_path(info.storage, info.run_dir)
+    local = path is not None and not Path(info.storage[len("journal:") :]).is_absolute()
+    if not buffered or path is None or not local:
+        return open_storage(info.storage, info.run_dir), lambda: None
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from nas.search._journal import BufferedJournal
+
+    backend = BufferedJournal(JournalFileBackend(str(path)))
+    return JournalStorage(backend), backend.flush
 
 
 def open_run_study(run_dir: str | Path) -> optuna.Study:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 
 __all__ = [
+    "batched",
     "count_states",
     "done_count",
     "recover_stale",
@@ -110,16 +111,27 @@ def run_worker(
     )
 
 
+def batched(cfg: SearchConfig) -> bool:
+    """Whether the search runs in batches from one process (:func:`run_batch_worker`):
+    pruning needs each worker's own reports, and brute force stops the study from inside
+    ``study.optimize``, so those two keep one process per worker."""
+    return cfg.proxy.pruner == "none" and cfg.sampler.name != "brute"
+
+
 def run_batch_worker(
     run_dir: str | Path,
     workers: int,
     n_trials: int,
     timeout_s: float | None = None,
     on_trial: OnTrial | None = None,
+    study: optuna.Study | None = None,
+    flush: Callable[[], None] = lambda: None,
 ) -> None:
     """Run up to ``n_trials`` trials of a run's study in batches (:mod:`nas.search._batch`),
     the proxies in ``workers`` processes of one torch thread each (here when ``workers`` is
-    1). The trials, and so the front, do not depend on ``workers``."""
+    1). The trials, and so the front, do not depend on ``workers``. ``study`` (with the
+    ``flush`` of its storage, :func:`nas.search._study.open_run_storage`): the run's study
+    already open in this process, else it is loaded from the run dir."""
     import optuna
 
     from nas.search._batch import _Pool, batch_size, run_batches
@@ -136,11 +148,16 @@ def run_batch_worker(
     # built here in any case: a bad proxy option fails now, in one line, not in the pool
     proxy = build_proxy(cfg, space, workers=1, announce=False)
     ev = Evaluator(settings.objectives, run_constraints(cfg, cost), cost, proxy)
-    study = load_worker_study(info, sampler_of(cfg, 0))
+    if study is None:
+        study = load_worker_study(info, sampler_of(cfg, 0))
+    else:
+        study.sampler = sampler_of(cfg, 0)
     objective = TrialEvaluation(space, ev, study, worker=f"{HOST}:{os.getpid()}")
     batch = batch_size(cfg.sampler.name, cfg.sampler.options, cfg.search.batch)
     pool = _Pool(info.run_dir, workers, threads)
-    run_batches(study, objective, pool, n_trials, batch, info.trials, timeout_s, on_trial)
+    run_batches(
+        study, objective, pool, n_trials, batch, info.trials, timeout_s, on_trial, flush=flush
+    )
 
 
 def _worker_entry(
@@ -183,13 +200,15 @@ def run_workers(
     remaining: int,
     target: int,
     progress: bool,
+    flush: Callable[[], None] = lambda: None,
 ) -> str:
     """Run ``remaining`` trials (in this process, or in ``search.workers`` processes) with a
-    progress bar; returns why it stopped early ("" when it did not)."""
+    progress bar; returns why it stopped early ("" when it did not). In batches the trials
+    run on ``study`` itself (``flush`` makes its writes durable)."""
     from tqdm import tqdm
 
-    batched = cfg.proxy.pruner == "none" and cfg.sampler.name != "brute"
-    workers = min(cfg.search.local_workers(batched), remaining)
+    in_batches = batched(cfg)
+    workers = min(cfg.search.local_workers(in_batches), remaining)
     done = done_count(count_states(study))
     bar = tqdm(
         total=target,
@@ -206,11 +225,15 @@ def run_workers(
     stopped = ""
     try:
         with _sigterm_as_interrupt():
-            # pruning needs each worker's own reports, and brute force stops the study from
-            # inside study.optimize: those two keep one process per worker
-            if batched:
+            if in_batches:
                 run_batch_worker(
-                    run_dir, workers, remaining, cfg.search.timeout_s, tracker.on_trial
+                    run_dir,
+                    workers,
+                    remaining,
+                    cfg.search.timeout_s,
+                    tracker.on_trial,
+                    study=study,
+                    flush=flush,
                 )
             elif workers == 1:
                 run_worker(run_dir, 0, remaining, cfg.search.timeout_s, on_trial=tracker.on_trial)
