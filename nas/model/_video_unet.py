@@ -103,44 +103,11 @@ class VideoUNet(nn.Module):
         timestep: torch.Tensor | float | int,
         encoder_hidden_states: torch.Tensor,
     ) -> torch.Tensor:
-        if sample.ndim != 5:
-            raise ValueError(f"sample must be (B, C, T, H, W), got shape {tuple(sample.shape)}")
         u = self.unet
-        b, c, t, h, w = sample.shape
-        x = sample.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
-        # a tensor stays an input when traced (as_tensor would bake it in as a constant)
-        if isinstance(timestep, torch.Tensor):
-            ts = timestep.to(sample.device)
-        else:
-            ts = torch.tensor(timestep, device=sample.device)
-        if ts.ndim == 0:
-            ts = ts.expand(b)
-        temb = u.time_embedding(u.time_proj(ts).to(sample.dtype))  # once per video
-        temb = temb.repeat_interleave(t, dim=0)
-        ctx = encoder_hidden_states.repeat_interleave(t, dim=0)  # per frame, for spatial attn
+        b, _, t, h, w = _check_sample(sample)
+        x, temb, ctx = self._inputs(sample, timestep, encoder_hidden_states)
+        hs, skips, _ = self._encode(x, temb, ctx, t, encoder_hidden_states)
         levels = len(u.down_blocks)
-
-        hs = u.conv_in(x)
-        skips = [hs]
-        for lv, blk in enumerate(u.down_blocks):
-            attns = getattr(blk, "attentions", None)
-            for j, res in enumerate(blk.resnets):
-                hs = res(hs, temb)
-                if attns is not None:
-                    hs = attns[j](hs, encoder_hidden_states=ctx, return_dict=False)[0]
-                hs = self._temporal(f"down.{lv}.{j}", hs, t, encoder_hidden_states)
-                skips.append(hs)
-            if blk.downsamplers is not None:
-                for down in blk.downsamplers:
-                    hs = down(hs)
-                skips.append(hs)
-        if u.mid_block is not None:
-            mid = u.mid_block
-            hs = mid.resnets[0](hs, temb)
-            for j, (attn, res) in enumerate(zip(mid.attentions, mid.resnets[1:], strict=True)):
-                hs = attn(hs, encoder_hidden_states=ctx, return_dict=False)[0]
-                hs = self._temporal(f"mid.{levels - 1}.{j}", hs, t, encoder_hidden_states)
-                hs = res(hs, temb)
         for i, blk in enumerate(u.up_blocks):
             lv = levels - 1 - i
             attns = getattr(blk, "attentions", None)
@@ -155,6 +122,84 @@ class VideoUNet(nn.Module):
         hs = u.conv_out(u.conv_act(u.conv_norm_out(hs)))
         out: torch.Tensor = hs.reshape(b, t, -1, h, w).permute(0, 2, 1, 3, 4)
         return out
+
+    def encoder_features(
+        self,
+        sample: torch.Tensor,
+        timestep: torch.Tensor | float | int,
+        encoder_hidden_states: torch.Tensor,
+    ) -> list[torch.Tensor]:
+        """The encoder's features: the output of each down block (after its downsampler) and
+        of the mid block, each ``(B*T, C, h, w)`` with frames folded into the batch. The
+        adversarial stage's discriminator reads them (a frozen teacher's encoder)."""
+        t = _check_sample(sample)[2]
+        x, temb, ctx = self._inputs(sample, timestep, encoder_hidden_states)
+        return self._encode(x, temb, ctx, t, encoder_hidden_states)[2]
+
+    def _inputs(
+        self,
+        sample: torch.Tensor,
+        timestep: torch.Tensor | float | int,
+        encoder_hidden_states: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Frames folded into the batch, the time embedding and the text, per frame."""
+        u = self.unet
+        b, c, t, h, w = sample.shape
+        x = sample.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
+        # a tensor stays an input when traced (as_tensor would bake it in as a constant)
+        if isinstance(timestep, torch.Tensor):
+            ts = timestep.to(sample.device)
+        else:
+            ts = torch.tensor(timestep, device=sample.device)
+        if ts.ndim == 0:
+            ts = ts.expand(b)
+        temb = u.time_embedding(u.time_proj(ts).to(sample.dtype))  # once per video
+        temb = temb.repeat_interleave(t, dim=0)
+        ctx = encoder_hidden_states.repeat_interleave(t, dim=0)  # per frame, for spatial attn
+        return x, temb, ctx
+
+    def _encode(
+        self,
+        x: torch.Tensor,
+        temb: torch.Tensor,
+        ctx: torch.Tensor,
+        t: int,
+        text: torch.Tensor,
+    ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+        """Down blocks and mid block: the mid output, the skips, each block's output."""
+        u = self.unet
+        levels = len(u.down_blocks)
+        hs = u.conv_in(x)
+        skips = [hs]
+        blocks: list[torch.Tensor] = []
+        for lv, blk in enumerate(u.down_blocks):
+            attns = getattr(blk, "attentions", None)
+            for j, res in enumerate(blk.resnets):
+                hs = res(hs, temb)
+                if attns is not None:
+                    hs = attns[j](hs, encoder_hidden_states=ctx, return_dict=False)[0]
+                hs = self._temporal(f"down.{lv}.{j}", hs, t, text)
+                skips.append(hs)
+            if blk.downsamplers is not None:
+                for down in blk.downsamplers:
+                    hs = down(hs)
+                skips.append(hs)
+            blocks.append(hs)
+        if u.mid_block is not None:
+            mid = u.mid_block
+            hs = mid.resnets[0](hs, temb)
+            for j, (attn, res) in enumerate(zip(mid.attentions, mid.resnets[1:], strict=True)):
+                hs = attn(hs, encoder_hidden_states=ctx, return_dict=False)[0]
+                hs = self._temporal(f"mid.{levels - 1}.{j}", hs, t, text)
+                hs = res(hs, temb)
+            blocks.append(hs)
+        return hs, skips, blocks
+
+
+def _check_sample(sample: torch.Tensor) -> tuple[int, ...]:
+    if sample.ndim != 5:
+        raise ValueError(f"sample must be (B, C, T, H, W), got shape {tuple(sample.shape)}")
+    return tuple(sample.shape)
 
 
 def load_backbone_weights(model: VideoUNet, weights: str | Path) -> None:
