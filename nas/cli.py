@@ -588,6 +588,34 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_encode(args: argparse.Namespace) -> int:
+    from nas.extras import require
+
+    for module in ("torch", "diffusers", "safetensors", "av"):
+        require(module, purpose="nas encode")
+    from nas.pipeline import encode_videos
+    from nas.space import GeometryOverride, load_space
+
+    space = load_space(args.space)
+    rep = encode_videos(
+        space,
+        args.data,
+        args.vae,
+        args.out,
+        geometry=GeometryOverride.parse(args.geometry),
+        batch=args.batch,
+        progress=not args.no_progress,
+    )
+    shape = "x".join(map(str, rep.latent_shape))
+    print(
+        f"wrote {len(rep.files)} latents files to {rep.out} (latents {shape} from "
+        f"{rep.pixel_size[0]}x{rep.pixel_size[1]} frames, vae {rep.vae}; text: "
+        f"{rep.text_encoder or 'none: nas train encodes captions with the toy text encoder'})"
+    )
+    print(f"train on them: nas train --arch A --space {args.space} --data {rep.out}")
+    return 0
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from nas.search import compose_config, expand_sweep
 
@@ -1145,6 +1173,49 @@ def _add_generate_parser(sub: _Subparsers) -> None:
     p.set_defaults(func=cmd_generate)
 
 
+def _add_encode_parser(sub: _Subparsers) -> None:
+    p = sub.add_parser(
+        "encode",
+        help="precompute VAE latents and text embeddings of video files for nas train --data",
+        description="Encode a folder of video files for training at real scale: frames are "
+        "sampled and resized to the space's latent geometry times the VAE's factor, encoded "
+        "with the VAE's encoder (AutoencoderKL: the posterior's mean x scaling_factor; "
+        "AutoencoderTiny), and each caption (NAME.txt beside the video, else the file name) "
+        "goes through the space's pipeline text encoder. Writes NAME.safetensors (latents "
+        "C x T x h x w, text L x D, the caption) per video and encode.json to --out, which "
+        "nas train --data reads.",
+        epilog="examples:\n"
+        "  nas encode --data clips/ --vae ./sd15/vae --out latents/ --space my_sd_space.yaml\n"
+        "  nas encode --data clips/ --vae taesd --out latents/ --space my_sd_space.yaml "
+        "--geometry frames=8\n\n"
+        "--vae is a local diffusers folder (config.json, weights) or a decoder name of the\n"
+        "space's pipeline. Without a pipeline text encoder no text is stored and nas train\n"
+        "encodes the captions with its toy text encoder.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--data", required=True, metavar="DIR", help="folder of video files")
+    p.add_argument(
+        "--vae", required=True, metavar="PATH|NAME", help="VAE folder, or a pipeline decoder"
+    )
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the latents")
+    p.add_argument(
+        "--space",
+        default="search_spaces/temporal.yaml",
+        metavar="YAML",
+        help="the space whose geometry and text encoder to use (default temporal)",
+    )
+    p.add_argument(
+        "--geometry",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="geometry override, repeatable (frames=8, ...), as nas train --geometry",
+    )
+    p.add_argument("--batch", type=int, default=8, help="frames per encoder call (default 8)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_encode)
+
+
 # in the order `nas --help` lists them
 _SUBCOMMANDS: tuple[Callable[[_Subparsers], None], ...] = (
     _add_space_parser,
@@ -1154,6 +1225,7 @@ _SUBCOMMANDS: tuple[Callable[[_Subparsers], None], ...] = (
     _add_export_parser,
     _add_validate_parser,
     _add_train_parser,
+    _add_encode_parser,
     _add_generate_parser,
 )
 

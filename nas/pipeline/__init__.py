@@ -19,6 +19,7 @@ Weights load only from a part's local folder; a part without weights is randomly
 and says so once on stderr. ``load_weights=False`` skips both (the profilers' cheap build).
 """
 
+from nas.pipeline._encode import EncodeReport, encode_videos
 from nas.pipeline._generate import GenerateResult, generate
 from nas.pipeline._parts import (
     Decoder,
@@ -34,6 +35,7 @@ from nas.pipeline._parts import (
 
 __all__ = [
     "Decoder",
+    "EncodeReport",
     "Encoder",
     "GenerateResult",
     "TextEncoder",
@@ -43,5 +45,6 @@ __all__ = [
     "build_text_encoder",
     "build_tokenizer",
     "decode_video",
+    "encode_videos",
     "generate",
 ]

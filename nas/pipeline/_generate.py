@@ -119,11 +119,14 @@ def _load_unet(
 
     if checkpoint is None:
         print(
-            f"note: no --checkpoint: the UNet of {arch.arch_id} is untrained (its temporal "
-            "layers start at identity)",
+            f"note: no --checkpoint: the UNet of {arch.arch_id} is untrained (seeded; its "
+            "temporal layers start at identity)",
             file=sys.stderr,
         )
-        return build_video_unet(space, arch).eval(), "rectified_flow", None
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)  # the same untrained UNet every time
+            model = build_video_unet(space, arch).eval()
+        return model, "rectified_flow", None
     ckpt = _resolve_checkpoint(Path(checkpoint))
     try:
         state = json.loads((ckpt / "state.json").read_text(encoding="utf-8"))

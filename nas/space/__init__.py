@@ -14,7 +14,7 @@ from nas.space._arch import (
     sample_arch,
 )
 from nas.space._ops import OPS, OpSpec, OptionSpec, get_op, list_ops
-from nas.space._pipeline import DecodeChoice, Pipeline, PipelinePart
+from nas.space._pipeline import DecodeChoice, Pipeline, PipelinePart, parse_pipeline
 from nas.space._schema import (
     Backbone,
     Geometry,
@@ -62,6 +62,7 @@ __all__ = [
     "load_yaml_file",
     "mutate_arch",
     "other_space_note",
+    "parse_pipeline",
     "parse_space",
     "parse_space_text",
     "parse_unet_config",
