@@ -16,7 +16,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from nas.fileio import atomic_write_text
-from nas.report._html import GL_THRESHOLD, figures, front_plot_points, page_data, render_html
+from nas.report._html import (
+    GL_THRESHOLD,
+    budget_label,
+    figures,
+    front_plot_points,
+    page_data,
+    render_html,
+    variant_colours,
+)
 from nas.report._info import (
     ArchBreakdown,
     BreakdownCell,
@@ -27,6 +35,7 @@ from nas.report._info import (
     HeatmapInfo,
     ObjectiveInfo,
     ParetoInfo,
+    ReferenceArch,
     RunMeta,
     TableInfo,
     TrialPoint,
@@ -45,15 +54,18 @@ __all__ = [
     "HeatmapInfo",
     "ObjectiveInfo",
     "ParetoInfo",
+    "ReferenceArch",
     "RunMeta",
     "TableInfo",
     "TrialPoint",
+    "budget_label",
     "figures",
     "front_plot_points",
     "link_path",
     "page_data",
     "pareto_info",
     "render_html",
+    "variant_colours",
     "write_dashboard",
 ]
 

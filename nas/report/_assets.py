@@ -72,6 +72,19 @@ table.ops td:first-child { color: var(--dim); }
 .legend i, table.ops i { display: inline-block; width: 11px; height: 11px; border-radius: 2px;
   margin-right: 4px; vertical-align: -1px; }
 .bd-summary { font-size: 12px; color: var(--dim); margin: 4px 0 0; }
+.cmds { margin-top: 8px; }
+.cmd { display: flex; align-items: center; gap: 6px; margin: 2px 0; }
+.cmd code { flex: 1 1 auto; min-width: 0; overflow-x: auto; white-space: nowrap;
+  background: #f6f6f8; padding: 2px 6px; border-radius: 4px; }
+button.copy, button.pin { font: inherit; font-size: 11px; padding: 1px 8px; border-radius: 4px;
+  border: 1px solid #bbb; background: #fafafa; cursor: pointer; }
+button.pin { margin-top: 8px; }
+.compare-wrap h3 { font-size: 13px; margin: 10px 0 4px; }
+table.compare { border-collapse: collapse; font-size: 12px; }
+table.compare th, table.compare td { padding: 1px 10px 1px 0; text-align: left;
+  white-space: nowrap; }
+table.compare th { color: var(--dim); font-weight: normal; }
+table.compare tr.diff td { font-weight: 700; }
 """
 
 SCRIPT = r"""
@@ -83,9 +96,10 @@ SCRIPT = r"""
   var S = D.data, F = D.figs, T = S.trials, A = S.archs;
   var CONFIG = {displaylogo: false, responsive: true,
                 modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d"]};
+  var QUIET = Object.assign({}, CONFIG, {displayModeBar: false});
   var OP_COLOURS = {};
   var BASE = {};  // each plot's own shapes (budget lines), before the selection ring
-  var state = {arch: -1, trial: -1, view3d: false};
+  var state = {arch: -1, trial: -1, view3d: false, pinned: -1};
 
   function el(id) { return document.getElementById(id); }
   function make(tag, cls, text) {
@@ -137,10 +151,13 @@ SCRIPT = r"""
 
   function highlightColumn(a) {
     var div = el("plot-heatmap");
-    if (!div || !div._fullLayout || !S.front.length) return;
-    var r = a >= 0 ? A.front[a] : -1;
-    var shapes = r >= 0 ? [{type: "rect", xref: "x", yref: "paper", x0: r - 0.5, x1: r + 0.5,
-                            y0: 0, y1: 1, line: {color: "#111111", width: 3}}] : [];
+    if (!div || !div._fullLayout || !S.heat_cols.length) return;
+    var r = a >= 0 ? S.heat_cols.indexOf(a) : -1;
+    var shapes = (BASE["plot-heatmap"] || []).slice();
+    if (r >= 0) {
+      shapes.push({type: "rect", xref: "x", yref: "paper", x0: r - 0.5, x1: r + 0.5,
+                   y0: 0, y1: 1, line: {color: "#111111", width: 3}});
+    }
     Plotly.relayout(div, {shapes: shapes});
   }
 
@@ -209,6 +226,120 @@ SCRIPT = r"""
     var summary = make("p", "bd-summary");
     summary.id = "breakdown-summary";
     box.appendChild(summary);
+    box.appendChild(commands(a));
+    box.appendChild(pinButton(a));
+    if (state.pinned >= 0 && state.pinned !== a) box.appendChild(comparison(state.pinned, a));
+  }
+
+  // ------------------------------------------------------------------ commands, comparison
+
+  function quoted(path) {
+    return /^[\w.\/:=+-]+$/.test(path) ? path : "'" + path.replace(/'/g, "'\\''") + "'";
+  }
+  function fallbackCopy(text) {
+    var ta = document.createElement("textarea");
+    ta.value = text;
+    ta.style.position = "fixed";
+    ta.style.opacity = "0";
+    document.body.appendChild(ta);
+    ta.select();
+    var ok = false;
+    try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
+    document.body.removeChild(ta);
+    return ok;
+  }
+  function copyText(text, btn) {
+    dash.lastCopy = text;
+    function done(ok) {
+      btn.textContent = ok ? "copied" : "select the line to copy";
+      setTimeout(function () { btn.textContent = "copy"; }, 1500);
+    }
+    if (navigator.clipboard && navigator.clipboard.writeText) {
+      navigator.clipboard.writeText(text).then(function () { done(true); },
+                                               function () { done(fallbackCopy(text)); });
+    } else {
+      done(fallbackCopy(text));
+    }
+  }
+  function commands(a) {
+    var box = make("div", "cmds");
+    box.id = "commands";
+    if (!A.yaml[a]) {
+      box.appendChild(make("p", "hint", "Only front arches have an arch file (archs/<id>.yaml): " +
+                           "select one for its train, export and generate commands."));
+      return box;
+    }
+    var file = quoted(S.run_dir + "/" + A.yaml[a]);
+    [["train", "nas train --arch " + file + " --steps 2000"],
+     ["export", "nas export --arch " + file + " --format coreml"],
+     ["generate", "nas generate --arch " + file]].forEach(function (c) {
+      var row = make("div", "cmd");
+      row.appendChild(make("code", null, c[1]));
+      var btn = make("button", "copy", "copy");
+      btn.type = "button";
+      btn.setAttribute("data-cmd", c[0]);
+      btn.addEventListener("click", function () { copyText(c[1], btn); });
+      row.appendChild(btn);
+      box.appendChild(row);
+    });
+    return box;
+  }
+  function pinButton(a) {
+    var text = state.pinned === a ? "pinned for comparison: click another arch"
+      : state.pinned >= 0 ? "compare with this one instead" : "compare with another arch";
+    var btn = make("button", "pin", text);
+    btn.type = "button";
+    btn.id = "pin-arch";
+    btn.addEventListener("click", function () {
+      state.pinned = state.pinned === a ? -1 : a;
+      select(state.arch, state.trial);
+    });
+    return btn;
+  }
+  function levelMs(a) {  // latency per step by level (backbone and temporal), from the parts
+    var P = S.parts, idx = A.choices[a];
+    if (!P || !idx || idx.indexOf(-1) >= 0 || idx.length !== P.choices.length) return null;
+    var out = P.wheres.map(function () { return 0; });
+    P.backbone.forEach(function (c) { out[c[0]] += c[2]; });
+    idx.forEach(function (c, g) { P.choices[g][c].forEach(function (x) { out[x[0]] += x[2]; }); });
+    return out;
+  }
+  function comparison(b, a) {
+    var ta = A.trial[b], tb = state.trial;
+    var table = make("table", "compare");
+    table.id = "compare";
+    function add(label, x, y, differ) {
+      var tr = make("tr", differ ? "diff" : null);
+      tr.appendChild(make("th", null, label));
+      tr.appendChild(make("td", null, x));
+      tr.appendChild(make("td", null, y));
+      table.appendChild(tr);
+    }
+    add("", A.ids[b], A.ids[a], false);
+    function num(label, col, unit) {
+      var x = T[col][ta], y = T[col][tb];
+      add(label, fmt(x) + unit, fmt(y) + unit, x !== y);
+    }
+    num("latency", "latency_s_video", " s/video");
+    num("latency per step", "latency_ms_step", " ms");
+    num("peak memory", "peak_mem_mb", " MB");
+    num("weights", "weights_mb", " MB");
+    if (S.has_quality) num("quality", "quality", "");
+    var ib = A.choices[b] || [], ia = A.choices[a] || [];
+    S.groups.forEach(function (g, gi) {
+      var x = ib[gi] >= 0 ? g.choices[ib[gi]] : "?", y = ia[gi] >= 0 ? g.choices[ia[gi]] : "?";
+      add(g.name, x, y, x !== y);
+    });
+    var lb = levelMs(b), la = levelMs(a);
+    if (lb && la) {
+      S.parts.wheres.forEach(function (w, i) {
+        add(w + " (ms/step)", fmt(lb[i]), fmt(la[i]), Math.abs(lb[i] - la[i]) > 1e-9);
+      });
+    }
+    var wrap = make("div", "compare-wrap");
+    wrap.appendChild(make("h3", null, "Side by side (differences in bold)"));
+    wrap.appendChild(table);
+    return wrap;
   }
 
   function drawBreakdown(a, t) {
@@ -258,9 +389,9 @@ SCRIPT = r"""
     }
     var step = total + P.overhead_ms;
     Plotly.react(msDiv, msT, lay("latency per step by level and kind: " + fmt(step) + " ms", "ms",
-                                 false), CONFIG);
+                                 false), QUIET);
     Plotly.react(mbDiv, mbT, lay("weights by level and kind: " + fmt(weights) + " MB", "MB",
-                                 false), CONFIG);
+                                 false), QUIET);
     var peak = T.peak_mem_mb[t];
     var act = peak === null ? null : peak - weights - P.overhead_mb;
     if (summary) {
@@ -307,6 +438,10 @@ SCRIPT = r"""
     } catch (e) { /* file:// pages may refuse; the selection still works */ }
   }
   dash.select = function (archId) { select(A.ids.indexOf(archId)); return dash.selected; };
+  dash.pin = function (archId) {
+    state.pinned = A.ids.indexOf(archId);
+    if (state.arch >= 0) select(state.arch, state.trial);
+  };
 
   // ------------------------------------------------------------------ plots and wiring
 
@@ -323,12 +458,14 @@ SCRIPT = r"""
 
   function bindHeatmap() {
     var div = el("plot-heatmap");
-    if (!div || !S.front.length) return;
+    if (!div || !S.heat_cols.length) return;
     div.on("plotly_click", function (ev) {
       var p = ev && ev.points && ev.points[0];
       if (!p) return;
       var col = Array.isArray(p.pointNumber) ? p.pointNumber[1] : p.pointIndex;
-      if (typeof col === "number" && col >= 0 && col < S.front.length) select(S.front[col]);
+      if (typeof col === "number" && col >= 0 && col < S.heat_cols.length) {
+        select(S.heat_cols[col]);
+      }
     });
   }
 

@@ -16,9 +16,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from nas.report._assets import CSS, SCRIPT
-from nas.report._info import ParetoInfo, TrialPoint, link_path
+from nas.report._info import ConstraintInfo, ParetoInfo, TrialPoint, link_path
 
-__all__ = ["GL_THRESHOLD", "front_plot_points", "page_data", "render_html"]
+__all__ = [
+    "GL_THRESHOLD",
+    "budget_label",
+    "front_plot_points",
+    "page_data",
+    "render_html",
+    "variant_colours",
+]
 
 # above this many points a trial cloud is drawn with WebGL (scattergl) instead of SVG
 GL_THRESHOLD = 4000
@@ -78,6 +85,28 @@ def _op_colour(op: str, known: Sequence[str]) -> str:
     return _EXTRA_COLOURS[extra.index(op) % len(_EXTRA_COLOURS)] if op in extra else "#000000"
 
 
+def _shade(colour: str, i: int, n: int) -> str:
+    """The ``i``-th of ``n`` shades of ``colour``: the colour itself, then darker and lighter
+    ones in turn, so neighbouring variants stay apart."""
+    if n <= 1 or i == 0:
+        return colour
+    r, g, b = (int(colour[k : k + 2], 16) for k in (1, 3, 5))
+    step = (i + 1) // 2 / max(1, n // 2)  # 0 < step <= 1
+    target, amount = (0, 0.45 * step) if i % 2 else (255, 0.55 * step)
+    mix = [round(c + (target - c) * amount) for c in (r, g, b)]
+    return "#" + "".join(f"{c:02x}" for c in mix)
+
+
+def variant_colours(variants: Sequence[str], kinds: Sequence[str]) -> dict[str, str]:
+    """A colour per choice key: its op kind's colour, shaded per variant of that kind."""
+    out: dict[str, str] = {}
+    for op in kinds:
+        mine = [v for v in variants if v.split("(", 1)[0] == op]
+        for i, v in enumerate(mine):
+            out[v] = _shade(_op_colour(op, kinds), i, len(mine))
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # what the page script reads
 # ---------------------------------------------------------------------------------------------
@@ -106,9 +135,16 @@ def _plotted(trials: Sequence[TrialPoint], x: str, y: str) -> list[int]:
 
 
 def front_plot_points(info: ParetoInfo) -> int:
-    """How many markers the main scatter draws: one per complete trial with both values."""
+    """How many markers the main scatter draws: one per complete trial with both values, and
+    one more per reference arch among them (its diamond)."""
     x, _, y, _ = _axes(info)
-    return len(_plotted(info.trials, x, y))
+    return _markers(info, x, y)
+
+
+def _markers(info: ParetoInfo, x: str, y: str) -> int:
+    idx = _plotted(info.trials, x, y)
+    refs = {r.trial for r in info.references}
+    return len(idx) + sum(1 for i in idx if info.trials[i].number in refs)
 
 
 def _parts_data(info: ParetoInfo) -> dict[str, Any] | None:
@@ -213,6 +249,8 @@ def page_data(info: ParetoInfo) -> dict[str, Any]:
             "yaml": front_yaml,
         },
         "front": front,
+        "heat_cols": [arch_index[a] for a in info.heatmap.arch_ids if a in arch_index],
+        "run_dir": info.meta.run_dir,
         "groups": [
             {"name": g.name, "where": g.where, "choices": list(g.choices)} for g in info.groups
         ],
@@ -225,13 +263,25 @@ def page_data(info: ParetoInfo) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 
 
+# plotly's toolbar (top right of every plot) sits in the top margin, above the plotting area,
+# and the legends sit under it, so neither covers the other, a budget label or a heatmap row
+TOOLBAR_MARGIN = 40
+# the reference arches (the all-none arch, an op kind everywhere) on every plot
+REFERENCE_MARKER = {
+    "symbol": "diamond-open",
+    "size": 13,
+    "color": "#444444",
+    "line": {"width": 2, "color": "#444444"},
+}
+
+
 def _layout(**kw: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
-        "margin": {"l": 60, "r": 20, "t": 36, "b": 50},
+        "margin": {"l": 60, "r": 20, "t": TOOLBAR_MARGIN, "b": 96},
         "legend": {
             "orientation": "h",
-            "y": 1.02,
-            "yanchor": "bottom",
+            "y": -0.16,
+            "yanchor": "top",
             "x": 0,
             "font": {"size": 11},
         },
@@ -240,6 +290,21 @@ def _layout(**kw: Any) -> dict[str, Any]:
     }
     base.update(kw)
     return base
+
+
+BUDGET_NAMES = {
+    "latency_s": "latency",
+    "latency_ms_step": "latency per step",
+    "memory_mb": "memory",
+}
+
+
+def budget_label(c: ConstraintInfo) -> str:
+    """``latency budget 4 s``: a budget in words, not its config key."""
+    name = BUDGET_NAMES.get(c.name, c.name.replace("_", " "))
+    if c.column == "latency_s_unet":
+        name = "UNet latency"
+    return f"{name} budget {c.budget:g} {c.unit}"
 
 
 def _budget_shapes(
@@ -256,7 +321,7 @@ def _budget_shapes(
         c = info.constraint(col)
         if c is None:
             continue
-        label = f"{_e(c.name)} budget {c.budget:g} {_e(c.unit)}"
+        label = _e(budget_label(c))
         v = [float(a) for a in vals if a is not None]
         if v:
             lo, hi = min(v), max(v)
@@ -427,6 +492,21 @@ def _scatter(
             line={"color": "#111111", "width": 1, "shape": "hv"},
         ),
     ]
+    refs = {r.trial: r.label for r in info.references}
+    on_ref = [i for i in idx if trials[i].number in refs]
+    if on_ref:
+        data.append(
+            tr.trace(
+                on_ref,
+                f"reference arches ({len(on_ref)})",
+                "scatter",
+                REFERENCE_MARKER,
+                mode="markers+text",
+                textposition="top center",
+                texttemplate=[_e(refs[trials[i].number]) for i in on_ref],
+                textfont={"size": 10, "color": "#444444"},
+            )
+        )
     shapes, notes = _budget_shapes(info, x, y, tr.col(idx, x), tr.col(idx, y))
     layout = _layout(
         xaxis={"title": {"text": _e(xl)}, "zeroline": False},
@@ -438,16 +518,29 @@ def _scatter(
     return {"data": data, "layout": layout}
 
 
-def _hv_axis(info: ParetoInfo, names: str) -> str:
-    """The hypervolume axis title: in the run's fixed box, or (older runs) the feasible range."""
-    if info.box is not None and info.box.complete:
-        return f"hypervolume ({names}), fraction of the box"
-    return f"hypervolume ({names}), feasible range"
+def hv_hint(info: ParetoInfo) -> str:
+    """What the hypervolume measures, under its card's title (the axis title stays short)."""
+    names = " x ".join(o.name for o in info.objectives)
+    box = info.box
+    if box is not None and box.complete:
+        lower, upper = box.bounds()
+        spans = ", ".join(
+            f"{o.name} {lo:.4g} to {hi:.4g} {o.unit}"
+            for o, lo, hi in zip(info.objectives, lower, upper, strict=False)
+        )
+        return (
+            f"The fraction of the run's fixed box ({spans}: from the all-none arch to the "
+            f"budgets and the all-none arch's quality) that the front of {names} dominates. "
+            "It never decreases."
+        )
+    return (
+        f"The front's hypervolume ({names}) in the feasible range of the trials, reference "
+        "point 1.1 (a run from before boxes were recorded)."
+    )
 
 
 def _hv_figure(info: ParetoInfo) -> dict[str, Any]:
-    names = " x ".join(o.name for o in info.objectives)
-    data = [
+    data: list[dict[str, Any]] = [
         {
             "type": "scatter",
             "mode": "lines",
@@ -458,6 +551,21 @@ def _hv_figure(info: ParetoInfo) -> dict[str, Any]:
             "hovertemplate": "after trial %{x}: %{y:.4f}<extra></extra>",
         }
     ]
+    at = {t.number: i for i, t in enumerate(info.trials)}
+    refs = [r for r in info.references if r.trial in at]
+    if refs and info.hypervolume:
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "name": "reference arches",
+                "x": [r.trial for r in refs],
+                "y": [info.hypervolume[at[r.trial]] for r in refs],
+                "text": [_e(r.label) for r in refs],
+                "marker": REFERENCE_MARKER,
+                "hovertemplate": "reference arch %{text}, trial %{x}: %{y:.4f}<extra></extra>",
+            }
+        )
     annotations = []
     if not any(h > 0 for h in info.hypervolume):
         annotations.append(
@@ -473,10 +581,11 @@ def _hv_figure(info: ParetoInfo) -> dict[str, Any]:
         )
     layout = _layout(
         xaxis={"title": {"text": "trial"}},
-        yaxis={"title": {"text": _e(_hv_axis(info, names))}, "rangemode": "tozero"},
+        yaxis={"title": {"text": "hypervolume"}, "rangemode": "tozero", "automargin": True},
         showlegend=False,
         annotations=annotations,
         height=300,
+        margin={"l": 60, "r": 20, "t": TOOLBAR_MARGIN, "b": 50},
     )
     return {"data": data, "layout": layout}
 
@@ -484,10 +593,12 @@ def _hv_figure(info: ParetoInfo) -> dict[str, Any]:
 def _heatmap_figure(info: ParetoInfo) -> dict[str, Any]:
     h = info.heatmap
     kinds = list(h.op_kinds)
-    n = max(len(kinds), 1)
+    variants = list(h.variants) or kinds
+    colours = variant_colours(variants, kinds) if h.variants else {}
+    n = max(len(variants), 1)
     scale: list[Any] = []
-    for i, k in enumerate(kinds):
-        c = _op_colour(k, kinds)
+    for i, v in enumerate(variants):
+        c = colours.get(v) or _op_colour(v, kinds)
         scale += [[i / n, c], [(i + 1) / n, c]]
     rows = [
         f"{g} ({w})" if not g.startswith(w) else g for g, w in zip(h.groups, h.where, strict=True)
@@ -512,8 +623,13 @@ def _heatmap_figure(info: ParetoInfo) -> dict[str, Any]:
                 ],
             ),
         }
-    z = [[kinds.index(op) if op in kinds else 0 for op in row] for row in h.ops]
-    labels = [f"{r + 1}. {_e(a)}" for r, a in enumerate(h.arch_ids)]
+    cells = h.choices if h.variants else h.ops
+    z = [[variants.index(k) if k in variants else 0 for k in row] for row in cells]
+    refs = h.references or ("",) * len(h.arch_ids)
+    labels = [
+        f"{r + 1}. {_e(a)}" if not ref else f"ref {_e(ref)}: {_e(a)}"
+        for r, (a, ref) in enumerate(zip(h.arch_ids, refs, strict=True))
+    ]
     data = [
         {
             "type": "heatmap",
@@ -522,7 +638,7 @@ def _heatmap_figure(info: ParetoInfo) -> dict[str, Any]:
             "y": [_e(r) for r in rows],
             "zmin": -0.5,
             "zmax": n - 0.5,
-            "colorscale": scale if kinds else "Greys",
+            "colorscale": scale if variants else "Greys",
             "showscale": False,
             "xgap": 2,
             "ygap": 2,
@@ -534,7 +650,22 @@ def _heatmap_figure(info: ParetoInfo) -> dict[str, Any]:
         data[0]["text"] = [[op if op != "none" else "" for op in row] for row in h.ops]
         data[0]["texttemplate"] = "%{text}"
         data[0]["textfont"] = {"size": 10, "color": "#ffffff"}
-    height = max(260, 26 * len(rows) + 110)
+    height = max(260, 26 * len(rows) + 150)
+    front_cols = sum(1 for r in refs if not r)
+    shapes = []
+    if front_cols < len(refs):  # a dotted line between the front and the reference arches
+        shapes.append(
+            {
+                "type": "line",
+                "xref": "x",
+                "yref": "paper",
+                "x0": front_cols - 0.5,
+                "x1": front_cols - 0.5,
+                "y0": 0,
+                "y1": 1,
+                "line": {"color": "#555555", "width": 1, "dash": "dot"},
+            }
+        )
     layout = _layout(
         height=height,
         xaxis={"tickangle": -40, "type": "category", "tickfont": {"size": 10}},
@@ -544,8 +675,8 @@ def _heatmap_figure(info: ParetoInfo) -> dict[str, Any]:
             "tickfont": {"size": 11},
             "automargin": True,
         },
-        margin={"l": 60, "r": 10, "t": 10, "b": 110},
-        shapes=[],
+        margin={"l": 60, "r": 10, "t": TOOLBAR_MARGIN, "b": 130},
+        shapes=shapes,
     )
     return {"data": data, "layout": layout}
 
@@ -613,7 +744,12 @@ def _meta_html(info: ParetoInfo) -> str:
     dur = f"{hours / 3600:.2f} h" if hours >= 3600 else f"{hours:.1f} s"
     sources = ", ".join(f"{n} {k}" for k, n in sorted(t.sources.items())) or "not recorded"
     versions = ", ".join(f"{k} {v}" for k, v in sorted(t.versions.items()))
-    cons = "; ".join(f"{c.name} &le; {c.budget:g} {_e(c.unit)}" for c in info.constraints) or "none"
+    cons = (
+        "; ".join(
+            f"{_e(budget_label(c))} <span class=dim>({_e(c.name)})</span>" for c in info.constraints
+        )
+        or "none"
+    )
     rows = [
         ("run", _e(m.name)),
         ("run dir", f"<code>{_e(m.run_dir)}</code>"),
@@ -721,12 +857,21 @@ def _table_html(info: ParetoInfo) -> str:
 
 
 def _legend_html(info: ParetoInfo) -> str:
-    kinds = info.heatmap.op_kinds
-    items = "".join(
-        f'<span class="key"><i style="background:{_op_colour(k, kinds)}"></i>{_e(k)}</span>'
-        for k in kinds
-    )
-    return f'<div class="legend">{items}</div>'
+    h = info.heatmap
+    kinds = h.op_kinds
+    colours = variant_colours(h.variants, kinds)
+    items = []
+    for k in kinds:
+        mine = [v for v in h.variants if v.split("(", 1)[0] == k]
+        if len(mine) <= 1:
+            items.append(
+                f'<span class="key"><i style="background:{_op_colour(k, kinds)}"></i>{_e(k)}</span>'
+            )
+            continue
+        items += [
+            f'<span class="key"><i style="background:{colours[v]}"></i>{_e(v)}</span>' for v in mine
+        ]
+    return f'<div class="legend" id="heatmap-legend">{"".join(items)}</div>'
 
 
 def _notes_html(info: ParetoInfo) -> str:
@@ -815,6 +960,7 @@ lines are budgets.</p>
 {cost_card}
 <section class="card{hv_class}">
 <h2>Hypervolume over trials</h2>
+<p class="hint" id="hv-hint">{_e(hv_hint(info))}</p>
 <div id="plot-hv" class="plot"></div>
 </section>
 <section class="card full">

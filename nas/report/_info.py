@@ -34,6 +34,7 @@ from nas.results import (
     ops_summary,
     read_csv,
     read_trials,
+    reference_arches,
     run_table_folder,
 )
 from nas.space import SearchSpace, arch_from_indices, load_space
@@ -48,6 +49,7 @@ __all__ = [
     "HeatmapInfo",
     "ObjectiveInfo",
     "ParetoInfo",
+    "ReferenceArch",
     "RunMeta",
     "TableInfo",
     "TrialPoint",
@@ -169,6 +171,22 @@ class HeatmapInfo:
     ops: tuple[tuple[str, ...], ...]  # [row][column] -> op kind ("none", "conv1d", ...)
     choices: tuple[tuple[str, ...], ...]  # [row][column] -> full choice key
     op_kinds: tuple[str, ...]  # every op kind the space offers, legend order
+    # every choice the space offers, grouped by op kind in legend order: one colour each (a
+    # shade of its op kind's), so kernel, depthwise and heads variants look different
+    variants: tuple[str, ...] = ()
+    # per column: "" for a front arch, else the reference arch's label (the columns after
+    # the front are the reference arches that are not on it)
+    references: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReferenceArch:
+    """A reference arch the run tried (the all-none arch, an op kind everywhere it is allowed),
+    which the page marks on every plot."""
+
+    label: str  # "none", "conv1d", ... ("none+<decoder>" for another decode choice)
+    arch_id: str
+    trial: int  # the number of its first complete trial
 
 
 @dataclass(frozen=True)
@@ -190,6 +208,7 @@ class ParetoInfo:
     # the run's fixed hypervolume box (run.json); None (or incomplete) in older run dirs,
     # whose hypervolume is normalised over the feasible range instead
     box: HypervolumeBox | None = None
+    references: tuple[ReferenceArch, ...] = ()  # the reference arches the run completed
 
     @property
     def has_quality(self) -> bool:
@@ -330,20 +349,35 @@ def _front(
 
 
 def _heatmap(
-    space: SearchSpace, groups: Sequence[GroupInfo], front: Sequence[FrontArch]
+    space: SearchSpace,
+    groups: Sequence[GroupInfo],
+    front: Sequence[FrontArch],
+    references: Sequence[ReferenceArch] = (),
+    by_trial: dict[int, TrialPoint] | None = None,
 ) -> HeatmapInfo:
     op_kinds: list[str] = []
     for g in space.groups:
         for c in g.choices:
             if c.op not in op_kinds:
                 op_kinds.append(c.op)
+    kinds = sorted(op_kinds, key=lambda o: (o != "none", o))
+    keys = {c.key for g in space.groups for c in g.choices}
+    variants = tuple(k for op in kinds for k in sorted(x for x in keys if _op_of(x) == op))
+    cols = [(f.arch_id, f.choices, "") for f in front]
+    on_front = {f.arch_id for f in front}
+    for r in references:
+        t = (by_trial or {}).get(r.trial)
+        if r.arch_id not in on_front and t is not None and front:
+            cols.append((r.arch_id, tuple(t.choices.get(g.name, "") for g in groups), r.label))
     return HeatmapInfo(
         groups=tuple(g.name for g in groups),
         where=tuple(g.where for g in groups),
-        arch_ids=tuple(f.arch_id for f in front),
-        ops=tuple(tuple(_op_of(f.choices[i]) for f in front) for i in range(len(groups))),
-        choices=tuple(tuple(f.choices[i] for f in front) for i in range(len(groups))),
-        op_kinds=tuple(sorted(op_kinds, key=lambda o: (o != "none", o))),
+        arch_ids=tuple(a for a, _, _ in cols),
+        ops=tuple(tuple(_op_of(c[i]) for _, c, _ in cols) for i in range(len(groups))),
+        choices=tuple(tuple(c[i] for _, c, _ in cols) for i in range(len(groups))),
+        op_kinds=tuple(kinds),
+        variants=variants,
+        references=tuple(r for _, _, r in cols),
     )
 
 
@@ -384,6 +418,20 @@ def _hypervolume(
         return ()
     ok = np.array([r.usable for r in records], dtype=bool)
     return tuple(float(x) for x in hypervolume_history(minimised(records, objectives), ok, box))
+
+
+def _references(space: SearchSpace, trials: Sequence[TrialPoint]) -> tuple[ReferenceArch, ...]:
+    """The space's reference arches (:func:`nas.results.reference_arches`) with a complete
+    trial in the run."""
+    first: dict[str, int] = {}
+    for t in trials:
+        if t.complete and t.arch_id and t.arch_id not in first:
+            first[t.arch_id] = t.number
+    return tuple(
+        ReferenceArch(label, a.arch_id, first[a.arch_id])
+        for label, a in reference_arches(space)
+        if a.arch_id in first
+    )
 
 
 def _meta(
@@ -428,6 +476,7 @@ def pareto_info(run_dir: str | Path) -> ParetoInfo:
     trials = tuple(_trial(r, groups) for r in records)
     by_trial = {x.number: x for x in trials}
     front = _front(d, by_trial, groups, [o.column for o in settings.objectives])
+    references = _references(space, trials)
     return ParetoInfo(
         meta=_meta(info, settings, space, trials),
         table=_table_info(info.table, settings),
@@ -437,9 +486,10 @@ def pareto_info(run_dir: str | Path) -> ParetoInfo:
         trials=trials,
         front=tuple(front),
         hypervolume=_hypervolume(records, settings.objectives, info.box),
-        heatmap=_heatmap(space, groups, front),
+        heatmap=_heatmap(space, groups, front, references, by_trial),
         breakdowns=tuple(_breakdowns(cost, front, by_trial, notes)) if cost else (),
         parts=cost.parts if cost else None,
         notes=tuple(notes),
         box=info.box,
+        references=references,
     )

@@ -22,17 +22,29 @@ POINT = """([plot, i]) => {
 }"""
 
 
+# the heatmap's selection outline (its other shape is the line before the reference arches)
+RECTS = """() => document.getElementById('plot-heatmap').layout.shapes
+  .filter(s => s.type === 'rect').map(s => s.x0)"""
+
+
 def _points(page: OpenPage, plot: str) -> list[dict[str, Any]]:
     n = page.page.locator(f"#{plot} .scatterlayer .point").count()
     return [page.eval(POINT, [plot, i]) for i in range(n)]
 
 
-def _isolated(points: list[dict[str, Any]], trace: str) -> tuple[int, dict[str, Any]]:
+def _isolated(
+    points: list[dict[str, Any]], trace: str, skip: frozenset[str] = frozenset()
+) -> tuple[int, dict[str, Any]]:
     """A marker of ``trace`` that no other arch's marker covers (a click selects the
-    nearest point, and two arches can have the same costs)."""
+    nearest point, and two arches can have the same costs), of an arch not in ``skip``."""
     for i, p in enumerate(points):
-        if p["trace"].startswith(trace) and all(
-            q["id"] == p["id"] or abs(q["x"] - p["x"]) + abs(q["y"] - p["y"]) > 12 for q in points
+        if (
+            p["trace"].startswith(trace)
+            and p["id"] not in skip
+            and all(
+                q["id"] == p["id"] or abs(q["x"] - p["x"]) + abs(q["y"] - p["y"]) > 12
+                for q in points
+            )
         ):
             return i, p
     raise AssertionError(f"no isolated {trace} point")
@@ -63,7 +75,13 @@ def test_dashboard_in_chromium(browser: Any, quality_run: Path, tmp_path: Path) 
         points = _points(page, "plot-front")
         assert len(points) == front_plot_points(info) > 0
         with_costs = [t for t in info.trials if t.complete and t.peak_mem_mb is not None]
-        assert page.page.locator("#plot-cost .scatterlayer .point").count() == len(with_costs)
+        refs = {r.trial for r in info.references}
+        diamonds = sum(1 for t in with_costs if t.number in refs)
+        assert refs and diamonds  # the reference arches are drawn on the plots
+        assert (
+            page.page.locator("#plot-cost .scatterlayer .point").count()
+            == len(with_costs) + diamonds
+        )
         trials_by_arch = {t.arch_id for t in info.trials}
         assert {p["id"] for p in points} <= trials_by_arch
 
@@ -73,13 +91,14 @@ def test_dashboard_in_chromium(browser: Any, quality_run: Path, tmp_path: Path) 
         assert page.page.locator("#selected-arch").text_content() == first
         assert _selected_row(page) == [first]
 
-        # click a dominated feasible point: its details, no front row, no heatmap column
-        i, p = _isolated(points, "feasible")
+        # click a dominated feasible point: its details, no front row, no heatmap column (a
+        # reference arch would have one)
+        i, p = _isolated(points, "feasible", frozenset(r.arch_id for r in info.references))
         _click(page, "plot-front", i, p["id"])
         assert page.page.locator("#selected-arch").text_content() == p["id"]
         assert "dominated" in page.page.locator("#details .tag").text_content()
         assert _selected_row(page) == []
-        assert page.eval("document.getElementById('plot-heatmap').layout.shapes.length") == 0
+        assert page.eval(RECTS) == []
 
         # click a front point: table row, heatmap column, breakdown follow
         i, p = _isolated(points, "Pareto")
@@ -87,8 +106,7 @@ def test_dashboard_in_chromium(browser: Any, quality_run: Path, tmp_path: Path) 
         rank = [f.arch_id for f in info.front].index(p["id"])
         assert page.page.locator("#selected-arch").text_content() == p["id"]
         assert _selected_row(page) == [p["id"]]
-        x0 = page.eval("document.getElementById('plot-heatmap').layout.shapes[0].x0")
-        assert x0 == rank - 0.5
+        assert page.eval(RECTS) == [rank - 0.5]
         # the stacked bars add up to the arch's latency per step (minus the fixed overhead)
         bd = info.breakdowns[rank]
         drawn = page.eval(
@@ -137,7 +155,8 @@ def test_edge_cases_render(browser: Any, run: str, request: pytest.FixtureReques
     try:
         assert page.eval("window.nasDashboard.ready") is True
         points = _points(page, "plot-front")
-        assert len(points) == front_plot_points(info) == len(info.trials)
+        refs = sum(1 for t in info.trials if t.number in {r.trial for r in info.references})
+        assert len(points) == front_plot_points(info) == len(info.trials) + refs
         if info.front:
             assert page.eval("window.nasDashboard.selected") == info.front[0].arch_id
             i, p = _isolated(points, "Pareto")
@@ -163,5 +182,80 @@ def test_a_link_selects_its_arch(browser: Any, cost_run: Path) -> None:
         page.wait_for_function("window.nasDashboard && window.nasDashboard.ready")
         assert page.evaluate("window.nasDashboard.selected") == last
         assert page.locator("#front-table tr.selected").get_attribute("data-arch") == last
+    finally:
+        page.close()
+
+
+# the rectangles of a plot's toolbar, plotting area, legend and axis titles, in page pixels
+BOXES = """(plot) => {
+  const div = document.getElementById(plot);
+  const r = (sel) => [...div.querySelectorAll(sel)].map(e => {
+    const b = e.getBoundingClientRect();
+    return [b.left, b.top, b.right, b.bottom];
+  }).filter(b => b[2] > b[0] && b[3] > b[1]);
+  const d = div.getBoundingClientRect();
+  return {div: [d.left, d.top, d.right, d.bottom], modebar: r('.modebar'),
+          area: r('.cartesianlayer .bg, .nsewdrag'), legend: r('.legend'),
+          titles: r('.g-xtitle text, .g-ytitle text')};
+}"""
+
+
+def _overlap(a: list[float], b: list[float]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def test_layout_comparison_and_commands(browser: Any, quality_run: Path) -> None:
+    info = pareto_info(quality_run)
+    page = OpenPage(browser, quality_run / "dashboard.html")
+    try:
+        for plot in ("plot-front", "plot-cost", "plot-heatmap", "plot-hv"):
+            b = page.eval(BOXES, plot)
+            assert b["modebar"], plot
+            # the toolbar sits above the plotting area and the legend, never over them
+            for bar in b["modebar"]:
+                for other in b["area"] + b["legend"]:
+                    assert not _overlap(bar, other), plot
+            # axis titles (the hypervolume's included) are inside their plot, not cut
+            for t in b["titles"]:
+                assert t[0] >= b["div"][0] - 1 and t[1] >= b["div"][1] - 1, plot
+        # the breakdown bars have no toolbar over their titles
+        assert page.page.locator("#plot-breakdown-ms .modebar").count() == 0
+
+        # the heatmap gives each choice of the space its own colour
+        scale = page.eval("document.getElementById('plot-heatmap').data[0].colorscale")
+        assert len({c for _, c in scale}) == len(info.heatmap.variants)
+        legend = page.page.locator("#heatmap-legend .key").all_text_contents()
+        assert set(legend) >= set(info.heatmap.op_kinds)  # tiny: one variant per op kind
+
+        # copyable commands for the selected front arch
+        first = info.front[0]
+        cmds = page.page.locator("#commands code").all_text_contents()
+        path = f"{info.meta.run_dir}/{first.yaml}"
+        assert cmds == [
+            f"nas train --arch {path} --steps 2000",
+            f"nas export --arch {path} --format coreml",
+            f"nas generate --arch {path}",
+        ]
+        page.page.locator("#commands button[data-cmd=train]").click()
+        assert page.eval("window.nasDashboard.lastCopy") == cmds[0]
+
+        # two arches side by side: pin one, select another
+        assert len(info.front) >= 2
+        second = info.front[1]
+        page.page.locator("#pin-arch").click()
+        page.eval(f"window.nasDashboard.select('{second.arch_id}')")
+        table = page.page.locator("#compare")
+        head = table.locator("tr").first.locator("td").all_text_contents()
+        assert head == [first.arch_id, second.arch_id]
+        diff = table.locator("tr.diff th").all_text_contents()
+        differs = [
+            g.name for i, g in enumerate(info.groups) if first.choices[i] != second.choices[i]
+        ]
+        assert set(differs) <= set(diff) and "latency" in diff
+        page.page.locator("#pin-arch").click()  # compare with this one instead
+        page.eval(f"window.nasDashboard.select('{first.arch_id}')")
+        head = page.page.locator("#compare tr").first.locator("td").all_text_contents()
+        assert head == [second.arch_id, first.arch_id]
+        assert page.errors == [] and page.eval("window.nasDashboard.errors") == []
     finally:
         page.close()

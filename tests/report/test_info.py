@@ -12,7 +12,7 @@ from _report_helpers import EVIL_NAME, EVIL_STUDY
 
 from nas.cost import CostModel, Table
 from nas.errors import NasError
-from nas.report import ParetoInfo, pareto_info
+from nas.report import ParetoInfo, pareto_info, variant_colours
 from nas.results import hypervolume_history, non_dominated
 from nas.space import load_arch, load_space
 
@@ -157,8 +157,25 @@ def test_breakdowns_sum_to_the_arch_totals(cost: ParetoInfo) -> None:
 def test_heatmap_is_the_front_choices(cost: ParetoInfo) -> None:
     h = cost.heatmap
     assert h.groups == tuple(g.name for g in cost.groups)
-    assert h.arch_ids == tuple(f.arch_id for f in cost.front)
+    n = len(cost.front)
+    assert h.arch_ids[:n] == tuple(f.arch_id for f in cost.front)
+    # then the reference arches not on the front, labelled, with their trials' choices
+    on_front = {f.arch_id for f in cost.front}
+    refs = [r for r in cost.references if r.arch_id not in on_front]
+    assert refs and h.arch_ids[n:] == tuple(r.arch_id for r in refs)
+    assert h.references == ("",) * n + tuple(r.label for r in refs)
+    by_number = {t.number: t for t in cost.trials}
+    for j, r in enumerate(refs, start=n):
+        t = by_number[r.trial]
+        assert t.arch_id == r.arch_id
+        assert [h.choices[i][j] for i in range(len(h.groups))] == [
+            t.choices[g.name] for g in cost.groups
+        ]
     assert len(h.ops) == len(h.groups) and all(len(r) == len(h.arch_ids) for r in h.ops)
+    # every choice of the space has its own colour, grouped by op kind
+    assert set(h.variants) == {c for g in cost.groups for c in g.choices}
+    colours = variant_colours(h.variants, h.op_kinds)
+    assert len(set(colours.values())) == len(h.variants)
     for j, f in enumerate(cost.front):
         for i in range(len(h.groups)):
             assert h.choices[i][j] == f.choices[i]
@@ -167,6 +184,12 @@ def test_heatmap_is_the_front_choices(cost: ParetoInfo) -> None:
     assert h.op_kinds[0] == "none"
     assert h.where == tuple(g.where for g in cost.groups)
     assert h.where[0] == "down.0"
+
+
+def test_reference_arches_are_the_spaces_first_trials(cost: ParetoInfo) -> None:
+    labels = [r.label for r in cost.references]
+    assert labels[0] == "none" and set(labels) >= {"conv1d", "attn1d"}
+    assert [r.trial for r in cost.references] == list(range(len(labels)))  # tried first
 
 
 def test_hypervolume_history(cost: ParetoInfo, quality: ParetoInfo) -> None:

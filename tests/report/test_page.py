@@ -94,10 +94,25 @@ def test_quality_run_has_the_three_objective_view(quality_run: Path) -> None:
     assert set(got["figs"]) == {"front", "cost", "hv", "heatmap"}
     front = got["figs"]["front"]
     names = [t["name"].split(" (")[0] for t in front["data"]]
-    assert names == ["feasible", "infeasible", "Pareto front"]
-    # the latency budget is drawn on the latency axis
+    assert names == ["feasible", "infeasible", "Pareto front", "reference arches"]
+    # the reference arches on every plot: both scatters, the hypervolume, the heatmap
+    refs = {r.trial: r.label for r in info.references}
+    for fig in (front, got["figs"]["cost"]):
+        ref = fig["data"][-1]
+        assert ref["texttemplate"] == [refs[n] for _, n in ref["customdata"]]
+    hv = got["figs"]["hv"]["data"][-1]
+    assert hv["name"] == "reference arches" and hv["x"] == sorted(refs)
+    heat = got["figs"]["heatmap"]["data"][0]["x"]
+    assert sum(x.startswith("ref ") for x in heat) == len(
+        [r for r in info.references if r.arch_id not in {f.arch_id for f in info.front}]
+    )
+    # the latency budget is drawn on the latency axis, labelled in words
     shapes = front["layout"]["shapes"]
     assert any(s["xref"] == "x" and s["x0"] == 0.42 for s in shapes)
+    labels = [a["text"] for a in front["layout"]["annotations"]]
+    assert "latency budget 0.42 s" in labels and not any("latency_s" in t for t in labels)
+    # the hypervolume's axis title is short; what it measures is under the card's title
+    assert got["figs"]["hv"]["layout"]["yaxis"]["title"]["text"] == "hypervolume"
 
 
 def test_the_page_composes_the_same_breakdown(cost_run: Path) -> None:
@@ -180,3 +195,24 @@ def test_a_run_without_trials_renders(infeasible_run: Path, tmp_path: Path) -> N
     page = render_html(info, plotlyjs=FAKE_PLOTLY)
     assert "No arch on the front yet" in page
     assert _embedded(page)["data"]["trials"]["number"] == []
+
+
+def test_op_variants_get_their_own_shades(cost_run: Path) -> None:
+    from nas.report import variant_colours
+
+    kinds = ("none", "conv1d", "attn1d")
+    variants = (
+        "none",
+        "conv1d(depthwise=true,kernel=3)",
+        "conv1d(depthwise=false,kernel=3)",
+        "conv1d(depthwise=true,kernel=5)",
+        "attn1d(heads=8)",
+    )
+    colours = variant_colours(variants, kinds)
+    assert len(set(colours.values())) == len(variants)
+    assert colours["attn1d(heads=8)"] == "#ff7f0e"  # a lone variant keeps its op's colour
+    info = pareto_info(cost_run)
+    heat = replace(info.heatmap, op_kinds=kinds, variants=variants)
+    page = render_html(replace(info, heatmap=heat), plotlyjs=FAKE_PLOTLY)
+    legend = page[page.index('id="heatmap-legend"') :].split("</div>", 1)[0]
+    assert "conv1d(depthwise=true,kernel=5)" in legend and ">attn1d<" in legend
