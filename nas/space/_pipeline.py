@@ -25,7 +25,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from nas._resources import list_pipeline_models, pipeline_config
+from nas import list_pipeline_models, pipeline_config
 from nas.errors import SpaceError
 
 __all__ = ["DecodeChoice", "Pipeline", "PipelinePart", "parse_pipeline"]
