@@ -356,6 +356,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     space = _space_for_arch(args.space, args.arch)
     arch = _load_arch(space, args.arch, args.force)
+    if args.pipeline:
+        return _export_pipeline(args, space, arch)
+    if args.decoder:
+        raise NasError("--decoder goes with --pipeline (the UNet alone has no decoder)")
     suffix = ".onnx" if args.format == "onnx" else ".mlpackage"
     out = Path(args.out) if args.out else Path(args.arch).with_suffix(suffix)
     report = export_arch(
@@ -376,6 +380,40 @@ def cmd_export(args: argparse.Namespace) -> int:
         print("third-party messages:\n" + "\n".join(f"  {m}" for m in report.held_back))
     elif report.held_back:
         print(f"note: {held_back_summary(report.held_back)} (--verbose shows them)")
+    return 0
+
+
+def _export_pipeline(args: argparse.Namespace, space: Any, arch: Any) -> int:
+    from nas.export import held_back_summary
+    from nas.pipeline import export_pipeline
+
+    out = (
+        Path(args.out)
+        if args.out
+        else Path(args.arch).with_name(Path(args.arch).stem + "-pipeline")
+    )
+    res = export_pipeline(
+        space,
+        arch,
+        out,
+        args.format,
+        checkpoint=args.checkpoint,
+        decoder=args.decoder,
+        dynamic=not args.static_shapes,
+    )
+    for name, rep in res.parts.items():
+        size = f", weights {rep.weight_bytes / 2**20:.1f} MiB" if rep.weight_bytes else ""
+        check = (
+            f", ONNX Runtime vs PyTorch max abs error {rep.max_abs_error:.2e}"
+            if rep.max_abs_error is not None
+            else ""
+        )
+        print(f"{name}: wrote {rep.path}{size}{check}")
+    print(f"how to chain them: {res.manifest}")
+    if res.held_back and args.verbose:
+        print("third-party messages:\n" + "\n".join(f"  {m}" for m in res.held_back))
+    elif res.held_back:
+        print(f"note: {held_back_summary(res.held_back)} (--verbose shows them)")
     return 0
 
 
@@ -924,17 +962,34 @@ def _add_export_parser(sub: _Subparsers) -> None:
         epilog="examples:\n"
         "  nas export --arch archs/1a2b3c4d5e6f.yaml --format onnx\n"
         "  nas export --arch a.yaml --space search_spaces/tiny.yaml --format coreml "
-        "--out a.mlpackage",
+        "--out a.mlpackage\n"
+        "  nas export --pipeline --arch a.yaml --space search_spaces/tiny-pipeline.yaml "
+        "--format onnx --out a-pipeline/",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_arch_args(p)
     p.add_argument("--format", required=True, choices=["onnx", "coreml"])
     p.add_argument("--checkpoint", metavar="SAFETENSORS", help="trained weights (nas train)")
-    p.add_argument("--out", metavar="PATH", help="output file (default: next to the arch file)")
+    p.add_argument(
+        "--out",
+        metavar="PATH",
+        help="output file (a folder with --pipeline); default: next to the arch file",
+    )
     p.add_argument(
         "--static-shapes",
         action="store_true",
         help="onnx: only the export size (default: any batch, 1 to the space's frames)",
+    )
+    p.add_argument(
+        "--pipeline",
+        action="store_true",
+        help="the whole pipeline to a folder (--out): text encoder, UNet and decoder(s), each "
+        "checked, and pipeline.json saying how to chain them",
+    )
+    p.add_argument(
+        "--decoder",
+        metavar="KEY",
+        help="--pipeline: this decoder (or decode choice) only (default: the arch's, else all)",
     )
     p.add_argument(
         "--verbose",

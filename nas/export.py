@@ -25,7 +25,7 @@ from nas.fileio import atomic_write_text
 from nas.mil import inspect_mlprogram
 from nas.space import Arch, SearchSpace
 
-__all__ = ["ExportReport", "export_arch", "held_back_summary", "load_checkpoint"]
+__all__ = ["ExportReport", "export_arch", "held_back", "held_back_summary", "load_checkpoint"]
 
 _INPUT_NAMES = ("sample", "timestep", "text")
 _FORMAT_MODULES = {"onnx": ("onnx", "onnxruntime", "onnxscript"), "coreml": ("coremltools",)}
@@ -183,6 +183,9 @@ def _held_back(into: list[str]) -> Iterator[None]:
         for part in re.split(r"[\r\n]+", printed.getvalue()):
             if part.strip() and not _PROGRESS_BAR.search(part):
                 into.append(part.strip())
+
+
+held_back = _held_back  # public: nas export --pipeline holds back the same messages
 
 
 def held_back_summary(held: Sequence[str]) -> str:

@@ -20,6 +20,7 @@ and says so once on stderr. ``load_weights=False`` skips both (the profilers' ch
 """
 
 from nas.pipeline._encode import EncodeReport, encode_videos
+from nas.pipeline._export import PipelineExport, export_pipeline
 from nas.pipeline._generate import GenerateResult, generate
 from nas.pipeline._parts import (
     Decoder,
@@ -38,6 +39,7 @@ __all__ = [
     "EncodeReport",
     "Encoder",
     "GenerateResult",
+    "PipelineExport",
     "TextEncoder",
     "Tokenizer",
     "build_decoder",
@@ -46,5 +48,6 @@ __all__ = [
     "build_tokenizer",
     "decode_video",
     "encode_videos",
+    "export_pipeline",
     "generate",
 ]
