@@ -22,6 +22,7 @@ and says so once on stderr. ``load_weights=False`` skips both (the profilers' ch
 from nas.pipeline._encode import EncodeReport, encode_videos
 from nas.pipeline._export import PipelineExport, export_pipeline
 from nas.pipeline._generate import GenerateResult, generate
+from nas.pipeline._media import write_mp4, write_png_strip
 from nas.pipeline._parts import (
     Decoder,
     Encoder,
@@ -50,4 +51,6 @@ __all__ = [
     "encode_videos",
     "export_pipeline",
     "generate",
+    "write_mp4",
+    "write_png_strip",
 ]

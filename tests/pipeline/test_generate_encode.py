@@ -41,7 +41,7 @@ def _read_mp4(path: Path) -> np.ndarray:
 
 def _videos(folder: Path, n: int = 2) -> Path:
     """``n`` tiny clips (32x32, 6 frames) with captions beside them."""
-    from nas.pipeline._media import write_mp4
+    from nas.pipeline import write_mp4
 
     folder.mkdir()
     rng = np.random.default_rng(0)
