@@ -135,8 +135,8 @@ def _plotted(trials: Sequence[TrialPoint], x: str, y: str) -> list[int]:
 
 
 def front_plot_points(info: ParetoInfo) -> int:
-    """How many markers the main scatter draws: one per complete trial with both values, and
-    one more per reference arch among them (its diamond)."""
+    """How many markers the main scatter draws: one per complete trial with both values, one
+    more per reference arch among them (its diamond), and a cost-only run's exact front."""
     x, _, y, _ = _axes(info)
     return _markers(info, x, y)
 
@@ -144,7 +144,8 @@ def front_plot_points(info: ParetoInfo) -> int:
 def _markers(info: ParetoInfo, x: str, y: str) -> int:
     idx = _plotted(info.trials, x, y)
     refs = {r.trial for r in info.references}
-    return len(idx) + sum(1 for i in idx if info.trials[i].number in refs)
+    exact = 0 if info.has_quality else sum(x in e.values and y in e.values for e in info.exact)
+    return len(idx) + sum(1 for i in idx if info.trials[i].number in refs) + exact
 
 
 def _parts_data(info: ParetoInfo) -> dict[str, Any] | None:
@@ -492,6 +493,21 @@ def _scatter(
             line={"color": "#111111", "width": 1, "shape": "hv"},
         ),
     ]
+    exact = [e for e in info.exact if x in e.values and y in e.values]
+    if exact and not info.has_quality:
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": f"exact front ({len(exact)})",
+                "x": [e.values[x] for e in exact],
+                "y": [e.values[y] for e in exact],
+                "text": [_e(e.arch_id) for e in exact],
+                "marker": {"symbol": "star-open", "size": 12, "color": "#2ca02c"},
+                "line": {"color": "#2ca02c", "width": 1, "dash": "dot", "shape": "hv"},
+                "hovertemplate": "exact front: arch %{text}<br>%{x:.4g}, %{y:.4g}<extra></extra>",
+            }
+        )
     refs = {r.trial: r.label for r in info.references}
     on_ref = [i for i in idx if trials[i].number in refs]
     if on_ref:

@@ -44,6 +44,7 @@ __all__ = [
     "BreakdownCell",
     "BreakdownParts",
     "ConstraintInfo",
+    "ExactPoint",
     "FrontArch",
     "GroupInfo",
     "HeatmapInfo",
@@ -190,6 +191,15 @@ class ReferenceArch:
 
 
 @dataclass(frozen=True)
+class ExactPoint:
+    """An arch of a cost-only run's exact front (``exact_front.csv``, by dynamic programming
+    over the whole space), with its metric values by column."""
+
+    arch_id: str
+    values: dict[str, float]
+
+
+@dataclass(frozen=True)
 class ParetoInfo:
     """Everything the dashboard of one run shows."""
 
@@ -209,6 +219,7 @@ class ParetoInfo:
     # whose hypervolume is normalised over the feasible range instead
     box: HypervolumeBox | None = None
     references: tuple[ReferenceArch, ...] = ()  # the reference arches the run completed
+    exact: tuple[ExactPoint, ...] = ()  # a cost-only run's exact front, when it has one
 
     @property
     def has_quality(self) -> bool:
@@ -434,6 +445,22 @@ def _references(space: SearchSpace, trials: Sequence[TrialPoint]) -> tuple[Refer
     )
 
 
+def _exact(d: Path) -> tuple[ExactPoint, ...]:
+    """``exact_front.csv`` of a cost-only run (none: an empty tuple)."""
+    if not (d / "exact_front.csv").is_file():
+        return ()
+    out = []
+    for row in read_csv(d / "exact_front.csv"):
+        vals = {}
+        for k, v in row.items():
+            try:
+                vals[k] = float(v)
+            except (TypeError, ValueError):
+                continue
+        out.append(ExactPoint(row.get("arch_id", ""), vals))
+    return tuple(out)
+
+
 def _meta(
     info: RunInfo, settings: RunSettings, space: SearchSpace, trials: Sequence[TrialPoint]
 ) -> RunMeta:
@@ -492,4 +519,5 @@ def pareto_info(run_dir: str | Path) -> ParetoInfo:
         notes=tuple(notes),
         box=info.box,
         references=references,
+        exact=_exact(d),
     )

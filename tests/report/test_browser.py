@@ -156,7 +156,7 @@ def test_edge_cases_render(browser: Any, run: str, request: pytest.FixtureReques
         assert page.eval("window.nasDashboard.ready") is True
         points = _points(page, "plot-front")
         refs = sum(1 for t in info.trials if t.number in {r.trial for r in info.references})
-        assert len(points) == front_plot_points(info) == len(info.trials) + refs
+        assert len(points) == front_plot_points(info) == len(info.trials) + refs + len(info.exact)
         if info.front:
             assert page.eval("window.nasDashboard.selected") == info.front[0].arch_id
             i, p = _isolated(points, "Pareto")

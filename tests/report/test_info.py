@@ -186,6 +186,14 @@ def test_heatmap_is_the_front_choices(cost: ParetoInfo) -> None:
     assert h.where[0] == "down.0"
 
 
+def test_a_cost_only_run_shows_its_exact_front(cost: ParetoInfo, quality: ParetoInfo) -> None:
+    assert quality.exact == ()  # no exact front with a proxy in the objectives
+    # the all-none arch alone: the cheapest on both costs, and the sampled front reaches it
+    assert [e.arch_id for e in cost.exact] == [f.arch_id for f in cost.front]
+    e, f = cost.exact[0], cost.front[0]
+    assert e.values["peak_mem_mb"] == pytest.approx(f.peak_mem_mb, rel=1e-5)
+
+
 def test_reference_arches_are_the_spaces_first_trials(cost: ParetoInfo) -> None:
     labels = [r.label for r in cost.references]
     assert labels[0] == "none" and set(labels) >= {"conv1d", "attn1d"}
