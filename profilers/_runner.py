@@ -102,7 +102,7 @@ class ProfileReport:
 
 
 def _device_meta(device: Device) -> dict[str, Any]:
-    return {
+    meta: dict[str, Any] = {
         "name": device.name,
         "description": device.description,
         "backend": device.backend,
@@ -112,6 +112,20 @@ def _device_meta(device: Device) -> dict[str, Any]:
         "threads": device.threads,
         "target": device.target,
     }
+    est = device.estimator
+    if est is not None:  # the execution model estimated rows were made with
+        meta["estimator"] = {
+            "attention": est.attention.label,
+            "fusion": est.fusion,
+            "peak_tflops": est.peak_tflops,
+            "bandwidth_gbs": est.bandwidth_gbs,
+            "bandwidth_efficiency": est.bandwidth_efficiency,
+            "per_op_overhead_us": est.per_op_overhead_us,
+            "efficiency": dict(est.efficiency),
+            "uncertainty": {"p10": est.p10_ratio, "p90": est.p90_ratio},
+            "calibration": est.calibration,
+        }
+    return meta
 
 
 def profile_space(

@@ -278,3 +278,28 @@ def _keys(space: Any, arch: Any) -> set[str]:
     from nas.cost import arch_rows
 
     return {r.key for r in arch_rows(space, arch, "fp32")}
+
+
+def test_infeasible_arch_count_matches_brute_force(tiny_space: Any) -> None:
+    """benchmarks/attention_memory.py counts arches over budget without enumerating them."""
+    import itertools
+
+    from _tiny_table import tiny_table
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from attention_memory import count_over
+
+    from nas.space import dim_sizes
+
+    table: Table = tiny_table(tiny_space, device="hand", budget_mb=100.0,
+                              work_mb={"attn3d": 3.0, "attn1d": 2.0, "conv3d": 1.5})  # fmt: skip
+    model = CostModel(tiny_space, table)
+    idx = np.asarray(list(itertools.product(*(range(n) for n in dim_sizes(tiny_space)))))
+    peaks = model.evaluate_indices(idx)["peak_mem_mb"]
+    counts = []
+    for budget in np.quantile(peaks, [0.0, 0.3, 0.7, 1.0]) + 1e-3:
+        over, total, largest = count_over(model, float(budget))
+        assert total == len(idx) and largest == pytest.approx(peaks.max())
+        assert over == int((peaks > budget).sum())  # weights: whole MiB, exact in 1/64 MB
+        counts.append(over)
+    assert counts[0] > 0 and counts[-1] == 0 and len(set(counts)) >= 3
