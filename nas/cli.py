@@ -1190,10 +1190,11 @@ def _add_generate_parser(sub: _Subparsers) -> None:
         "--steps denoising steps from seeded noise -> frames, written as an MP4 (H.264, PyAV) "
         "and a PNG strip of the frames beside it. Sampler: Euler steps of the rectified flow "
         "(DDIM for eps checkpoints); --guidance other than 1 applies classifier-free guidance "
-        "(for checkpoints trained with --text-dropout). A checkpoint trained on the procedural "
-        "data (or video files) works on pixels as latents with the toy text encoder: its "
-        "samples are the frames. One trained on latents (nas encode) uses the space's "
-        "pipeline: its text encoder and a decoder.",
+        "(for checkpoints trained with --text-dropout); a few-step student (nas train --stage "
+        "adversarial) takes its own steps on the few-step grid, guidance baked in. A "
+        "checkpoint trained on the procedural data (or video files) works on pixels as "
+        "latents with the toy text encoder: its samples are the frames. One trained on "
+        "latents (nas encode) uses the space's pipeline: its text encoder and a decoder.",
         epilog="examples:\n"
         "  nas generate --arch a.yaml --space search_spaces/tiny.yaml --checkpoint runs/t \\\n"
         "      --prompt '3 moves left fast' --out clip.mp4 --steps 16 --scale 8\n"
@@ -1213,7 +1214,10 @@ def _add_generate_parser(sub: _Subparsers) -> None:
         help="a nas train run folder or step_* folder (default: the untrained UNet)",
     )
     p.add_argument(
-        "--steps", type=int, metavar="N", help="denoising steps (default: the space's steps)"
+        "--steps",
+        type=int,
+        metavar="N",
+        help="denoising steps (default: a few-step student's own, else the space's steps)",
     )
     p.add_argument(
         "--guidance", type=float, default=1.0, metavar="G", help="classifier-free guidance (1 none)"

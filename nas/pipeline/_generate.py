@@ -10,7 +10,9 @@ Two kinds of checkpoint (``nas train``):
   the pipeline (the arch's decode choice by default).
 
 Sampling reuses :func:`nas.quality.sample_video`: Euler steps of the rectified flow (DDIM for
-``eps`` checkpoints), classifier-free guidance when ``guidance != 1``.
+``eps`` checkpoints), classifier-free guidance when ``guidance != 1``. A few-step student of
+``nas train --stage adversarial`` samples on its own grid (its ``few_steps`` Euler steps,
+evenly spaced: what ``nas.quality.few_step_sample`` does) without guidance.
 """
 
 from __future__ import annotations
@@ -112,8 +114,8 @@ def _check_same_arch(space: SearchSpace, arch: Arch, state: dict[str, Any], ckpt
 
 def _load_unet(
     space: SearchSpace, arch: Arch, checkpoint: str | Path | None
-) -> tuple[nn.Module, str, str | None]:
-    """The UNet (eval, CPU), its objective and what it was trained on (None: untrained)."""
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The UNet (eval, CPU) and its training config (empty: untrained)."""
     from nas.model import build_video_unet
     from nas.quality import load_trained
 
@@ -126,7 +128,7 @@ def _load_unet(
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)  # the same untrained UNet every time
             model = build_video_unet(space, arch).eval()
-        return model, "rectified_flow", None
+        return model, {}
     ckpt = _resolve_checkpoint(Path(checkpoint))
     try:
         state = json.loads((ckpt / "state.json").read_text(encoding="utf-8"))
@@ -135,9 +137,7 @@ def _load_unet(
     if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
         raise NasError(f"{ckpt / 'state.json'}: not a nas train checkpoint (no config)")
     _check_same_arch(space, arch, state, ckpt)
-    config = state["config"]
-    model = load_trained(space, ckpt)
-    return model, str(config.get("objective", "rectified_flow")), str(config.get("data"))
+    return load_trained(space, ckpt), dict(state["config"])
 
 
 def _trained_on_pixels(space: SearchSpace, data: str | None) -> bool:
@@ -238,15 +238,23 @@ def generate(
 
     out = Path(out)
     check_out_path(out, ".mp4")
-    steps = space.geometry.steps if steps is None else steps
-    if steps < 1 or fps < 1 or scale < 1:
-        raise NasError(f"--steps, --fps and --scale must be >= 1, got {steps}, {fps}, {scale}")
     if not guidance >= 0:
         raise NasError(f"--guidance must be >= 0 (1: no guidance), got {guidance}")
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
-    unet, objective, data = _load_unet(space, arch, checkpoint)
-    pixels = _trained_on_pixels(space, data)
+    unet, config = _load_unet(space, arch, checkpoint)
+    objective = str(config.get("objective", "rectified_flow"))
+    few = config.get("stage") == "adversarial"  # a few-step student: guidance baked in
+    if few and guidance != 1:
+        raise NasError(
+            "--guidance: this checkpoint is a few-step (adversarial stage) student with its "
+            "guidance baked in; leave --guidance at 1"
+        )
+    steps = (int(config["few_steps"]) if few else space.geometry.steps) if steps is None else steps
+    if steps < 1 or fps < 1 or scale < 1:
+        raise NasError(f"--steps, --fps and --scale must be >= 1, got {steps}, {fps}, {scale}")
+    data = config.get("data")
+    pixels = _trained_on_pixels(space, None if data is None else str(data))
     choice = _decode_choice(space, arch, decoder, pixels)
     g: Geometry = unet.geometry  # type: ignore[assignment]
     dec = None
@@ -290,7 +298,7 @@ def generate(
         png=png,
         decoder=PIXELS if choice is None else choice.key,
         text_encoder=text_label,
-        sampler=sampler_name(objective),
+        sampler="few-step euler" if few else sampler_name(objective),
         steps=steps,
         guidance=guidance,
         seconds=seconds,

@@ -244,3 +244,35 @@ def test_generate_from_a_procedural_checkpoint(
     assert "text: toy" in o and "decoder: pixels" in o and "guidance 2" in o
     assert _read_mp4(out).shape == (4, 8, 8, 3)
     shutil.rmtree(run)
+
+
+def test_a_few_step_student_samples_its_own_steps_without_guidance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torch
+
+    from nas.model import build_video_unet
+
+    arch_file = _arch(TINY, tmp_path / "a.yaml")
+    calls: list[int] = []
+
+    def fake_load(space_, arch, checkpoint):  # type: ignore[no-untyped-def]
+        model = build_video_unet(space_, arch).eval()
+        forward = model.forward
+
+        def counted(*a: torch.Tensor) -> torch.Tensor:
+            calls.append(a[0].shape[0])
+            return forward(*a)
+
+        model.forward = counted  # type: ignore[method-assign]
+        return model, {"stage": "adversarial", "few_steps": 3, "data": "procedural"}
+
+    monkeypatch.setattr("nas.pipeline._generate._load_unet", fake_load)
+    base = ["generate", "--arch", str(arch_file), "--space", str(TINY), "--prompt", "x",
+            "--checkpoint", str(tmp_path), "--no-progress"]  # fmt: skip
+    rc = main([*base, "--out", str(tmp_path / "a.mp4")])
+    o = capsys.readouterr().out
+    assert rc == 0 and "few-step euler x3 steps" in o, o
+    assert calls == [1, 1, 1]  # one UNet call per step, no doubled batch
+    rc = main([*base, "--out", str(tmp_path / "b.mp4"), "--guidance", "3"])
+    _one_error(capsys, rc, "--guidance", "baked in")
