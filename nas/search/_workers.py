@@ -16,7 +16,7 @@ import numpy as np
 
 from nas.cost import CostModel
 from nas.procs import exit_with_parent, pid_alive
-from nas.results import RunInfo, box_hypervolume, hypervolume, non_dominated, normalise
+from nas.results import RunInfo, box_hypervolume, hypervolume, normalise
 from nas.search._config import SearchConfig
 from nas.search._outputs import (
     OVERSUBSCRIBE_ENV,
@@ -344,7 +344,9 @@ class Tracker:
     """Progress: trials done / total, feasible count, front size, hypervolume, ETA (tqdm).
 
     The hypervolume is measured in the run's box (``run.json``), so it never decreases; the
-    box's quality bound is the run's first proxy result, recorded here once it is seen."""
+    box's quality bound is the run's first proxy result, recorded here once it is seen. The
+    front is kept as trials arrive (a dominated trial costs one comparison with it), so the
+    bar costs little per trial however long the run."""
 
     def __init__(self, bar: Any, info: RunInfo | None = None) -> None:
         self.bar = bar
@@ -352,9 +354,12 @@ class Tracker:
         self.box = info.box if info is not None else None
         objectives = info.settings.objectives if info is not None and info.settings else ()
         self.signs = [o.sign for o in objectives]
-        self.values: list[list[float]] = []
-        self.feasible: list[bool] = []
-        self.arch_ids: list[str] = []
+        self.feasible = 0
+        self.front = np.zeros((0, max(1, len(self.signs))))  # minimised, feasible, finite
+        self.front_ids: list[str] = []
+        self.lo: np.ndarray | None = None  # the feasible range (runs without a box)
+        self.hi: np.ndarray | None = None
+        self.hv: float | None = 0.0  # None: to recompute
         self.seen: set[int] = set()
 
     def preload(self, study: optuna.Study) -> None:
@@ -369,21 +374,38 @@ class Tracker:
         if ft.state.name == "COMPLETE" and ft.values is not None:
             signs = self.signs if len(self.signs) == len(ft.values) else [1.0] * len(ft.values)
             values = [s * float(v) for s, v in zip(signs, ft.values, strict=True)]
-            feasible = bool(ft.user_attrs.get("costs", {}).get("feasible", True))
-            self.values.append(values)
-            self.feasible.append(feasible)
-            self.arch_ids.append(str(ft.user_attrs.get("arch_id", ft.number)))
-            if feasible and self.box is not None and not self.box.complete:
-                self._fill_box(values)
+            if bool(ft.user_attrs.get("costs", {}).get("feasible", True)):
+                self.feasible += 1
+                if self.box is not None and not self.box.complete:
+                    self._fill_box(values)
+                self._to_front(np.asarray(values), str(ft.user_attrs.get("arch_id", ft.number)))
         if count:
             self._postfix()
             self.bar.update(1)
+
+    def _to_front(self, v: np.ndarray, arch_id: str) -> None:
+        if not np.all(np.isfinite(v)):
+            return
+        if self.lo is None or self.hi is None or len(self.front) == 0:
+            self.front = np.zeros((0, len(v)))
+            self.lo, self.hi = v.copy(), v.copy()
+        elif np.any(v < self.lo) or np.any(v > self.hi):
+            self.lo, self.hi = np.minimum(self.lo, v), np.maximum(self.hi, v)
+            self.hv = None  # the range-normalised measure moves with the range
+        f = self.front
+        if len(f) and np.any(np.all(f <= v, axis=1) & np.any(f < v, axis=1)):
+            return  # dominated: the front is unchanged
+        keep = ~(np.all(v <= f, axis=1) & np.any(v < f, axis=1))
+        self.front = np.vstack([f[keep], v])
+        self.front_ids = [a for a, k in zip(self.front_ids, keep, strict=True) if k] + [arch_id]
+        self.hv = None
 
     def _fill_box(self, values: list[float]) -> None:
         assert self.box is not None
         self.box = self.box.fill(values)
         if self.box.complete and self.info is not None:
             self.info = self.info.save(box=self.box)
+            self.hv = None
 
     def _postfix(self) -> None:
         if self.bar.disable:
@@ -393,27 +415,17 @@ class Tracker:
     def summary(self) -> str:
         """``feasible=N front=M hv=X``: the front counted in arches, as the final summary
         counts it (a repeated arch is one), the hypervolume in the run's box."""
-        feas = sum(self.feasible)
-        front, hv = 0, 0.0
-        if feas:
-            v = np.array(self.values)
-            ok = np.array(self.feasible) & np.all(np.isfinite(v), axis=1)
-            if ok.any():
-                pts = v[ok]
-                mask = non_dominated(pts)
-                on_front = pts[mask]
-                ids = np.array(self.arch_ids)[ok][mask]
-                front = len(set(ids.tolist()))
-                hv = self.hypervolume(on_front, pts)
-        return f"feasible={feas} front={front} hv={hv:.3f}"
+        if self.hv is None:
+            self.hv = self.hypervolume(self.front) if len(self.front) else 0.0
+        return f"feasible={self.feasible} front={len(set(self.front_ids))} hv={self.hv:.3f}"
 
-    def hypervolume(self, front: np.ndarray, feasible: np.ndarray) -> float:
+    def hypervolume(self, front: np.ndarray) -> float:
         """The front's hypervolume: in the run's box (0 while its bounds wait for the first
         proxy result); a run dir without a box normalises over the feasible range, ref 1.1."""
         if self.box is not None:
             return box_hypervolume(front, self.box) if self.box.complete else 0.0
-        norm = normalise(front, feasible.min(axis=0), feasible.max(axis=0))
-        return hypervolume(norm, np.full(front.shape[1], 1.1))
+        assert self.lo is not None and self.hi is not None
+        return hypervolume(normalise(front, self.lo, self.hi), np.full(front.shape[1], 1.1))
 
     def on_trial(self, study: optuna.Study, ft: optuna.trial.FrozenTrial) -> None:
         self._add(ft)

@@ -95,3 +95,33 @@ def test_a_real_run_records_its_box_and_its_hv_never_decreases(
     assert dash.box == box
     assert dash.hypervolume[-1] == pytest.approx(res.hypervolume)
     assert np.all(np.diff(dash.hypervolume) >= 0)
+
+
+def test_the_bar_keeps_the_front_as_trials_arrive() -> None:
+    from types import SimpleNamespace
+
+    from nas.results import non_dominated
+    from nas.search import Tracker
+
+    rng = np.random.default_rng(3)
+    v = rng.random((300, 2)).round(2)  # ties included
+    feasible = rng.random(300) > 0.2
+    box = HypervolumeBox(("a", "b"), (0.0, 0.0), (1.0, 1.0), ("x", "y"))
+    for with_box in (box, None):
+        tr = Tracker(SimpleNamespace(disable=True, update=lambda n: None))
+        tr.box = with_box
+        for n in range(len(v)):
+            attrs = {"arch_id": f"a{n}", "costs": {"feasible": bool(feasible[n])}}
+            ft = SimpleNamespace(
+                number=n,
+                state=SimpleNamespace(name="COMPLETE"),
+                values=list(v[n]),
+                user_attrs=attrs,
+            )
+            tr._add(ft)  # type: ignore[arg-type]
+            if n % 50 == 49:
+                pts = v[: n + 1][feasible[: n + 1]]
+                want = pts[non_dominated(pts)]
+                assert {tuple(p) for p in tr.front} == {tuple(p) for p in want}
+                hv = hypervolume_history(v[: n + 1], feasible[: n + 1], with_box)[-1]
+                assert float(tr.summary().split("hv=")[1]) == pytest.approx(hv, abs=6e-4)
