@@ -276,3 +276,35 @@ def test_a_few_step_student_samples_its_own_steps_without_guidance(
     assert calls == [1, 1, 1]  # one UNet call per step, no doubled batch
     rc = main([*base, "--out", str(tmp_path / "b.mp4"), "--guidance", "3"])
     _one_error(capsys, rc, "--guidance", "baked in")
+
+
+@pytest.mark.parametrize(("hidden", "extra"), [("transformers", "pipeline"), ("av", "video")])
+def test_generate_without_its_extra_is_one_line(
+    hidden: str,
+    extra: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import sys
+
+    space = ROOT / "search_spaces" / "tiny-pipeline.yaml"
+    arch = _arch(space, tmp_path / "a.yaml")
+    monkeypatch.setitem(sys.modules, hidden, None)
+    rc = main(["generate", "--arch", str(arch), "--space", str(space), "--prompt", "x",
+               "--out", str(tmp_path / "c.mp4"), "--no-progress"])  # fmt: skip
+    line = _one_error(capsys, rc, f"needs {hidden}", f"pip install 'nas-video[{extra}]'")
+    assert not (tmp_path / "c.mp4").exists(), line
+
+
+def test_encode_out_must_be_writable(
+    tmp_path: Path, models: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "file").write_text("")
+    rc = main(["encode", "--data", str(_videos(tmp_path / "clips", 1)), "--vae",
+               str(models / "sd" / "vae"), "--space", str(TINY), "--out",
+               str(tmp_path / "file" / "lat")])  # fmt: skip
+    _one_error(capsys, rc, "--out", "writable folder")
+    rc = main(["encode", "--data", str(tmp_path / "none"), "--vae", str(models / "sd" / "vae"),
+               "--space", str(TINY), "--out", str(tmp_path / "lat")])  # fmt: skip
+    _one_error(capsys, rc, "video folder not found")
