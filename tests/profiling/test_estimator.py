@@ -303,3 +303,24 @@ def test_infeasible_arch_count_matches_brute_force(tiny_space: Any) -> None:
         assert over == int((peaks > budget).sum())  # weights: whole MiB, exact in 1/64 MB
         counts.append(over)
     assert counts[0] > 0 and counts[-1] == 0 and len(set(counts)) >= 3
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("  fusion: true", "  fusion: true\n  fuse_more: true", "fuse_more: unknown key"),
+        ("uncertainty: {p10: 0.752", "uncertainty: {p10: 1.5", "uncertainty: need 0 < p10 <= 1"),
+        ("bandwidth_efficiency: 1.0", "bandwidth_efficiency: 1.5", "bandwidth_efficiency: 1.5 is"),
+        ("    chunk: 0", "    chunk: -3", "attention chunk"),
+        ("max_dim: 16384", "max_dim: lots", "estimator: invalid literal"),
+    ],
+)
+def test_malformed_estimator_sections_are_one_error(
+    tmp_path: Path, old: str, new: str, message: str
+) -> None:
+    text = (ROOT / "profilers" / "devices" / "iphone16pm.yaml").read_text()
+    assert old in text
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace(old, new, 1))
+    with pytest.raises(NasError, match=message):
+        load_device(bad)
