@@ -6,10 +6,14 @@ from nas.cost._model import MIB, ArchEstimate, CostModel, MissingRowsError
 from nas.cost._rows import (
     RowOption,
     RowSpec,
+    PIPELINE_KINDS,
     arch_rows,
     backbone_row,
+    decoder_row,
+    pipeline_rows,
     rows_for_space,
     temporal_row,
+    text_encoder_row,
 )
 from nas.cost._summary import ArchCost, arch_cost, backbone_costs, space_summary
 from nas.cost._table import (
@@ -28,6 +32,7 @@ from nas.cost._types import BlockCost
 
 __all__ = [
     "MIB",
+    "PIPELINE_KINDS",
     "TABLES_ENV",
     "ArchCost",
     "ArchEstimate",
@@ -47,8 +52,10 @@ __all__ = [
     "backbone_block_cost",
     "backbone_costs",
     "backbone_row",
+    "decoder_row",
     "find_table",
     "merge_cells",
+    "pipeline_rows",
     "rows_for_space",
     "shipped_alternative",
     "shipped_tables",
@@ -56,6 +63,7 @@ __all__ = [
     "table_search_path",
     "temporal_op_cost",
     "temporal_row",
+    "text_encoder_row",
     "user_tables",
     "where_of",
 ]
