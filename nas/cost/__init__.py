@@ -4,9 +4,9 @@ from nas.cost._backbone import backbone_block_cost
 from nas.cost._breakdown import BlockCell, CostBreakdown, CostParts, merge_cells, where_of
 from nas.cost._model import MIB, ArchEstimate, CostModel, MissingRowsError
 from nas.cost._rows import (
+    PIPELINE_KINDS,
     RowOption,
     RowSpec,
-    PIPELINE_KINDS,
     arch_rows,
     backbone_row,
     decoder_row,
