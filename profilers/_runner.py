@@ -255,7 +255,9 @@ def _measure_row(
 ) -> TableRow:
     """One row: measured, or ``failed`` with the reason (over the memory budget, an error)."""
     need = None
-    if cost is not None:
+    # a Core ML row is converted here and estimated (or run on a device that reports its own
+    # failure): its estimate marks it infeasible instead, keeping its latency (docs/profiling.md)
+    if cost is not None and device.backend != "coreml":
         bpe = 2 if device.precision == "fp16" else 4
         need = cost.params * bpe + cost.peak_bytes + cost.out_bytes
     if need is not None and need > device.memory_budget_mb * 2**20:

@@ -125,6 +125,13 @@ def test_rows_over_the_memory_budget_are_not_run(space, device, tmp_path: Path) 
     )
 
 
+def test_core_ml_rows_over_the_budget_are_priced(space, device, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    coreml = replace(device, backend="coreml", memory_budget_mb=0.05)
+    prof = FakeProfiler()
+    rep = profile_space(space, coreml, tmp_path, protocol=FAST, profiler=prof, progress=False)
+    assert not rep.failed and len(prof.calls) == len(rows_for_space(space, "fp32"))
+
+
 def test_a_table_of_another_device_is_refused(space, device, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     profile_space(
         space, device, tmp_path, protocol=FAST, profiler=FakeProfiler(), progress=False, limit=1
