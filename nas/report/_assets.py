@@ -269,10 +269,13 @@ SCRIPT = r"""
                            "select one for its train, export and generate commands."));
       return box;
     }
-    var file = quoted(S.run_dir + "/" + A.yaml[a]);
-    [["train", "nas train --arch " + file + " --steps 2000"],
-     ["export", "nas export --arch " + file + " --format coreml"],
-     ["generate", "nas generate --arch " + file]].forEach(function (c) {
+    var arch = "--arch " + quoted(S.run_dir + "/" + A.yaml[a]) + " --space " +
+      quoted(S.run_dir + "/space.yaml");
+    var out = quoted("experiments/train/" + A.ids[a]);
+    [["train", "nas train " + arch + " --steps 2000 --out " + out],
+     ["export", "nas export " + arch + " --format coreml"],
+     ["generate", "nas generate " + arch + " --checkpoint " + out +
+      " --prompt '3 moves left fast' --out " + quoted(A.ids[a] + ".mp4")]].forEach(function (c) {
       var row = make("div", "cmd");
       row.appendChild(make("code", null, c[1]));
       var btn = make("button", "copy", "copy");

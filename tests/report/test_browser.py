@@ -230,11 +230,14 @@ def test_layout_comparison_and_commands(browser: Any, quality_run: Path) -> None
         # copyable commands for the selected front arch
         first = info.front[0]
         cmds = page.page.locator("#commands code").all_text_contents()
-        path = f"{info.meta.run_dir}/{first.yaml}"
+        run = info.meta.run_dir
+        arch = f"--arch {run}/{first.yaml} --space {run}/space.yaml"
+        out = f"experiments/train/{first.arch_id}"
         assert cmds == [
-            f"nas train --arch {path} --steps 2000",
-            f"nas export --arch {path} --format coreml",
-            f"nas generate --arch {path}",
+            f"nas train {arch} --steps 2000 --out {out}",
+            f"nas export {arch} --format coreml",
+            f"nas generate {arch} --checkpoint {out} --prompt '3 moves left fast' "
+            f"--out {first.arch_id}.mp4",
         ]
         page.page.locator("#commands button[data-cmd=train]").click()
         assert page.eval("window.nasDashboard.lastCopy") == cmds[0]
