@@ -33,6 +33,12 @@ tensors of rank >= 1 and ``constexpr_*`` outputs, at their stored size: a 6-bit 
 counts 6 bits per element plus its look-up table), float tensors counted at ``float_bytes`` (the
 device precision: 2 bytes for FP16, 4 for FP32). Scalars and integer parameters (shapes, axes,
 perms) are not counted.
+
+Each :class:`MilOp` also records the dataflow (the names and bytes of its activation inputs and
+outputs), which the Core ML estimator's fusion rules read, and for
+``scaled_dot_product_attention`` its ``(batch, heads, L, S)``, which its attention models read
+(profilers/_estimator.py). :meth:`MilSummary.to_dict` / :meth:`MilSummary.from_dict` round-trip a
+summary through JSON (benchmarks cache converted programs so).
 """
 
 from __future__ import annotations
