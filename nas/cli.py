@@ -613,6 +613,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         decoder=args.decoder,
         fps=args.fps,
         scale=args.scale,
+        device=args.device,
         progress=not args.no_progress,
     )
     _, t, h, w = res.video.shape
@@ -642,6 +643,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
         args.out,
         geometry=GeometryOverride.parse(args.geometry),
         batch=args.batch,
+        device=args.device,
         progress=not args.no_progress,
     )
     shape = "x".join(map(str, rep.latent_shape))
@@ -1228,6 +1230,7 @@ def _add_generate_parser(sub: _Subparsers) -> None:
     p.add_argument(
         "--scale", type=int, default=1, metavar="K", help="upscale frames K times (nearest) to view"
     )
+    p.add_argument("--device", default="auto", help="auto (default: CUDA if present), cpu, cuda")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_generate)
 
@@ -1271,6 +1274,7 @@ def _add_encode_parser(sub: _Subparsers) -> None:
         help="geometry override, repeatable (frames=8, ...), as nas train --geometry",
     )
     p.add_argument("--batch", type=int, default=8, help="frames per encoder call (default 8)")
+    p.add_argument("--device", default="auto", help="auto (default: CUDA if present), cpu, cuda")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_encode)
 

@@ -22,6 +22,7 @@ import torch
 
 from nas.errors import NasError, SpaceError
 from nas.fileio import atomic_write_text
+from nas.pipeline._generate import resolve_device
 from nas.pipeline._parts import build_encoder, build_text_encoder, build_tokenizer
 from nas.space import Geometry, GeometryOverride, PipelinePart, SearchSpace, parse_pipeline
 
@@ -82,7 +83,9 @@ def _encode_frames(encoder: torch.nn.Module, video: torch.Tensor, batch: int) ->
     return lat.permute(1, 0, 2, 3).contiguous()
 
 
-def _text_model(space: SearchSpace, g: Geometry) -> tuple[Any, Any, PipelinePart] | None:
+def _text_model(
+    space: SearchSpace, g: Geometry, device: torch.device
+) -> tuple[Any, Any, PipelinePart] | None:
     part = space.pipeline.text_encoder if space.pipeline is not None else None
     if part is None:
         return None
@@ -90,7 +93,7 @@ def _text_model(space: SearchSpace, g: Geometry) -> tuple[Any, Any, PipelinePart
         raise NasError(
             f"pipeline.text_encoder is {part.width} wide, not geometry.text_dim = {g.text_dim}"
         )
-    return build_tokenizer(part), build_text_encoder(part), part
+    return build_tokenizer(part), build_text_encoder(part).to(device), part
 
 
 def encode_videos(
@@ -101,6 +104,7 @@ def encode_videos(
     *,
     geometry: GeometryOverride | None = None,
     batch: int = 8,
+    device: str = "auto",
     progress: bool = True,
 ) -> EncodeReport:
     """Encode every video file of ``data`` at the space's geometry (with ``geometry`` on top)
@@ -121,20 +125,21 @@ def encode_videos(
         data, replace(g, latent_height=pixel[0], latent_width=pixel[1], latent_channels=3)
     )
     t0 = time.perf_counter()
-    encoder = build_encoder(part)
-    text = _text_model(space, g)
+    dev = resolve_device(device)
+    encoder = build_encoder(part).to(dev)
+    text = _text_model(space, g, dev)
     seconds = {"load": time.perf_counter() - t0, "encode": 0.0, "text": 0.0}
     files: list[Path] = []
     for i in tqdm(range(len(videos)), disable=not progress, unit="video", desc="encode"):
         item = videos[i]
         t0 = time.perf_counter()
-        latents = _encode_frames(encoder, item["video"], batch)
+        latents = _encode_frames(encoder, item["video"].to(dev), batch).cpu()
         seconds["encode"] += time.perf_counter() - t0
         emb = None
         if text is not None:
             t0 = time.perf_counter()
             with torch.no_grad():
-                emb = text[1](text[0]([item["caption"]], g.text_length))[0]
+                emb = text[1](text[0]([item["caption"]], g.text_length).to(dev))[0].cpu()
             seconds["text"] += time.perf_counter() - t0
         path = out / f"{videos.files[i].stem}.safetensors"
         files.append(write_latents(path, latents, emb, caption=item["caption"]))

@@ -54,6 +54,19 @@ class GenerateResult:
     seconds: dict[str, float] = field(default_factory=dict)  # wall time per stage
 
 
+def resolve_device(name: str) -> torch.device:
+    """``auto`` (CUDA when there is one), ``cpu``, ``cuda``, ``cuda:1``..."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise NasError(f"--device {name!r}: not a device (auto, cpu, cuda, cuda:1, ...)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise NasError(f"--device {name}: no CUDA device here; use --device cpu or auto")
+    return dev
+
+
 def sampler_name(objective: str) -> str:
     return "ddim" if objective == "eps" else "euler"
 
@@ -187,7 +200,7 @@ def _decode_choice(
 
 
 def _encode_prompt(
-    space: SearchSpace, geometry: Geometry, prompt: str, toy: bool
+    space: SearchSpace, geometry: Geometry, prompt: str, toy: bool, device: torch.device
 ) -> tuple[torch.Tensor, str]:
     """``(1, L, D)`` embeddings and which text encoder made them."""
     from nas.quality import ToyTextEncoder
@@ -203,7 +216,7 @@ def _encode_prompt(
         )
     ids = build_tokenizer(part)([prompt], g.text_length)
     with torch.no_grad():
-        emb = build_text_encoder(part)(ids)
+        emb = build_text_encoder(part).to(device)(ids.to(device))
     return emb, part.source
 
 
@@ -226,6 +239,7 @@ def generate(
     decoder: str | None = None,
     fps: int = 8,
     scale: int = 1,
+    device: str = "auto",
     progress: bool = True,
 ) -> GenerateResult:
     """Generate one video for ``prompt`` and write ``out`` (an .mp4) and a PNG strip of its
@@ -256,16 +270,18 @@ def generate(
     data = config.get("data")
     pixels = _trained_on_pixels(space, None if data is None else str(data))
     choice = _decode_choice(space, arch, decoder, pixels)
+    dev = resolve_device(device)
+    unet.to(dev)
     g: Geometry = unet.geometry  # type: ignore[assignment]
     dec = None
     if choice is not None and space.pipeline is not None:
-        dec = build_decoder(space.pipeline.decoder(choice.decoder))
+        dec = build_decoder(space.pipeline.decoder(choice.decoder)).to(dev)
     seconds["load"] = time.perf_counter() - t0
     chunks = 0 if choice is None else -(-g.frames // choice.chunk)
     bar = tqdm(total=1 + steps + chunks, disable=not progress, unit="call", desc="generate")
     try:
         t0 = time.perf_counter()
-        text, text_label = _encode_prompt(space, g, prompt, toy=pixels)
+        text, text_label = _encode_prompt(space, g, prompt, pixels, dev)
         bar.update(1)
         seconds["text"] = time.perf_counter() - t0
         t0 = time.perf_counter()
@@ -288,6 +304,7 @@ def generate(
         seconds["decode"] = time.perf_counter() - t0
     finally:
         bar.close()
+    video, latents = video.cpu(), latents.cpu()
     frames = to_uint8(video, scale)
     write_mp4(out, frames, fps)
     png = write_png_strip(out.with_suffix(".png"), [frames])

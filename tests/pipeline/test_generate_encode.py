@@ -106,6 +106,8 @@ def test_generate_bad_input_is_one_line(
     _one_error(capsys, rc, "--decoder", "no pipeline decoders")
     rc = main([*base, "--out", str(tmp_path / "c.mp4"), "--checkpoint", str(tmp_path / "no")])
     _one_error(capsys, rc, "--checkpoint", "not found")
+    rc = main([*base, "--out", str(tmp_path / "c.mp4"), "--device", "nonsense"])
+    _one_error(capsys, rc, "--device 'nonsense': not a device")
     space = pipeline_space(tmp_path, models)
     parch = _arch(space, tmp_path / "p.yaml")
     rc = main(["generate", "--arch", str(parch), "--space", str(space), "--prompt", "x",
