@@ -199,6 +199,26 @@ def _decode_choice(
     return next((c for c in p.decode if c.decoder == decoder), DecodeChoice(decoder, 1))
 
 
+def _warn_other_vae(space: SearchSpace, choice: DecodeChoice | None, data: str | None) -> None:
+    """A decoder whose config differs from the VAE ``nas encode`` made the training latents
+    with decodes them into something else: say so (the user may mean it, e.g. TAESD)."""
+    manifest = Path(data) / "encode.json" if data and data != "procedural" else None
+    if choice is None or space.pipeline is None or manifest is None or not manifest.is_file():
+        return
+    try:
+        vae = json.loads(manifest.read_text(encoding="utf-8"))["vae"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    part = space.pipeline.decoder(choice.decoder)
+    if isinstance(vae, dict) and vae.get("config") not in (None, part.digest):
+        print(
+            f"warning: the training latents were encoded with {vae.get('source')} (config "
+            f"{vae.get('config')}); decoding them with {choice.decoder!r} ({part.source}, "
+            f"config {part.digest})",
+            file=sys.stderr,
+        )
+
+
 def _encode_prompt(
     space: SearchSpace, geometry: Geometry, prompt: str, toy: bool, device: torch.device
 ) -> tuple[torch.Tensor, str]:
@@ -270,6 +290,7 @@ def generate(
     data = config.get("data")
     pixels = _trained_on_pixels(space, None if data is None else str(data))
     choice = _decode_choice(space, arch, decoder, pixels)
+    _warn_other_vae(space, choice, None if data is None else str(data))
     dev = resolve_device(device)
     unet.to(dev)
     g: Geometry = unet.geometry  # type: ignore[assignment]

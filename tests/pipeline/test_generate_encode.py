@@ -220,6 +220,13 @@ def test_encode_train_generate_end_to_end(
     assert f"decoder: {decoder}" in o
     assert "text: path:" in o
     assert _read_mp4(out).shape == (4, 32, 32, 3)
+    assert "warning" not in capsys.readouterr().err or decoder.startswith("taesd")
+    # the latents came from the KL VAE: decoding with TAESD says so
+    rc = main(["generate", "--arch", str(arch), "--space", str(space), "--checkpoint", str(run),
+               "--prompt", "x", "--out", str(out), "--decoder", "taesd",
+               "--no-progress"])  # fmt: skip
+    assert rc == 0
+    assert "warning: the training latents were encoded with path:" in capsys.readouterr().err
     # a checkpoint of another arch is refused
     other = _arch(space, tmp_path / "b.yaml", seed=5)
     rc = main(["generate", "--arch", str(other), "--space", str(space), "--checkpoint",
