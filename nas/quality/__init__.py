@@ -29,6 +29,13 @@ from typing import TYPE_CHECKING, Any
 from nas.quality._registry import PROXIES, Proxy, ProxyPruned, list_proxies
 
 if TYPE_CHECKING:
+    from nas.quality._adversarial import (
+        MAX_FEW_STEPS,
+        Discriminator,
+        few_step_sample,
+        few_step_schedule,
+        teacher_config,
+    )
     from nas.quality._data import (
         DIFFICULTIES,
         DIRECTIONS,
@@ -102,6 +109,11 @@ if TYPE_CHECKING:
 
 # name -> the module that defines it, imported on first access
 _LAZY: dict[str, str] = {
+    "MAX_FEW_STEPS": "nas.quality._adversarial",
+    "Discriminator": "nas.quality._adversarial",
+    "few_step_sample": "nas.quality._adversarial",
+    "few_step_schedule": "nas.quality._adversarial",
+    "teacher_config": "nas.quality._adversarial",
     "DIFFICULTIES": "nas.quality._data",
     "DIRECTIONS": "nas.quality._data",
     "SPEEDS": "nas.quality._data",
@@ -184,10 +196,12 @@ __all__ = [
     "DEFAULT_TIMESTEP_WEIGHTS",
     "DIFFICULTIES",
     "DIRECTIONS",
+    "MAX_FEW_STEPS",
     "OBJECTIVES",
     "PROXIES",
     "QUALITY_DEFINITIONS",
     "SPEEDS",
+    "Discriminator",
     "EvaluatorConfig",
     "LatentsFolder",
     "MotionPrediction",
@@ -212,6 +226,8 @@ __all__ = [
     "VideoSpec",
     "corrupt",
     "evaluate_generation",
+    "few_step_sample",
+    "few_step_schedule",
     "find_checkpoint",
     "flicker_score",
     "frechet_distance",
@@ -229,6 +245,7 @@ __all__ = [
     "sample_video",
     "shuffle_frames",
     "synflow_score",
+    "teacher_config",
     "track_motion",
     "train",
     "train_geometry",

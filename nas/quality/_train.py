@@ -72,6 +72,7 @@ __all__ = [
 ]
 
 TIMESTEP_SAMPLING = ("logit_normal", "uniform")
+STAGES = ("flow", "adversarial")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # Settings a resumed run may change: none of them alters the trajectory.
 RESUMABLE = frozenset(
@@ -113,12 +114,28 @@ class TrainConfig:
     log_every: int = 10  # steps per metrics.csv row and progress-bar update
     num_workers: int = 0  # DataLoader worker processes
     device: str = "auto"  # "auto" (CUDA if present) | "cpu" | "cuda" | "cuda:1" ...
+    # the adversarial stage (nas.quality._adversarial): a few-step student of a teacher run
+    stage: str = "flow"  # "flow" (the diffusion objective) | "adversarial"
+    teacher: str | None = None  # adversarial: the teacher's run or step_* folder
+    few_steps: int = 4  # adversarial: the student's Euler steps (its timestep grid)
+    teacher_guidance: float = 3.0  # adversarial: the teacher's guidance in the distillation
+    adv_weight: float = 0.1  # adversarial: weight of the student's adversarial (hinge) loss
+    distill_weight: float = 1.0  # adversarial: weight of the distillation term
+    disc_lr: float = 1e-4  # adversarial: AdamW learning rate of the discriminator's heads
+    joint_images: bool = False  # adversarial: every other step trains on one-frame clips
 
     def __post_init__(self) -> None:
         # plain data in (a mapping, a Path): stored as the one typed form
         object.__setattr__(self, "geometry", GeometryOverride.coerce(self.geometry))
         object.__setattr__(self, "data", str(self.data))
-        for name in ("steps", "batch_size", "checkpoint_every", "keep_checkpoints", "log_every"):
+        for name in (
+            "steps",
+            "batch_size",
+            "checkpoint_every",
+            "keep_checkpoints",
+            "log_every",
+            "few_steps",
+        ):
             if _bad_int(getattr(self, name), 1):
                 raise NasError(
                     f"TrainConfig.{name} must be an integer >= 1, got {getattr(self, name)!r}"
@@ -151,6 +168,7 @@ class TrainConfig:
                 f"TrainConfig.text_dropout must be in [0, 1), got {self.text_dropout!r}; "
                 "0.1 is the usual share for classifier-free guidance"
             )
+        _check_stage(self)
         for name, allowed in (
             ("objective", OBJECTIVES),
             ("timestep_sampling", TIMESTEP_SAMPLING),
@@ -178,6 +196,29 @@ class TrainConfig:
         return cls(**raw)
 
 
+def _check_stage(c: TrainConfig) -> None:
+    if c.stage not in STAGES:
+        raise NasError(f"TrainConfig.stage {c.stage!r} is not one of {list(STAGES)}")
+    if c.stage == "flow":
+        if c.teacher is not None:
+            raise NasError("a teacher is for --stage adversarial; stage flow trains without one")
+        return
+    if not c.teacher:
+        raise NasError("--stage adversarial needs --teacher CKPT (a nas train run or step_ folder)")
+    object.__setattr__(c, "teacher", str(c.teacher))
+    if c.objective != "rectified_flow":
+        raise NasError("the adversarial stage distils rectified-flow models only (not eps)")
+    if c.few_steps > 8:
+        raise NasError(f"TrainConfig.few_steps must be in 1..8, got {c.few_steps!r}")
+    for name in ("teacher_guidance", "adv_weight", "distill_weight"):
+        if not 0 <= getattr(c, name) < math.inf:
+            raise NasError(
+                f"TrainConfig.{name} must be a finite number >= 0, got {getattr(c, name)!r}"
+            )
+    if not 0 < c.disc_lr < math.inf:
+        raise NasError(f"TrainConfig.disc_lr must be a finite number > 0, got {c.disc_lr!r}")
+
+
 def _bad_int(v: Any, minimum: int) -> bool:
     return isinstance(v, bool) or not isinstance(v, int) or v < minimum
 
@@ -196,6 +237,8 @@ class TrainResult:
     samples_per_s: float  # videos per second over this call's steps, all ranks together
     model: VideoUNet = field(repr=False)  # trained (not EMA) weights, eval mode
     ema: Mapping[str, torch.Tensor] = field(repr=False)  # EMA of the trainable parameters
+    # the adversarial stage's per-step parts (d_loss, g_adv, distill), from step 1; else {}
+    parts: Mapping[str, tuple[float, ...]] = field(default_factory=dict, repr=False)
 
     def ema_model(self) -> VideoUNet:
         """A copy of :attr:`model` with the EMA weights (what to evaluate or export)."""
@@ -459,6 +502,7 @@ def _save_checkpoint(
     opt: torch.optim.Optimizer | None,
     state: dict[str, Any],
     keep: int,
+    extra: Mapping[str, dict[str, torch.Tensor]] | None = None,
 ) -> Path:
     """Write ``root/step_<step>``: its files (each atomically, recorded with size and
     SHA-256 in ``state.json``) go into a temporary folder that is then renamed, so a crash
@@ -476,6 +520,8 @@ def _save_checkpoint(
         if opt is not None:
             flat = _flatten_optimizer(opt)
             files["optimizer.safetensors"] = _write_tensors(tmp / "optimizer.safetensors", flat)
+        for name, tensors in (extra or {}).items():
+            files[name] = _write_tensors(tmp / name, tensors)
         atomic_write_text(tmp / "state.json", json.dumps({**state, "files": files}, indent=1))
         if final.exists():  # left by a run that stopped after this step and was resumed earlier
             shutil.rmtree(final)
@@ -666,6 +712,7 @@ class _Trainable:
     opt: torch.optim.Optimizer | None  # None: nothing to train
     scaler: torch.amp.GradScaler | None  # fp16 autocast only
     ema: dict[str, torch.Tensor]
+    extra: Any = None  # the adversarial stage's state (teacher, discriminator), else None
 
     @property
     def params(self) -> list[torch.nn.Parameter]:
@@ -747,6 +794,7 @@ def _train(
         samples_per_s=ran * s.per_step / run.train_time if run.train_time > 0 else 0.0,
         model=t.model,
         ema=t.ema,
+        parts={k: tuple(v) for k, v in t.extra.history.items()} if t.extra is not None else {},
     )
 
 
@@ -783,8 +831,13 @@ def _build_trainable(s: _Setup) -> _Trainable:
         else None
     )
     scaler = torch.amp.GradScaler("cuda") if s.amp_dtype == torch.float16 else None
+    extra = None
+    if config.stage == "adversarial":  # the student starts from the teacher's weights
+        from nas.quality._adversarial import build_adversarial
+
+        extra = build_adversarial(s, model)
     ema = {n: p.detach().float().clone() for n, p in named}
-    return _Trainable(model, named, opt, scaler, ema)
+    return _Trainable(model, named, opt, scaler, ema, extra)
 
 
 def _begin(s: _Setup, t: _Trainable) -> _Progress:
@@ -798,7 +851,7 @@ def _begin(s: _Setup, t: _Trainable) -> _Progress:
         ckpt = find_checkpoint(out)
     if ckpt is not None:
         start, losses, grad_norms = _resume(
-            ckpt, space, arch, config, t.model, t.ema, t.opt, t.scaler, s.device
+            ckpt, space, arch, config, t.model, t.ema, t.opt, t.scaler, s.device, t.extra
         )
         return _Progress(start, losses, grad_norms, ckpt, step=start)
     if out is not None and dist.main:
@@ -877,12 +930,26 @@ def _train_step(
 ) -> tuple[float, float, float]:
     """One optimizer step on ``batch``; returns the (all-rank mean) loss, the gradient norm
     before clipping and the learning rate. Noise and timesteps are seeded by the step."""
-    import torch.distributed as tdist
+    if s.config.stage == "adversarial":
+        from nas.quality._adversarial import adversarial_loss
 
-    config, device, dist = s.config, s.device, s.dist
+        return _update(s, t, adversarial_loss(s, t, net, batch, step), step)
+    return _update(s, t, _flow_loss(s, t, net, batch, step), step)
+
+
+def step_generator(s: _Setup, step: int) -> torch.Generator:
+    """The CPU generator of step ``step`` on this rank: every draw of a step comes from it."""
+    return torch.Generator().manual_seed(_seed(s.config.seed, step, s.dist.rank))
+
+
+def _flow_loss(
+    s: _Setup, t: _Trainable, net: torch.nn.Module, batch: Mapping[str, torch.Tensor], step: int
+) -> torch.Tensor:
+    """The diffusion objective's loss on ``batch`` (no graph with nothing to train)."""
+    config, device = s.config, s.device
     x0 = batch["video"].to(device, non_blocking=True)
     text = batch["text"].to(device, non_blocking=True)
-    gen = torch.Generator().manual_seed(_seed(config.seed, step, dist.rank))
+    gen = step_generator(s, step)
     noise = torch.randn(x0.shape, generator=gen).to(device)
     b = x0.shape[0]
     if config.timestep_sampling == "logit_normal":
@@ -895,16 +962,23 @@ def _train_step(
     xt, model_t, target = corrupt(
         config.objective, x0, noise, to_tau(u, config.objective).to(device)
     )
-    lr = config.lr * (min(1.0, step / config.warmup_steps) if config.warmup_steps else 1.0)
-    grad_norm = torch.zeros((), device=device)
-    opt, scaler = t.opt, t.scaler
     with _autocast(device, s.amp_dtype):
-        if opt is None:
+        if t.opt is None:
             with torch.no_grad():
                 pred: torch.Tensor = net(xt, model_t, text)
         else:
             pred = net(xt, model_t, text)
-    loss = F.mse_loss(pred.float(), target.float())
+    return F.mse_loss(pred.float(), target.float())
+
+
+def _update(s: _Setup, t: _Trainable, loss: torch.Tensor, step: int) -> tuple[float, float, float]:
+    """Back-propagate ``loss``, clip, check for divergence, step the optimizer and the EMA."""
+    import torch.distributed as tdist
+
+    config, device, dist = s.config, s.device, s.dist
+    lr = config.lr * (min(1.0, step / config.warmup_steps) if config.warmup_steps else 1.0)
+    grad_norm = torch.zeros((), device=device)
+    opt, scaler = t.opt, t.scaler
     if opt is not None:
         for g in opt.param_groups:
             g["lr"] = lr
@@ -950,8 +1024,12 @@ def _checkpoint(s: _Setup, t: _Trainable, run: _Progress, step: int, out: Path) 
     state = _state(
         step, s.config, s.arch, s.space, s.geo, run.losses, run.grad_norms, s.dist, t.scaler
     )
+    files: dict[str, dict[str, torch.Tensor]] = {}
+    if t.extra is not None:  # the adversarial stage: its discriminator and losses
+        files, more = t.extra.checkpoint()
+        state.update(more)
     return _save_checkpoint(
-        out / "checkpoints", step, t.model, t.ema, t.opt, state, s.config.keep_checkpoints
+        out / "checkpoints", step, t.model, t.ema, t.opt, state, s.config.keep_checkpoints, files
     )
 
 
@@ -1012,6 +1090,7 @@ def _resume(
     opt: torch.optim.Optimizer | None,
     scaler: torch.amp.GradScaler | None,
     device: torch.device,
+    extra: Any = None,
 ) -> tuple[int, list[float], list[float]]:
     from safetensors.torch import load_file
 
@@ -1029,6 +1108,8 @@ def _resume(
             sd = opt.state_dict()
             sd["state"] = _unflatten_optimizer(load_file(str(ckpt / "optimizer.safetensors")))
             opt.load_state_dict(sd)
+        if extra is not None:
+            extra.restore(ckpt, state)
     except (OSError, KeyError, RuntimeError, ValueError) as e:  # verified, yet does not fit
         why = " ".join(str(e).split())[:200]
         raise NasError(f"{ckpt}: cannot be loaded into this model: {why}") from None
