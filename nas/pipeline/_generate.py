@@ -11,8 +11,8 @@ Two kinds of checkpoint (``nas train``):
 
 Sampling reuses :func:`nas.quality.sample_video`: Euler steps of the rectified flow (DDIM for
 ``eps`` checkpoints), classifier-free guidance when ``guidance != 1``. A few-step student of
-``nas train --stage adversarial`` samples on its own grid (its ``few_steps`` Euler steps,
-evenly spaced: what ``nas.quality.few_step_sample`` does) without guidance.
+``nas train --stage adversarial`` samples with :func:`nas.quality.few_step_sample` (its
+``few_steps`` Euler steps on the few-step grid) without guidance.
 """
 
 from __future__ import annotations
@@ -268,7 +268,7 @@ def generate(
     choice or a decoder name (see :func:`_decode_choice`)."""
     from tqdm import tqdm
 
-    from nas.quality import sample_video
+    from nas.quality import few_step_sample, sample_video
 
     out = Path(out)
     check_out_path(out, ".mp4")
@@ -306,15 +306,20 @@ def generate(
         bar.update(1)
         seconds["text"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        latents = sample_video(
-            _Ticking(unet, lambda: bar.update(1)),
-            text,
-            steps=steps,
-            seed=seed,
-            objective=objective,
-            guidance=guidance,
-            shape=(g.latent_channels, g.frames, g.latent_height, g.latent_width),
-        )
+        ticking = _Ticking(unet, lambda: bar.update(1))
+        shape = (g.latent_channels, g.frames, g.latent_height, g.latent_width)
+        if few:
+            latents = few_step_sample(ticking, text, steps=steps, seed=seed, shape=shape)
+        else:
+            latents = sample_video(
+                ticking,
+                text,
+                steps=steps,
+                seed=seed,
+                objective=objective,
+                guidance=guidance,
+                shape=shape,
+            )
         seconds["unet"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         if dec is None or choice is None:

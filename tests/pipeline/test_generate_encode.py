@@ -317,3 +317,28 @@ def test_encode_out_must_be_writable(
     rc = main(["encode", "--data", str(tmp_path / "none"), "--vae", str(models / "sd" / "vae"),
                "--space", str(TINY), "--out", str(tmp_path / "lat")])  # fmt: skip
     _one_error(capsys, rc, "video folder not found")
+
+
+@pytest.mark.slow
+def test_generate_from_a_real_few_step_student(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from nas.quality import TrainConfig, train
+    from nas.space import load_arch
+
+    arch_file = _arch(TINY, tmp_path / "a.yaml")
+    space = load_space(TINY)
+    arch = load_arch(space, arch_file)
+    train(space, arch, TrainConfig(steps=2, batch_size=2), tmp_path / "teacher", progress=False)
+    config = TrainConfig(
+        steps=2, batch_size=2, stage="adversarial", teacher=str(tmp_path / "teacher"), few_steps=2
+    )
+    train(space, arch, config, tmp_path / "student", progress=False)
+    out = tmp_path / "clip.mp4"
+    rc = main(["generate", "--arch", str(arch_file), "--space", str(TINY), "--checkpoint",
+               str(tmp_path / "student"), "--prompt", "3 moves left fast", "--out", str(out),
+               "--no-progress"])  # fmt: skip
+    o = capsys.readouterr().out
+    assert rc == 0, o
+    assert "few-step euler x2 steps" in o and "decoder: pixels" in o
+    assert _read_mp4(out).shape == (4, 8, 8, 3)
