@@ -506,6 +506,37 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _adversarial_kwargs(args: argparse.Namespace, given: dict[str, Any]) -> dict[str, Any]:
+    """``nas train --stage adversarial``'s settings; the teacher's data, width and geometry
+    are the defaults of what was not given."""
+    from nas.quality import teacher_config
+
+    out: dict[str, Any] = {
+        k: v
+        for k, v in {
+            "stage": args.stage,
+            "teacher": args.teacher,
+            "few_steps": args.few_steps,
+            "teacher_guidance": args.teacher_guidance,
+            "adv_weight": args.adv_weight,
+            "distill_weight": args.distill_weight,
+            "disc_lr": args.disc_lr,
+        }.items()
+        if v is not None
+    }
+    if args.joint_images:
+        out["joint_images"] = True
+    if args.stage != "adversarial" or args.teacher is None:
+        return out
+    tc = teacher_config(args.teacher)
+    for k in ("width_mult", "data", "difficulty", "background", "colours", "freeze_spatial"):
+        if k not in given:
+            out[k] = getattr(tc, k)
+    if not args.geometry:
+        out["geometry"] = tc.geometry
+    return out
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from datetime import datetime
 
@@ -559,6 +590,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.train_spatial:
         kwargs["freeze_spatial"] = False
     kwargs["geometry"] = GeometryOverride.parse(args.geometry)
+    kwargs.update(_adversarial_kwargs(args, kwargs))
     config = TrainConfig(**kwargs)
     main = int(os.environ.get("RANK", "0")) == 0
     if existing is not None and main:
@@ -1110,7 +1142,9 @@ def _add_train_parser(sub: _Subparsers) -> None:
         "      --geometry frames=8 --geometry latent_height=16 --geometry latent_width=16\n"
         "  nas train --arch a.yaml --data ./latents --batch-size 2    (*.safetensors / *.npz)\n"
         "  nas train --arch a.yaml --out runs/t --steps 4000 --resume    (continue a run)\n"
-        "  torchrun --nproc_per_node 2 -m nas train --arch a.yaml --out runs/ddp\n\n"
+        "  torchrun --nproc_per_node 2 -m nas train --arch a.yaml --out runs/ddp\n"
+        "  nas train --arch a.yaml --stage adversarial --teacher runs/t --out runs/s4 \\\n"
+        "      --steps 1000 --lr 2e-4    (a 4-step student without guidance)\n\n"
         "--batch-size is per process. Folders of latents hold latents (C, T, H, W) and text\n"
         "(L, D) at the (overridden) space geometry; video folders are decoded with PyAV.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -1172,6 +1206,41 @@ def _add_train_parser(sub: _Subparsers) -> None:
         "at sampling (default 0; 0.1 is usual)",
     )
     p.add_argument("--train-spatial", action="store_true", help="also train the backbone")
+    p.add_argument(
+        "--stage",
+        choices=["flow", "adversarial"],
+        help="flow (default): the diffusion objective; adversarial: fine-tune --teacher into a "
+        "few-step sampler without guidance (docs/training.md)",
+    )
+    p.add_argument(
+        "--teacher",
+        metavar="CKPT",
+        help="adversarial: the teacher's nas train run or step_* folder (same arch); its data, "
+        "width and geometry are the defaults",
+    )
+    p.add_argument(
+        "--few-steps", type=int, metavar="K", help="adversarial: the student's steps, 1-8 (4)"
+    )
+    p.add_argument(
+        "--teacher-guidance",
+        type=float,
+        metavar="G",
+        help="adversarial: guidance of the teacher the student distils (default 3)",
+    )
+    p.add_argument(
+        "--adv-weight", type=float, metavar="W", help="adversarial: hinge loss weight (0.1)"
+    )
+    p.add_argument(
+        "--distill-weight", type=float, metavar="W", help="adversarial: distillation weight (1)"
+    )
+    p.add_argument(
+        "--disc-lr", type=float, metavar="LR", help="adversarial: discriminator heads' lr (1e-4)"
+    )
+    p.add_argument(
+        "--joint-images",
+        action="store_true",
+        help="adversarial: every other step trains on one-frame clips (image-video joint)",
+    )
     p.add_argument("--seed", type=int, help="init, data order and noise seed (default 0)")
     p.add_argument("--out", metavar="DIR", help="run folder (default experiments/runs/<time>-...)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")

@@ -4,6 +4,7 @@ sampler against hand-computed Euler steps."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -232,3 +233,39 @@ def test_few_step_sampler_is_euler_on_the_fixed_grid() -> None:
         assert torch.allclose(got, want, atol=1e-6), steps
         same = sample_video(Linear(-0.5), text, steps=steps, seed=3, shape=shape, guidance=1.0)
         assert torch.equal(got, same)  # what evaluate_generation(steps=...) samples
+
+
+def test_nas_train_stage_adversarial(root, tiny_space, arch, teacher, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    def nas(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "nas", "train", "--space", "search_spaces/tiny.yaml", *args],
+            capture_output=True, text=True, cwd=root, timeout=300,
+        )  # fmt: skip
+
+    arch_file = arch.save(tmp_path / "arch.yaml")
+    other = sample_arch(tiny_space, np.random.default_rng(5)).save(tmp_path / "other.yaml")
+    base = ("--arch", str(arch_file), "--no-progress", "--steps", "2", "--batch-size", "2")
+    for args, needle in (
+        (("--stage", "adversarial"), "--stage adversarial needs --teacher"),
+        (("--stage", "adversarial", "--teacher", str(tmp_path / "nope")), "not found"),
+        (("--teacher", str(teacher)), "for --stage adversarial"),
+    ):
+        bad = nas(*base, "--out", str(tmp_path / "x"), *args)
+        assert bad.returncode == 2 and needle in bad.stderr, bad.stderr
+        assert bad.stderr.count("\n") == 1 and bad.stderr.startswith("error:")
+    wrong = nas("--arch", str(other), "--no-progress", "--stage", "adversarial", "--teacher",
+                str(teacher), "--out", str(tmp_path / "y"))  # fmt: skip
+    assert wrong.returncode == 2 and "checkpoint of arch" in wrong.stderr
+    assert wrong.stderr.count("\n") == 1
+    out = tmp_path / "student"
+    ok = nas(*base, "--stage", "adversarial", "--teacher", str(teacher), "--few-steps", "2",
+             "--out", str(out), "--joint-images")  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    state = json.loads((find_checkpoint(out) / "state.json").read_text())  # type: ignore[operator]
+    cfg = state["config"]
+    assert cfg["stage"] == "adversarial" and cfg["few_steps"] == 2 and cfg["joint_images"]
+    assert cfg["freeze_spatial"] is False and cfg["difficulty"] == "easy"  # the teacher's
+    assert len(state["adversarial"]["history"]["d_loss"]) == 2
