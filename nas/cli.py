@@ -1125,6 +1125,45 @@ def _add_validate_parser(sub: _Subparsers) -> None:
     p.set_defaults(func=cmd_validate)
 
 
+def _add_adversarial_args(p: argparse.ArgumentParser) -> None:
+    """``nas train --stage adversarial``'s flags."""
+    p.add_argument(
+        "--stage",
+        choices=["flow", "adversarial"],
+        help="flow (default): the diffusion objective; adversarial: fine-tune --teacher into a "
+        "few-step sampler without guidance (docs/training.md)",
+    )
+    p.add_argument(
+        "--teacher",
+        metavar="CKPT",
+        help="adversarial: the teacher's nas train run or step_* folder (same arch); its data, "
+        "width and geometry are the defaults",
+    )
+    p.add_argument(
+        "--few-steps", type=int, metavar="K", help="adversarial: the student's steps, 1-8 (4)"
+    )
+    p.add_argument(
+        "--teacher-guidance",
+        type=float,
+        metavar="G",
+        help="adversarial: guidance of the teacher the student distils (default 3)",
+    )
+    p.add_argument(
+        "--adv-weight", type=float, metavar="W", help="adversarial: hinge loss weight (0.1)"
+    )
+    p.add_argument(
+        "--distill-weight", type=float, metavar="W", help="adversarial: distillation weight (1)"
+    )
+    p.add_argument(
+        "--disc-lr", type=float, metavar="LR", help="adversarial: discriminator heads' lr (1e-4)"
+    )
+    p.add_argument(
+        "--joint-images",
+        action="store_true",
+        help="adversarial: every other step trains on one-frame clips (image-video joint)",
+    )
+
+
 def _add_train_parser(sub: _Subparsers) -> None:
     p = sub.add_parser(
         "train",
@@ -1206,41 +1245,7 @@ def _add_train_parser(sub: _Subparsers) -> None:
         "at sampling (default 0; 0.1 is usual)",
     )
     p.add_argument("--train-spatial", action="store_true", help="also train the backbone")
-    p.add_argument(
-        "--stage",
-        choices=["flow", "adversarial"],
-        help="flow (default): the diffusion objective; adversarial: fine-tune --teacher into a "
-        "few-step sampler without guidance (docs/training.md)",
-    )
-    p.add_argument(
-        "--teacher",
-        metavar="CKPT",
-        help="adversarial: the teacher's nas train run or step_* folder (same arch); its data, "
-        "width and geometry are the defaults",
-    )
-    p.add_argument(
-        "--few-steps", type=int, metavar="K", help="adversarial: the student's steps, 1-8 (4)"
-    )
-    p.add_argument(
-        "--teacher-guidance",
-        type=float,
-        metavar="G",
-        help="adversarial: guidance of the teacher the student distils (default 3)",
-    )
-    p.add_argument(
-        "--adv-weight", type=float, metavar="W", help="adversarial: hinge loss weight (0.1)"
-    )
-    p.add_argument(
-        "--distill-weight", type=float, metavar="W", help="adversarial: distillation weight (1)"
-    )
-    p.add_argument(
-        "--disc-lr", type=float, metavar="LR", help="adversarial: discriminator heads' lr (1e-4)"
-    )
-    p.add_argument(
-        "--joint-images",
-        action="store_true",
-        help="adversarial: every other step trains on one-frame clips (image-video joint)",
-    )
+    _add_adversarial_args(p)
     p.add_argument("--seed", type=int, help="init, data order and noise seed (default 0)")
     p.add_argument("--out", metavar="DIR", help="run folder (default experiments/runs/<time>-...)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
