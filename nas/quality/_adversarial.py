@@ -127,7 +127,8 @@ def teacher_config(path: str | Path) -> TrainConfig:
     return TrainConfig.from_dict(_teacher_state(path)[1]["config"])
 
 
-def _load_teacher(s: _Setup) -> VideoUNet:
+def _load_teacher(s: _Setup) -> tuple[VideoUNet, dict[str, Any]]:
+    """The frozen teacher on the device, and what identifies its weights (for resume)."""
     config = s.config
     ckpt, state = _teacher_state(str(config.teacher))
     arch_id = state["arch"].get("arch_id")
@@ -152,7 +153,10 @@ def _load_teacher(s: _Setup) -> VideoUNet:
         raise NasError(f"teacher {ckpt} has another model size ({'; '.join(diffs)})")
     teacher = load_trained(s.space, ckpt).to(s.device)
     teacher.requires_grad_(False)
-    return teacher
+    ema = state.get("files", {})
+    ema = ema.get("ema.safetensors") if isinstance(ema, dict) else None
+    sha = ema.get("sha256") if isinstance(ema, dict) else None
+    return teacher, {"checkpoint": str(ckpt), "step": state["step"], "ema_sha256": sha}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,6 +245,7 @@ class _Adversarial:
     teacher: VideoUNet
     disc: Discriminator
     opt: torch.optim.Optimizer
+    teacher_id: dict[str, Any]  # the teacher checkpoint's folder, step and EMA file hash
     history: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in _HISTORY})
 
     def checkpoint(self) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, Any]]:
@@ -250,12 +255,19 @@ class _Adversarial:
             "discriminator.safetensors": heads,
             "discriminator_optimizer.safetensors": _flatten_optimizer(self.opt),
         }
-        return files, {"adversarial": {"history": self.history}}
+        return files, {"adversarial": {"history": self.history, "teacher": self.teacher_id}}
 
     def restore(self, ckpt: Path, state: Mapping[str, Any]) -> None:
         """Load what :meth:`checkpoint` wrote (the trainer has verified the files)."""
         from safetensors.torch import load_file
 
+        was = state.get("adversarial", {}).get("teacher")
+        if was is not None and was.get("ema_sha256") != self.teacher_id["ema_sha256"]:
+            raise NasError(
+                f"{ckpt}: its teacher was {was.get('checkpoint')} (step {was.get('step')}); "
+                f"{self.teacher_id['checkpoint']} (step {self.teacher_id['step']}) has other "
+                "weights, so the run cannot continue bit for bit: give that teacher or a new --out"
+            )
         self.disc.load_state_dict(load_file(str(ckpt / "discriminator.safetensors")))
         sd = self.opt.state_dict()
         flat = load_file(str(ckpt / "discriminator_optimizer.safetensors"))
@@ -267,7 +279,7 @@ class _Adversarial:
 
 def build_adversarial(s: _Setup, model: VideoUNet) -> _Adversarial:
     """Load the teacher into ``model`` (the student) and build the seeded discriminator."""
-    teacher = _load_teacher(s)
+    teacher, teacher_id = _load_teacher(s)
     model.load_state_dict(teacher.state_dict())
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(s.config.seed + 1)
@@ -275,7 +287,7 @@ def build_adversarial(s: _Setup, model: VideoUNet) -> _Adversarial:
     opt = torch.optim.AdamW(
         disc.parameters(), lr=s.config.disc_lr, betas=(0.0, 0.99), weight_decay=0.0
     )
-    return _Adversarial(teacher, disc, opt)
+    return _Adversarial(teacher, disc, opt, teacher_id)
 
 
 def _renoise(x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

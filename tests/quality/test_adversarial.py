@@ -5,6 +5,7 @@ sampler against hand-computed Euler steps."""
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 
 import numpy as np
@@ -269,3 +270,13 @@ def test_nas_train_stage_adversarial(root, tiny_space, arch, teacher, tmp_path) 
     assert cfg["stage"] == "adversarial" and cfg["few_steps"] == 2 and cfg["joint_images"]
     assert cfg["freeze_spatial"] is False and cfg["difficulty"] == "easy"  # the teacher's
     assert len(state["adversarial"]["history"]["d_loss"]) == 2
+
+
+def test_resume_refuses_a_teacher_that_changed(tiny_space, arch, teacher, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    moved = tmp_path / "teacher"
+    shutil.copytree(teacher, moved)
+    cfg = _student(moved, steps=4, checkpoint_every=2)
+    train(tiny_space, arch, replace(cfg, steps=2), tmp_path / "s", progress=False)
+    train(tiny_space, arch, replace(TEACHER, steps=21), moved, progress=False)  # new weights
+    with pytest.raises(NasError, match="cannot continue bit for bit"):
+        train(tiny_space, arch, cfg, tmp_path / "s", progress=False)
