@@ -186,7 +186,9 @@ def _render_pipeline(s: dict[str, Any]) -> list[str]:
         for d in p["decoders"]:
             w = f"weights {d['weights']}" if d["weights"] else "random init (no weights)"
             px = "x".join(map(str, d["pixels"]))
-            out.append(f"  decoder {d['name']:<6}{d['model']} ({d['family']}, {px} pixels, {w})")
+            out.append(
+                f"  decoder {d['name'] + ' ':<6}{d['model']} ({d['family']}, {px} pixels, {w})"
+            )
         keys = ", ".join(f"{c['key']} ({c['calls']} calls)" for c in p["decode"])
         out.append(f"  decode        {keys}")
     pv = s.get("per_video")
