@@ -79,10 +79,12 @@ table.ops td:first-child { color: var(--dim); }
 button.copy, button.pin { font: inherit; font-size: 11px; padding: 1px 8px; border-radius: 4px;
   border: 1px solid #bbb; background: #fafafa; cursor: pointer; }
 button.pin { margin-top: 8px; }
+.compare-wrap { max-width: 100%; overflow-x: auto; }
 .compare-wrap h3 { font-size: 13px; margin: 10px 0 4px; }
-table.compare { border-collapse: collapse; font-size: 12px; }
+table.compare { border-collapse: collapse; font-size: 12px; table-layout: fixed; width: 100%; }
+table.compare th { width: 28%; }
 table.compare th, table.compare td { padding: 1px 10px 1px 0; text-align: left;
-  white-space: nowrap; }
+  vertical-align: top; overflow-wrap: anywhere; }
 table.compare th { color: var(--dim); font-weight: normal; }
 table.compare tr.diff td { font-weight: 700; }
 """

@@ -255,6 +255,8 @@ def test_layout_comparison_and_commands(browser: Any, quality_run: Path) -> None
             g.name for i, g in enumerate(info.groups) if first.choices[i] != second.choices[i]
         ]
         assert set(differs) <= set(diff) and "latency" in diff
+        # long choice keys wrap inside the card: the page never scrolls sideways
+        assert page.eval("document.documentElement.scrollWidth <= window.innerWidth")
         page.page.locator("#pin-arch").click()  # compare with this one instead
         page.eval(f"window.nasDashboard.select('{first.arch_id}')")
         head = page.page.locator("#compare tr").first.locator("td").all_text_contents()
