@@ -37,7 +37,7 @@ def test_space_json_matches_the_library(root: Path) -> None:
     expected = space_summary(load_space(root / "search_spaces" / "temporal.yaml"))
     expected["space"]["source"] = data["space"]["source"]
     assert data == json.loads(json.dumps(expected))
-    assert data["size"] == 3_761_479_876_608
+    assert data["size"] == 15_045_919_506_432  # 3,761,479,876,608 UNets x 4 decode choices
     assert data["backbone"]["params"] == 336_555_332
     assert len(data["slots"]) == 12
 
@@ -46,7 +46,7 @@ def test_space_text_summary(tmp_path: Path) -> None:
     out = run("space", "--space", "search_spaces/temporal.yaml", cwd=tmp_path)  # bundled fallback
     assert out.returncode == 0, out.stderr
     for needle in (
-        "Space size       3,761,479,876,608 arches",
+        "Space size       15,045,919,506,432 arches",
         "all-attn1d arch",
         "up.1.2",
         "Backbone   ref:pruned: 336.56M params",

@@ -61,8 +61,11 @@ def test_default_space_loads(temporal_space) -> None:  # type: ignore[no-untyped
         "up.0.0",
         "up.0.1",
     ]
-    # 3 level-0 slots with 9 choices, 9 slots with 12: an exact Python int
-    assert s.size == 9**3 * 12**9 == 3_761_479_876_608
+    # 3 level-0 slots with 9 choices, 9 slots with 12, times 4 decode choices: an exact int
+    assert [c.key for c in s.decode] == [
+        "tiny/chunk1", "tiny/chunk4", "sd_vae/chunk1", "sd_vae/chunk4"
+    ]  # fmt: skip
+    assert s.size == 9**3 * 12**9 * 4 == 15_045_919_506_432
     assert s.slot("up.1.2").channels == 640 and s.slot("up.1.2").height == 18
 
 
