@@ -389,9 +389,13 @@ def read_trials(path: Path) -> list[TrialRecord]:
 
 
 def ops_summary(choices: Iterable[str]) -> str:
-    """``attn1dx3, conv1dx6`` for choice keys such as ``attn1d(heads=8,...)``; none not counted."""
-    c = Counter(v.split("(", 1)[0] for v in choices)
-    return ", ".join(f"{k}x{n}" for k, n in sorted(c.items()) if k != "none") or "all none"
+    """``attn1dx3, conv1dx6`` for choice keys such as ``attn1d(heads=8,...)``; none not counted.
+    A decode choice (``tiny/chunk4``: a key with a ``/`` and no options) follows after ``;``."""
+    choices = list(choices)
+    decode = [v for v in choices if "/" in v and "(" not in v]
+    c = Counter(v.split("(", 1)[0] for v in choices if v not in decode)
+    ops = ", ".join(f"{k}x{n}" for k, n in sorted(c.items()) if k != "none") or "all none"
+    return "; ".join([ops, *(f"decoder {d}" for d in decode)])
 
 
 def finite_or_inf(v: float | None) -> float:

@@ -129,3 +129,13 @@ def test_old_or_broken_run_json_says_what_to_do(tmp_path: Path) -> None:
     (tmp_path / "run.json").write_text("{")
     with pytest.raises(NasError, match=r"unreadable run\.json"):
         RunInfo.load(tmp_path)
+
+
+def test_ops_summary_names_the_decode_choice_apart() -> None:
+    from nas.results import ops_summary
+
+    assert ops_summary(["none", "conv1d(kernel=3)", "conv1d(kernel=5)", "tiny/chunk4"]) == (
+        "conv1dx2; decoder tiny/chunk4"
+    )
+    assert ops_summary(["none", "sd_vae/chunk1"]) == "all none; decoder sd_vae/chunk1"
+    assert ops_summary(["none"]) == "all none"
