@@ -88,15 +88,19 @@ class TextEncoder(nn.Module):
         return out
 
 
+def _latent_scale(part: PipelinePart) -> tuple[float, float]:
+    """The autoencoder's latent scaling and shift factors (1 and 0 when its config has none)."""
+    shift = part.config.get("shift_factor")
+    return float(part.config.get("scaling_factor", 1.0)), float(shift) if shift is not None else 0.0
+
+
 class Decoder(nn.Module):
     """An autoencoder's decoder: latents -> frames in [-1, 1]."""
 
     def __init__(self, part: PipelinePart, vae: nn.Module) -> None:
         super().__init__()
         self.family = part.family
-        self.scaling = float(part.config.get("scaling_factor", 1.0))
-        shift = part.config.get("shift_factor")
-        self.shift = float(shift) if shift is not None else 0.0
+        self.scaling, self.shift = _latent_scale(part)
         decoder = vae.decoder
         assert isinstance(decoder, nn.Module)
         self.decoder = decoder
@@ -169,9 +173,7 @@ class Encoder(nn.Module):
     def __init__(self, part: PipelinePart, vae: nn.Module) -> None:
         super().__init__()
         self.family = part.family
-        self.scaling = float(part.config.get("scaling_factor", 1.0))
-        shift = part.config.get("shift_factor")
-        self.shift = float(shift) if shift is not None else 0.0
+        self.scaling, self.shift = _latent_scale(part)
         self.channels = int(part.config.get("latent_channels", 4))
         encoder = vae.encoder
         assert isinstance(encoder, nn.Module)
