@@ -25,7 +25,15 @@ from nas.fileio import atomic_write_text
 from nas.mil import inspect_mlprogram
 from nas.space import Arch, SearchSpace
 
-__all__ = ["ExportReport", "export_arch", "held_back", "held_back_summary", "load_checkpoint"]
+__all__ = [
+    "ExportReport",
+    "export_arch",
+    "held_back",
+    "held_back_summary",
+    "load_checkpoint",
+    "onnx_graph_summary",
+    "onnx_output_error",
+]
 
 _INPUT_NAMES = ("sample", "timestep", "text")
 _FORMAT_MODULES = {"onnx": ("onnx", "onnxruntime", "onnxscript"), "coreml": ("coremltools",)}
@@ -225,12 +233,39 @@ def _shapes(inputs: tuple[Any, ...]) -> dict[str, list[int]]:
     return {n: list(x.shape) for n, x in zip(_INPUT_NAMES, inputs, strict=True)}
 
 
+def onnx_output_error(got: Any, want: Any, where: str) -> float:
+    """The largest absolute difference between ONNX Runtime's output and PyTorch's; a NasError
+    naming ``where`` when it exceeds 1e-3 of the output's scale (at least 1)."""
+    import numpy as np
+
+    diff = float(np.abs(got - want).max())
+    tol = 1e-3 * max(1.0, float(np.abs(want).max()))
+    if not diff <= tol:
+        raise NasError(f"{where}: ONNX output differs from PyTorch by {diff:.3g} (> {tol:.3g})")
+    return diff
+
+
+def onnx_graph_summary(path: str | Path) -> tuple[dict[str, int], int]:
+    """An ONNX file's op histogram (sorted by op type) and the bytes of its initializers."""
+    import numpy as np
+    import onnx
+
+    m = onnx.load(str(path))
+    hist: dict[str, int] = {}
+    for node in m.graph.node:
+        hist[node.op_type] = hist.get(node.op_type, 0) + 1
+    wbytes = sum(
+        int(np.prod(t.dims)) * onnx.helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
+        for t in m.graph.initializer
+    )
+    return dict(sorted(hist.items())), int(wbytes)
+
+
 def _export_onnx(
     model: Any, checks: list[tuple[Any, ...]], out: Path, opset: int, frames: int
 ) -> ExportReport:
     """Export at the first of ``checks``' sizes (dynamic when there are two), check the outputs
     against PyTorch with ONNX Runtime at each, and count ops and weights."""
-    import numpy as np
     import onnxruntime as ort
     import torch
 
@@ -261,24 +296,8 @@ def _export_onnx(
             ) from None
         with torch.no_grad():
             want = model(*x).numpy()
-        diff = float(np.abs(got - want).max())
-        tol = 1e-3 * max(1.0, float(np.abs(want).max()))
-        if not diff <= tol:
-            raise NasError(
-                f"ONNX output differs from PyTorch by {diff:.3g} (> {tol:.3g}) at "
-                f"{_shapes(x)['sample']}: {out}"
-            )
-        err = max(err, diff)
-    import onnx
-
-    m = onnx.load(str(out))
-    hist: dict[str, int] = {}
-    for node in m.graph.node:
-        hist[node.op_type] = hist.get(node.op_type, 0) + 1
-    wbytes = sum(
-        int(np.prod(t.dims)) * onnx.helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
-        for t in m.graph.initializer
-    )
+        err = max(err, onnx_output_error(got, want, f"{out} at {_shapes(x)['sample']}"))
+    hist, wbytes = onnx_graph_summary(out)
     axes = {"batch": "any", "frames": f"1..{frames}"} if dynamic else {}
     return ExportReport(
         out,

@@ -10,7 +10,13 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "fsync_dir", "read_utf8"]
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "fsync_dir",
+    "read_utf8",
+    "require_writable_dir",
+]
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -74,3 +80,19 @@ def read_utf8(path: str | Path) -> str:
         raise NasError(
             f"{p}:{line}: is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})"
         ) from None
+
+
+def require_writable_dir(out: str | Path, flag: str = "--out") -> None:
+    """Refuse, in one line naming ``flag``, an output folder that cannot be created or written:
+    its nearest existing ancestor must be a folder this process may write to."""
+    from nas.errors import NasError
+
+    out = Path(out)
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise NasError(
+            f"{flag} {out}: cannot be written to ({existing} is not a writable folder); give a "
+            "folder you can write to"
+        )

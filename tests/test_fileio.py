@@ -66,3 +66,26 @@ def test_directory_fsync_failure_is_ignored(
     atomic_write_text(tmp_path / "x.txt", "ok")
     assert (tmp_path / "x.txt").read_text(encoding="utf-8") == "ok"
     assert len(calls) == 2
+
+
+def test_require_writable_dir_names_the_flag_and_the_blocking_path(tmp_path: Path) -> None:
+    from nas.errors import NasError
+    from nas.fileio import require_writable_dir
+
+    require_writable_dir(tmp_path / "new" / "deeper")  # creatable: fine
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    with pytest.raises(NasError, match=r"^--vae-out .*file.txt is not a writable folder"):
+        require_writable_dir(blocker / "sub", flag="--vae-out")
+
+
+def test_onnx_output_error_tolerance_scales_with_the_output() -> None:
+    import numpy as np
+
+    from nas.errors import NasError
+    from nas.export import onnx_output_error
+
+    want = np.array([100.0, -50.0])
+    assert onnx_output_error(want + 0.05, want, "x") == pytest.approx(0.05)  # tol 0.1
+    with pytest.raises(NasError, match=r"^unet.onnx at \[2\]: ONNX output differs .* \(> 0.1\)"):
+        onnx_output_error(want + 0.2, want, "unet.onnx at [2]")

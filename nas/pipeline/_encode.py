@@ -12,7 +12,6 @@ and ``encode.json`` (what made them) are written to the output folder.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 import torch
 
 from nas.errors import NasError, SpaceError
-from nas.fileio import atomic_write_text
+from nas.fileio import atomic_write_text, require_writable_dir
 from nas.pipeline._generate import resolve_device
 from nas.pipeline._parts import build_encoder, build_text_encoder, build_tokenizer
 from nas.space import Geometry, GeometryOverride, PipelinePart, SearchSpace, parse_pipeline
@@ -64,17 +63,6 @@ def vae_part(space: SearchSpace, vae: str, geometry: Geometry) -> PipelinePart:
     return p.decoders[0]
 
 
-def _check_out_dir(out: Path) -> None:
-    existing = out
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise NasError(
-            f"--out {out}: cannot be written to ({existing} is not a writable folder); give a "
-            "folder you can write to"
-        )
-
-
 def _encode_frames(encoder: torch.nn.Module, video: torch.Tensor, batch: int) -> torch.Tensor:
     """``(3, T, H, W)`` -> ``(C, T, h, w)``, ``batch`` frames per encoder call."""
     frames = video.permute(1, 0, 2, 3)  # (T, 3, H, W)
@@ -114,7 +102,7 @@ def encode_videos(
     from nas.quality import VideoFolder, write_latents
 
     out = Path(out)
-    _check_out_dir(out)
+    require_writable_dir(out)
     if batch < 1:
         raise NasError(f"--batch must be >= 1, got {batch}")
     g = (geometry or GeometryOverride()).apply(space.geometry)

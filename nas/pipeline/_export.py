@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,9 +19,15 @@ import torch
 from torch import nn
 
 from nas.errors import NasError
-from nas.export import ExportReport, export_arch, held_back
+from nas.export import (
+    ExportReport,
+    export_arch,
+    held_back,
+    onnx_graph_summary,
+    onnx_output_error,
+)
 from nas.extras import require
-from nas.fileio import atomic_write_text
+from nas.fileio import atomic_write_text, require_writable_dir
 from nas.mil import inspect_mlprogram
 from nas.pipeline._parts import build_decoder, build_text_encoder
 from nas.space import Arch, DecodeChoice, PipelinePart, SearchSpace
@@ -43,23 +48,10 @@ class PipelineExport:
     held_back: list[str] = field(default_factory=list)
 
 
-def _check_dir(out: Path) -> None:
-    existing = out
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise NasError(
-            f"--out {out}: cannot be written to ({existing} is not a writable folder); give a "
-            "folder you can write to"
-        )
-
-
 def _onnx_check(
     module: nn.Module, path: Path, names: tuple[str, str], checks: list[torch.Tensor]
 ) -> ExportReport:
     """Export ``module`` (one input, one output, any batch) and check it at each input."""
-    import numpy as np
-    import onnx
     import onnxruntime as ort
 
     axes = {names[0]: {0: "batch"}, names[1]: {0: "batch"}}
@@ -81,23 +73,9 @@ def _onnx_check(
         got = sess.run(None, {names[0]: x.numpy()})[0]
         with torch.no_grad():
             want = module(x).numpy()
-        diff = float(np.abs(got - want).max())
-        tol = 1e-3 * max(1.0, float(np.abs(want).max()))
-        if not diff <= tol:
-            raise NasError(
-                f"{path.name}: ONNX output differs from PyTorch by {diff:.3g} (> {tol:.3g}) at "
-                f"{list(x.shape)}"
-            )
-        err = max(err, diff)
-    m = onnx.load(str(path))
-    hist: dict[str, int] = {}
-    for node in m.graph.node:
-        hist[node.op_type] = hist.get(node.op_type, 0) + 1
-    wbytes = sum(
-        int(np.prod(t.dims)) * onnx.helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
-        for t in m.graph.initializer
-    )
-    report = ExportReport(path, "onnx", err, dict(sorted(hist.items())), wbytes)
+        err = max(err, onnx_output_error(got, want, f"{path.name} at {list(x.shape)}"))
+    hist, wbytes = onnx_graph_summary(path)
+    report = ExportReport(path, "onnx", err, hist, wbytes)
     report.inputs = {names[0]: list(checks[0].shape)}
     report.dynamic = {"batch": "any"}
     report.checked = [{names[0]: list(x.shape)} for x in checks]
@@ -241,7 +219,7 @@ def export_pipeline(
             "decoders); see docs/concepts.md#the-pipeline-around-the-unet"
         )
     out = Path(out)
-    _check_dir(out)
+    require_writable_dir(out)
     held: list[str] = []
     with held_back(held):  # coremltools talks as it is imported
         for module in ("torch", "diffusers", *_MODULES[fmt]):
