@@ -5,7 +5,14 @@ coremltools) are imported only when a device that needs them is profiled.
 """
 
 from profilers._base import Profiler, TimingProtocol, percentiles, scratch_dir, time_repeats
-from profilers._blocks import RowModule, build_row_module, pipeline_parts
+from profilers._blocks import (
+    Glue,
+    RowModule,
+    backbone_configs,
+    build_row_module,
+    glue_pairs,
+    pipeline_parts,
+)
 from profilers._coreml import (
     CoreMLProfiler,
     RooflineEstimate,
@@ -49,6 +56,7 @@ __all__ = [
     "Device",
     "Estimator",
     "ExportError",
+    "Glue",
     "MismatchError",
     "NeuralEngineRules",
     "OrtProfiler",
@@ -61,12 +69,14 @@ __all__ = [
     "ValidationResult",
     "analytic_costs",
     "attention_memory",
+    "backbone_configs",
     "build_row_module",
     "convert_row",
     "estimate_row",
     "fusion_groups",
     "get_device",
     "get_profiler",
+    "glue_pairs",
     "group_costs",
     "import_rows",
     "infeasible_note",

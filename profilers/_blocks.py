@@ -4,7 +4,9 @@ Backbone rows are built from diffusers' own block classes with the row's paramet
 rows from ``nas.model``'s op zoo, so a measured row runs exactly the code the VideoUNet runs.
 Pipeline rows (text encoder, decoder) are the models ``nas.pipeline`` builds from the space's
 ``pipeline:`` parts (transformers' CLIPTextModel, diffusers' AutoencoderKL / AutoencoderTiny
-decoders). Every wrapper takes tensors only (ONNX export and Core ML tracing need that).
+decoders). Network rows: ``call`` is an empty network (one add on one element), ``glue`` what
+``nas.model.VideoUNet.forward`` runs between its blocks (:class:`Glue`). Every wrapper takes
+tensors only (ONNX export and Core ML tracing need that).
 """
 
 from __future__ import annotations
@@ -15,11 +17,106 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from nas.cost import RowSpec
+from nas.cost import RowSpec, backbone_digest
 from nas.errors import NasError
-from nas.space import PipelinePart, SearchSpace
+from nas.space import PipelinePart, SearchSpace, UNetConfig, plan_blocks
 
-__all__ = ["RowModule", "build_row_module", "pipeline_parts"]
+__all__ = [
+    "Glue",
+    "RowModule",
+    "backbone_configs",
+    "build_row_module",
+    "glue_pairs",
+    "pipeline_parts",
+]
+
+
+def backbone_configs(space: SearchSpace) -> dict[str, UNetConfig]:
+    """The space's backbone config by the ``cfg`` its ``glue`` row names."""
+    cfg = space.backbone.config
+    return {backbone_digest(cfg): cfg}
+
+
+def glue_pairs(cfg: UNetConfig, height: int, width: int) -> list[tuple[int, int, int, int]]:
+    """``(hidden channels, skip channels, h, w)`` of each skip concatenation of the up path, in
+    execution order: the skips are pushed after ``conv_in``, after each down pair (its temporal
+    slot ends it) and after each downsampler, and each up ResNet pops one (as
+    ``VideoUNet.forward`` does)."""
+    skips: list[int] = []
+    pairs: list[tuple[int, int, int, int]] = []
+    for b in plan_blocks(cfg, height, width):
+        if b.kind in ("conv_in", "downsample") or (b.kind == "temporal" and b.stage == "down"):
+            skips.append(b.out_channels)
+        elif b.kind == "resnet" and b.stage == "up":
+            skip = skips.pop()
+            pairs.append((b.in_channels - skip, skip, b.height, b.width))
+    return pairs
+
+
+class Glue(nn.Module):
+    """What a VideoUNet step runs outside its blocks, with the UNet's inputs and output.
+
+    Folds the frames of ``sample`` (B, C, T, H, W) into the batch, repeats the per-video time
+    embedding and text per frame, concatenates each (hidden, skip) pair of the up path, and
+    unfolds ``final`` (the last block's output, frames in the batch) to (B, C, T, H, W). Every
+    result is an output, so a runtime cannot drop it; ONNX Runtime returns outputs without a
+    copy. The time embedding's own MLP is the ``time_embed`` row's, not glue.
+    """
+
+    def __init__(self, frames: int) -> None:
+        super().__init__()
+        self.frames = frames
+
+    def forward(
+        self,
+        sample: torch.Tensor,
+        temb: torch.Tensor,
+        text: torch.Tensor,
+        final: torch.Tensor,
+        *pairs: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
+        b, c, t, h, w = sample.shape
+        x = sample.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
+        temb_t = temb.repeat_interleave(t, dim=0)
+        ctx = text.repeat_interleave(t, dim=0)
+        cats = [torch.cat([pairs[i], pairs[i + 1]], dim=1) for i in range(0, len(pairs), 2)]
+        out = final.reshape(b, t, -1, h, w).permute(0, 2, 1, 3, 4)
+        return (out, x, temb_t, ctx, *cats)
+
+
+class _Call(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + 1.0
+
+
+def _network_module(
+    row: RowSpec, backbones: Mapping[str, UNetConfig], gen: torch.Generator
+) -> RowModule:
+    """The ``call`` or ``glue`` row's module and inputs."""
+    if row.op == "call":
+        return RowModule(_Call(), (torch.randn(1, 1, 1, 1, generator=gen),), ("x",))
+    o = row.option_dict()
+    cfg = backbones.get(o.get("cfg", ""))
+    if cfg is None:
+        raise NasError(
+            f"{row.key}: no backbone with config {o.get('cfg')} in the space being profiled "
+            "(profile the space whose glue row this is)"
+        )
+    text_len, text_dim = _text(o)
+    b, t, h, w = row.batch, row.frames, row.height, row.width
+    n = b * t
+    inputs = [
+        torch.randn(b, row.channels, t, h, w, generator=gen),
+        torch.randn(b, cfg.time_embed_dim, generator=gen),
+        torch.randn(b, text_len, text_dim, generator=gen),
+        torch.randn(n, cfg.out_channels, h, w, generator=gen),
+    ]
+    names = ["sample", "temb", "text", "final"]
+    for i, (hc, sc, ph, pw) in enumerate(glue_pairs(cfg, h, w)):
+        inputs.append(torch.randn(n, hc, ph, pw, generator=gen))
+        inputs.append(torch.randn(n, sc, ph, pw, generator=gen))
+        names += [f"hidden{i}", f"skip{i}"]
+    return RowModule(Glue(t), tuple(inputs), tuple(names))
 
 
 def pipeline_parts(space: SearchSpace) -> dict[str, PipelinePart]:
@@ -117,14 +214,18 @@ def build_row_module(
     seed: int = 0,
     groups: int = 32,
     parts: Mapping[str, PipelinePart] | None = None,
+    backbones: Mapping[str, UNetConfig] | None = None,
 ) -> RowModule:
     """The module a row measures, with random weights and inputs of the row's shape (fp32).
 
     ``groups`` is the GroupNorm group count for temporal rows that do not record one;
-    ``parts`` (:func:`pipeline_parts`) the pipeline models a pipeline row may name.
+    ``parts`` (:func:`pipeline_parts`) the pipeline models a pipeline row may name;
+    ``backbones`` (:func:`backbone_configs`) the backbone a ``glue`` row names.
     """
     if row.is_pipeline:
         return _pipeline_module(row, parts or {}, seed)
+    if row.is_network:
+        return _network_module(row, backbones or {}, torch.Generator().manual_seed(seed))
     from diffusers.models.downsampling import Downsample2D
     from diffusers.models.embeddings import TimestepEmbedding, Timesteps
     from diffusers.models.resnet import ResnetBlock2D

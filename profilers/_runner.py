@@ -30,9 +30,9 @@ from nas.cost import (
     temporal_row,
 )
 from nas.errors import NasError
-from nas.space import PipelinePart, SearchSpace
+from nas.space import PipelinePart, SearchSpace, UNetConfig
 from profilers._base import Profiler, TimingProtocol, now_iso
-from profilers._blocks import build_row_module, pipeline_parts
+from profilers._blocks import backbone_configs, build_row_module, pipeline_parts
 from profilers._devices import Device
 
 __all__ = ["PROFILERS", "ProfileReport", "analytic_costs", "get_profiler", "profile_space"]
@@ -152,6 +152,7 @@ def profile_space(
     analytic = analytic_costs(space, device.precision)
     todo, kept = _rows_to_measure(table, rows, redo_all=force or stale_all, limit=limit)
     parts = pipeline_parts(space)
+    backbones = backbone_configs(space)
     table.meta = _table_meta(old, space, device, prof.name, versions, protocol)
     if stale_all:
         table.meta["note"] = "re-measured: tool versions changed since the previous run"
@@ -173,7 +174,9 @@ def profile_space(
                     break
                 if bar is not None:
                     bar.set_postfix_str(spec.key[:60])
-                row = _measure_row(spec, analytic.get(spec.key), device, prof, protocol, parts)
+                row = _measure_row(
+                    spec, analytic.get(spec.key), device, prof, protocol, parts, backbones
+                )
                 table.put(row)
                 table.save(folder)
                 (failed if row.source == "failed" else done).append(spec.key)
@@ -252,6 +255,7 @@ def _measure_row(
     prof: Profiler,
     protocol: TimingProtocol,
     parts: Mapping[str, PipelinePart] | None = None,
+    backbones: Mapping[str, UNetConfig] | None = None,
 ) -> TableRow:
     """One row: measured, or ``failed`` with the reason (over the memory budget, an error)."""
     need = None
@@ -270,7 +274,7 @@ def _measure_row(
             measured_at=now_iso(),
         )
     try:
-        built = build_row_module(spec, parts=parts)
+        built = build_row_module(spec, parts=parts, backbones=backbones)
         row = prof.measure(spec, built, device, protocol)
         if row.flops is None and cost is not None:
             row = replace(row, flops=2 * cost.macs)

@@ -25,7 +25,9 @@ def tiny_table(
 
     space = space if space is not None else load_space(TINY)
     t = Table({"device": {"name": device, "precision": "fp32", "memory_budget_mb": budget_mb}})
-    for i, spec in enumerate(sorted(rows_for_space(space, "fp32"), key=lambda r: r.key)):
+    # block and pipeline rows only: like a table made before the network rows (call, glue)
+    specs = [r for r in rows_for_space(space, "fp32") if not r.is_network]
+    for i, spec in enumerate(sorted(specs, key=lambda r: r.key)):
         work = (work_mb or {}).get(spec.op, 0.5)
         t.put(
             TableRow(

@@ -4,12 +4,17 @@ from nas.cost._backbone import backbone_block_cost
 from nas.cost._breakdown import BlockCell, CostBreakdown, CostParts, merge_cells, where_of
 from nas.cost._model import MIB, ArchEstimate, CostModel, MissingRowsError
 from nas.cost._rows import (
+    NETWORK_KINDS,
     PIPELINE_KINDS,
     RowOption,
     RowSpec,
     arch_rows,
+    backbone_digest,
     backbone_row,
+    call_row,
     decoder_row,
+    glue_row,
+    network_rows,
     pipeline_rows,
     rows_for_space,
     temporal_row,
@@ -32,6 +37,7 @@ from nas.cost._types import BlockCost
 
 __all__ = [
     "MIB",
+    "NETWORK_KINDS",
     "PIPELINE_KINDS",
     "TABLES_ENV",
     "ArchCost",
@@ -51,10 +57,14 @@ __all__ = [
     "arch_rows",
     "backbone_block_cost",
     "backbone_costs",
+    "backbone_digest",
     "backbone_row",
+    "call_row",
     "decoder_row",
     "find_table",
+    "glue_row",
     "merge_cells",
+    "network_rows",
     "pipeline_rows",
     "rows_for_space",
     "shipped_alternative",

@@ -1,14 +1,19 @@
 """CostModel: an Arch's latency and peak memory on a device, from that device's table.
 
-Latency per step = sum of the rows the arch runs through (backbone blocks + temporal ops) +
-a fixed overhead (fitted by ``nas validate latency``; 0 unless given). Per video, what a user
+Latency per step = sum of the rows the arch runs through (backbone blocks + temporal ops), each
+less the runtime's per-call time (the ``call`` row: every row was timed as its own call, the
+UNet is one), + the ``glue`` row (what the UNet runs between blocks, with its one call) + any
+fixed ``overhead_ms`` given or in meta.json (0 unless given). A table made before the network
+rows existed loads without them, and :attr:`CostModel.notes` says what is left out and the
+``nas profile`` command that adds them. Per video, what a user
 waits for: the text encoder once + steps x step + the decoder once per chunk of frames (the
 text encoder and decoder when the space has a ``pipeline:``; without one, steps x step).
 Peak memory = every weight the pipeline keeps resident (UNet, text encoder, the chosen
 decoder) + the largest stage's activations (the UNet's largest live set: at every block the
 skip connections held for the up path plus the block's own working set; the text encoder's;
-or one decoder call's working set plus the latents and the frames decoded so far) + a fixed
-runtime overhead (likewise fitted; 0 unless given).
+or one decoder call's working set plus the latents and the frames decoded so far) + the
+runtime's per-session memory (the measured ``call`` row's peak, which each block's measured
+peak also held and is taken out of its working set) + any fixed ``overhead_mb`` given.
 Lookups are precomputed per slot group and choice, so evaluation is array arithmetic.
 """
 
@@ -25,7 +30,9 @@ from nas.cost._breakdown import BlockCell, CostBreakdown, CostParts, where_of
 from nas.cost._rows import (
     RowSpec,
     backbone_row,
+    call_row,
     decoder_row,
+    glue_row,
     rows_for_space,
     temporal_row,
     text_encoder_row,
@@ -86,6 +93,17 @@ class ArchEstimate:
 
 
 @dataclass(frozen=True)
+class _Network:
+    """The whole-network terms: the per-call time taken out of each block row, the glue time
+    (with the UNet's one call), the per-session memory, and notes on missing rows."""
+
+    call_ms: float
+    glue_ms: float
+    session_mb: float
+    notes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class _Stage:
     """A pipeline stage's per-video latency, resident weights and activation working set."""
 
@@ -135,13 +153,19 @@ class CostModel:
         self.memory_budget_mb = meta.memory_budget_mb
         self.quantile = quantile
         self._col = _quantile_col(quantile)
-        missing = table.missing(rows_for_space(space, self.precision))
+        needed = [r for r in rows_for_space(space, self.precision) if not r.is_network]
+        missing = table.missing(needed)
         if missing:
             raise MissingRowsError(missing, self.device, space, folder=table.folder)
-        self.overhead_ms = float(overhead_ms if overhead_ms is not None else meta.overhead_ms)
-        self.overhead_mb = float(overhead_mb if overhead_mb is not None else meta.overhead_mb)
         self._geo = replace(space.geometry, precision=self.precision)
         self._sources: set[str] = set()
+        net = self._network_terms()
+        self.notes = net.notes
+        self.call_ms, self.glue_ms, self.session_mb = net.call_ms, net.glue_ms, net.session_mb
+        extra_ms = float(overhead_ms if overhead_ms is not None else meta.overhead_ms)
+        extra_mb = float(overhead_mb if overhead_mb is not None else meta.overhead_mb)
+        self.overhead_ms = net.glue_ms + extra_ms
+        self.overhead_mb = net.session_mb + extra_mb
         walk = self._walk_backbone()
         self._skip_live = walk.skip_live_at_slot
         self._bb_ms = sum(c.ms for c in walk.cells)
@@ -179,6 +203,33 @@ class CostModel:
         assert v is not None  # __init__ rejected tables without these rows' latency
         return float(v)
 
+    def _block_lat(self, r: TableRow) -> float:
+        """A block row's time inside the UNet: its own call's fixed cost taken out."""
+        return max(self._lat(r) - self.call_ms, 0.0)
+
+    def _network_terms(self) -> _Network:
+        """The ``call`` and ``glue`` rows' terms; a missing one is 0 and a note says so."""
+        table, space = self.table, self.space
+        call = table.rows.get(call_row(self.precision).key)
+        glue = table.rows.get(glue_row(space, self.precision).key)
+        lacking = [k for k, r in (("glue", glue), ("call", call)) if r is None or not r.ok]
+        notes: tuple[str, ...] = ()
+        if lacking:
+            where = f" in {table.folder}" if table.folder is not None else ""
+            notes = (
+                f"the {self.device} table{where} has no {' and no '.join(lacking)} row: the "
+                "latency leaves out what the whole network runs outside its blocks (skip "
+                "concatenations, frames folded into the batch, per-call costs); add "
+                f"{'them' if len(lacking) > 1 else 'it'} with: nas profile --device {self.device} "
+                f"--space {space.source or 'SPACE.yaml'} (measures only the missing rows)",
+            )
+        # an estimated call row has no per-call cost to take out: estimates charge ops, not calls
+        measured_call = call is not None and call.ok and call.source == "measured"
+        call_ms = self._lat(self._row(call.spec)) if call is not None and measured_call else 0.0
+        session = call.peak_mem_mb if call is not None and measured_call else None
+        glue_ms = self._lat(self._row(glue.spec)) if glue is not None and glue.ok else call_ms
+        return _Network(call_ms, glue_ms, float(session or 0.0), notes)
+
     def _weights_mb(self, r: TableRow, params: int) -> float:
         w = r.weight_bytes if r.weight_bytes is not None else params * self._geo.bytes_per_element
         return float(w / MIB)
@@ -188,7 +239,8 @@ class CostModel:
         table has a peak, else the analytic input plus its largest tensor."""
         weights = self._weights_mb(r, params)
         if r.peak_mem_mb is not None and r.peak_mem_mb > weights:
-            return float(r.peak_mem_mb - weights)
+            # the session's own memory is counted once, in overhead_mb
+            return float(max(r.peak_mem_mb - weights - self.session_mb, 0.0))
         return (analytic_in + analytic_peak) / MIB
 
     def _in_bytes(self, blk: Block) -> int:
@@ -228,7 +280,9 @@ class CostModel:
                 continue
             r = self._row(backbone_row(b, space, self.precision))
             c = backbone_block_cost(b, space.backbone.config, geo)
-            cells.append(BlockCell(w, b.kind, False, self._lat(r), self._weights_mb(r, c.params)))
+            cells.append(
+                BlockCell(w, b.kind, False, self._block_lat(r), self._weights_mb(r, c.params))
+            )
             if b.stage == "up" and b.kind == "resnet":
                 held -= skips.pop()  # now part of this block's input
             points.append(held + self._work_mb(r, self._in_bytes(b), c.peak_bytes, c.params))
@@ -250,7 +304,9 @@ class CostModel:
             r = self._row(temporal_row(choice, slot, self.space, self.precision))
             c = temporal_op_cost(choice, slot, self._geo)
             w = where_of(slot.stage, slot.level)
-            cells.append(BlockCell(w, choice.op, True, self._lat(r), self._weights_mb(r, c.params)))
+            cells.append(
+                BlockCell(w, choice.op, True, self._block_lat(r), self._weights_mb(r, c.params))
+            )
             work = self._work_mb(r, c.out_bytes, c.peak_bytes, c.params)
             act = max(act, self._skip_live[sname] + work)
         return tuple(cells), act

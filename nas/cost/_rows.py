@@ -6,20 +6,26 @@ its ``key`` is the canonical text the tables are indexed by.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
-from nas.space import OPS, Arch, Block, DecodeChoice, OpChoice, SearchSpace, Slot
+from nas.space import OPS, Arch, Block, DecodeChoice, OpChoice, SearchSpace, Slot, UNetConfig
 
 __all__ = [
+    "NETWORK_KINDS",
     "PIPELINE_KINDS",
     "RowOption",
     "RowSpec",
     "arch_rows",
+    "backbone_digest",
     "backbone_row",
+    "call_row",
     "decoder_row",
+    "glue_row",
+    "network_rows",
     "pipeline_rows",
     "rows_for_space",
     "temporal_row",
@@ -29,6 +35,11 @@ __all__ = [
 BACKBONE_KINDS = ("conv_in", "time_embed", "resnet", "attn", "downsample", "upsample", "conv_out")
 # the stages around the UNet: once per video (text encoder), per chunk of frames (decoder)
 PIPELINE_KINDS = ("text_encoder", "decoder")
+# what a whole network runs that no block row covers (docs/profiling.md#network-rows): ``call``
+# an empty network (the runtime's per-call time and per-session memory), ``glue`` the UNet's
+# own glue (folding frames into the batch, the time embedding and text repeated per frame,
+# the up path's skip concatenations, unfolding the output) with the UNet's inputs and outputs
+NETWORK_KINDS = ("call", "glue")
 
 # An option value of a row: an int, a flag, a word, or a text shape (length, width) "LxD".
 RowOption = int | bool | str | tuple[int, int]
@@ -82,7 +93,12 @@ class RowSpec:
 
     @property
     def is_temporal(self) -> bool:
-        return self.op not in BACKBONE_KINDS and self.op not in PIPELINE_KINDS
+        return self.op not in BACKBONE_KINDS + PIPELINE_KINDS + NETWORK_KINDS
+
+    @property
+    def is_network(self) -> bool:
+        """A whole-network row (``call`` or ``glue``): counted once per UNet call."""
+        return self.op in NETWORK_KINDS
 
     @property
     def is_pipeline(self) -> bool:
@@ -274,6 +290,40 @@ def decoder_row(choice: DecodeChoice, space: SearchSpace, precision: str) -> Row
     )
 
 
+def backbone_digest(config: UNetConfig) -> str:
+    """8 hex characters of a backbone config: the ``cfg`` option of its ``glue`` row."""
+    return hashlib.sha256(config.diffusers_json.encode()).hexdigest()[:8]
+
+
+def call_row(precision: str) -> RowSpec:
+    """The empty network: one call of the runtime on a one-element tensor. Its latency is the
+    fixed cost of a call (each measured row pays it once; a whole UNet pays it once), its
+    peak memory what a session costs before any weight or activation."""
+    return RowSpec("call", "", 1, 1, 1, 1, 1, precision)
+
+
+def glue_row(space: SearchSpace, precision: str) -> RowSpec:
+    """The UNet's glue at the space's geometry (``channels`` = the latent channels)."""
+    g, cfg = space.geometry, space.backbone.config
+    opts = _opts(cfg=backbone_digest(cfg), text=(g.text_length, g.text_dim))
+    return RowSpec(
+        "glue",
+        opts,
+        cfg.in_channels,
+        g.frames,
+        g.latent_height,
+        g.latent_width,
+        g.effective_batch,
+        precision,
+    )
+
+
+def network_rows(space: SearchSpace, precision: str | None = None) -> list[RowSpec]:
+    """The whole-network rows of ``space``: its ``glue`` and the device's ``call``."""
+    prec = precision or space.geometry.precision
+    return [glue_row(space, prec), call_row(prec)]
+
+
 def pipeline_rows(space: SearchSpace, precision: str | None = None) -> list[RowSpec]:
     """The rows of the stages around the UNet: the text encoder and each decode choice."""
     prec = precision or space.geometry.precision
@@ -290,7 +340,8 @@ def pipeline_rows(space: SearchSpace, precision: str | None = None) -> list[RowS
 
 def rows_for_space(space: SearchSpace, precision: str | None = None) -> list[RowSpec]:
     """Every unique row the cost model needs for any arch of ``space``: backbone, temporal
-    ops, then the pipeline's text encoder and decoders."""
+    ops, the pipeline's text encoder and decoders, then the network rows (``glue``, ``call``;
+    a table without them still loads: :class:`nas.cost.CostModel` notes what it leaves out)."""
     prec = precision or space.geometry.precision
     out: dict[str, RowSpec] = {}
     for b in space.blocks:
@@ -303,7 +354,7 @@ def rows_for_space(space: SearchSpace, precision: str | None = None) -> list[Row
             if c.op != "none":
                 r = temporal_row(c, s, space, prec)
                 out.setdefault(r.key, r)
-    for r in pipeline_rows(space, prec):
+    for r in pipeline_rows(space, prec) + network_rows(space, prec):
         out.setdefault(r.key, r)
     return list(out.values())
 
