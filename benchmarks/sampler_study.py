@@ -84,6 +84,8 @@ def run_one(plan: Plan, out: Path, sampler: str, seed: int, trials: int, tiny: b
     )
     t0 = time.perf_counter()
     res = run_search(plan.space, cfg, raw, progress=False, log=lambda _m: None)
+    if res.stopped_early == "interrupted":  # Ctrl-C or SIGTERM: stop the study, not this run
+        raise SystemExit(f"interrupted in {res.run_dir}; run the same command again to resume")
     state = "resumed" if res.resumed else "ran"
     print(
         f"  {sampler:<7} seed {seed}: {state} {len(res.records)} trials in "

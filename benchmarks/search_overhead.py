@@ -30,6 +30,7 @@ from pathlib import Path
 
 import optuna
 
+from nas.results import DECODER_CHOICE
 from nas.search import build_cost_model, compose_config, run_search, sampler_of, write_outputs
 from nas.space import arch_from_indices, load_space
 
@@ -41,6 +42,8 @@ def bare(trials: int, sampler_name: str, storage: str | None) -> float:
     space = load_space(SPACE)
     cost = build_cost_model(cfg, space)
     names = [(g.name, [c.key for c in g.choices]) for g in space.groups]
+    if space.decode:  # the decode choice is a dimension too, named as nas names it
+        names.append((DECODER_CHOICE, [c.key for c in space.decode]))
     st: object | None = None
     if storage == "journal":
         from optuna.storages import JournalStorage

@@ -136,10 +136,10 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    # BufferedJournal subclasses an Optuna class: imported on first use, so that importing
-    # nas.search imports no Optuna
-    if name == "BufferedJournal":
-        from nas.search._journal import BufferedJournal
+    # BufferedJournal and JournalMirror subclass Optuna classes: imported on first use, so
+    # that importing nas.search imports no Optuna
+    if name in ("BufferedJournal", "JournalMirror"):
+        from nas.search import _journal
 
-        return BufferedJournal
+        return getattr(_journal, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,12 +16,19 @@ Importing this module imports Optuna.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import copy
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+from optuna.distributions import BaseDistribution
+from optuna.storages import InMemoryStorage, JournalStorage
 from optuna.storages.journal import BaseJournalBackend, JournalFileBackend
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
 
-__all__ = ["BufferedJournal"]
+__all__ = ["BufferedJournal", "JournalMirror"]
+
+JSONSerializable = Any
 
 
 class BufferedJournal(BaseJournalBackend):
@@ -50,3 +57,149 @@ class BufferedJournal(BaseJournalBackend):
             self.inner.append_logs(self.held)
             self.on_file += len(self.held)
             self.held = []
+
+
+_MISSING = object()
+
+
+def _snapshot(t: FrozenTrial) -> FrozenTrial:
+    """A copy of ``t`` that later writes cannot reach: Optuna's ``Trial`` fills the params and
+    distributions of the in-memory storage's own FrozenTrial in place."""
+    c = copy.copy(t)
+    c.params, c.distributions = dict(t.params), dict(t.distributions)
+    c.user_attrs, c.system_attrs = dict(t.user_attrs), dict(t.system_attrs)
+    c.intermediate_values = dict(t.intermediate_values)
+    return c
+
+
+class JournalMirror(InMemoryStorage):
+    """An in-memory storage that is the working copy of a journal storage.
+
+    Optuna's journal storage applies every write by replaying it, checking each parameter's
+    distribution against the study's and copying the trial: a trial's dozen writes cost more
+    than pricing it. A search that is the journal's only writer (a local run dir, under the run
+    lock) reads and writes this mirror at in-memory speed instead; :meth:`flush` copies what
+    changed to the journal (a new trial as one record, an updated one as its changed fields)
+    and then flushes the journal's :class:`BufferedJournal`: one append and one fsync.
+
+    On open the mirror is seeded from the journal, study by study and trial by trial in
+    order, so trial ids and numbers are the journal's. Study-level writes (creation,
+    attributes) go to both at once: they are rare and readers expect them."""
+
+    def __init__(self, journal: JournalStorage, backend: BufferedJournal | None = None) -> None:
+        super().__init__()
+        self.journal = journal
+        self.backend = backend
+        self._study_jid: dict[int, int] = {}  # mirror study id -> journal study id
+        self._trial_jid: dict[int, int] = {}  # mirror trial id -> journal trial id
+        self._written: dict[int, FrozenTrial] = {}  # the journal's copy of each trial
+        self._dirty: set[int] = set()  # mirror trial ids changed since the last flush
+        self._trial_study: dict[int, int] = {}  # mirror trial id -> mirror study id
+        for s in journal.get_all_studies():
+            sid = super().create_new_study(s.directions, s.study_name)
+            self._study_jid[sid] = s._study_id
+            for k, v in s.user_attrs.items():
+                super().set_study_user_attr(sid, k, v)
+            for k, v in s.system_attrs.items():
+                super().set_study_system_attr(sid, k, v)
+            for t in journal.get_all_trials(s._study_id, deepcopy=False):
+                tid = super().create_new_trial(sid, template_trial=t)
+                self._trial_study[tid] = sid
+                self._trial_jid[tid] = t._trial_id
+                self._written[tid] = _snapshot(t)
+
+    # study-level writes: to both at once
+    def create_new_study(
+        self, directions: Sequence[StudyDirection], study_name: str | None = None
+    ) -> int:
+        sid = super().create_new_study(directions, study_name)
+        self._study_jid[sid] = self.journal.create_new_study(
+            directions, super().get_study_name_from_id(sid)
+        )
+        return sid
+
+    def delete_study(self, study_id: int) -> None:
+        super().delete_study(study_id)
+        self._dirty -= {t for t, s in self._trial_study.items() if s == study_id}
+        self.journal.delete_study(self._study_jid.pop(study_id))
+
+    def set_study_user_attr(self, study_id: int, key: str, value: Any) -> None:
+        super().set_study_user_attr(study_id, key, value)
+        self.journal.set_study_user_attr(self._study_jid[study_id], key, value)
+
+    def set_study_system_attr(self, study_id: int, key: str, value: JSONSerializable) -> None:
+        super().set_study_system_attr(study_id, key, value)
+        self.journal.set_study_system_attr(self._study_jid[study_id], key, value)
+
+    # trial-level writes: in memory, copied on flush
+    def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
+        tid = super().create_new_trial(study_id, template_trial)
+        self._trial_study[tid] = study_id
+        self._dirty.add(tid)
+        return tid
+
+    def set_trial_param(
+        self,
+        trial_id: int,
+        param_name: str,
+        param_value_internal: float,
+        distribution: BaseDistribution,
+    ) -> None:
+        super().set_trial_param(trial_id, param_name, param_value_internal, distribution)
+        self._dirty.add(trial_id)
+
+    def set_trial_state_values(
+        self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
+    ) -> bool:
+        changed = super().set_trial_state_values(trial_id, state, values)
+        self._dirty.add(trial_id)
+        return changed
+
+    def set_trial_intermediate_value(
+        self, trial_id: int, step: int, intermediate_value: float
+    ) -> None:
+        super().set_trial_intermediate_value(trial_id, step, intermediate_value)
+        self._dirty.add(trial_id)
+
+    def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
+        super().set_trial_user_attr(trial_id, key, value)
+        self._dirty.add(trial_id)
+
+    def set_trial_system_attr(self, trial_id: int, key: str, value: JSONSerializable) -> None:
+        super().set_trial_system_attr(trial_id, key, value)
+        self._dirty.add(trial_id)
+
+    def flush(self) -> None:
+        """Copy every trial changed since the last flush to the journal, in creation order
+        (so the journal numbers them as the mirror does), then make it durable."""
+        for tid in sorted(self._dirty):
+            t = super().get_trial(tid)
+            jid = self._trial_jid.get(tid)
+            if jid is None:
+                sid = self._study_jid[self._trial_study[tid]]
+                self._trial_jid[tid] = self.journal.create_new_trial(sid, template_trial=t)
+            else:
+                self._update(jid, self._written[tid], t)
+            self._written[tid] = _snapshot(t)
+        self._dirty.clear()
+        if self.backend is not None:
+            self.backend.flush()
+
+    def _update(self, jid: int, old: FrozenTrial, new: FrozenTrial) -> None:
+        """Write to the journal's trial ``jid`` what differs between ``old`` and ``new``."""
+        j = self.journal
+        for k, v in new.params.items():
+            if k not in old.params:
+                dist = new.distributions[k]
+                j.set_trial_param(jid, k, dist.to_internal_repr(v), dist)
+        for k, v in new.user_attrs.items():
+            if old.user_attrs.get(k, _MISSING) != v:
+                j.set_trial_user_attr(jid, k, v)
+        for k, v in new.system_attrs.items():
+            if old.system_attrs.get(k, _MISSING) != v:
+                j.set_trial_system_attr(jid, k, v)
+        for step, value in new.intermediate_values.items():
+            if old.intermediate_values.get(step, _MISSING) != value:
+                j.set_trial_intermediate_value(jid, step, value)
+        if new.state != old.state or new.values != old.values:
+            j.set_trial_state_values(jid, new.state, new.values)

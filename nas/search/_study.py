@@ -234,8 +234,9 @@ def open_run_storage(
     info: RunInfo, buffered: bool
 ) -> tuple[optuna.storages.BaseStorage, Callable[[], None]]:
     """The run's storage, and what makes its writes durable. ``buffered`` on the run dir's
-    own journal (which then only this process writes, under the run lock): writes are held
-    in memory until the returned flush (:class:`nas.search._journal.BufferedJournal`);
+    own journal (which then only this process writes, under the run lock): the search works
+    on an in-memory copy and writes reach the file at the returned flush
+    (:class:`nas.search._journal.JournalMirror` over a ``BufferedJournal``);
     otherwise every write is durable at once and flush does nothing."""
     path = journal_path(info.storage, info.run_dir)
     local = path is not None and not Path(info.storage[len("journal:") :]).is_absolute()
@@ -244,10 +245,11 @@ def open_run_storage(
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
-    from nas.search._journal import BufferedJournal
+    from nas.search._journal import BufferedJournal, JournalMirror
 
     backend = BufferedJournal(JournalFileBackend(str(path)))
-    return JournalStorage(backend), backend.flush
+    mirror = JournalMirror(JournalStorage(backend), backend)
+    return mirror, mirror.flush
 
 
 def open_run_study(run_dir: str | Path) -> optuna.Study:

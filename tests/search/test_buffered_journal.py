@@ -9,6 +9,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _search_helpers import TINY, run_cli, search_cmd, subprocess_env, tiny_overrides
@@ -47,6 +48,66 @@ def test_held_writes_reach_the_file_only_on_flush(tmp_path: Path) -> None:
     backend.flush()
     again = JournalStorage(JournalFileBackend(str(path)))
     assert len(optuna.load_study(study_name=plain.study_name, storage=again).get_trials()) == 6
+
+
+def _frozen(trials: list[Any]) -> list[tuple[Any, ...]]:
+    return [
+        (t.number, t.state, t.values, t.params, t.user_attrs, t.system_attrs, t.intermediate_values)
+        for t in trials
+    ]
+
+
+def test_the_mirror_works_in_memory_and_the_journal_catches_up_on_flush(tmp_path: Path) -> None:
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+    from optuna.trial import TrialState
+
+    from nas.search import BufferedJournal, JournalMirror
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    path = tmp_path / "s.journal"
+
+    def fresh() -> optuna.Study:  # what another reader of the file sees
+        return optuna.load_study(
+            study_name="s", storage=JournalStorage(JournalFileBackend(str(path)))
+        )
+
+    plain = optuna.create_study(
+        study_name="s", directions=["minimize", "minimize"],
+        storage=JournalStorage(JournalFileBackend(str(path))),
+    )  # fmt: skip
+    plain.optimize(lambda t: (t.suggest_float("x", 0, 1), t.suggest_int("n", 0, 3)), n_trials=2)
+    backend = BufferedJournal(JournalFileBackend(str(path)))
+    mirror = JournalMirror(JournalStorage(backend), backend)
+    study = optuna.load_study(study_name="s", storage=mirror)
+    assert _frozen(study.get_trials()) == _frozen(plain.get_trials())  # seeded, numbers kept
+    study.set_user_attr("unit", "s")  # study-level: at once
+    study.enqueue_trial({"x": 0.5, "n": 1}, user_attrs={"reference": "none"})
+    running = study.ask()  # the enqueued one: WAITING on flush would be RUNNING now
+    running.set_user_attr("arch", "abc")
+    done = study.ask()
+    study.tell(done, (done.suggest_float("x", 0, 1), done.suggest_int("n", 0, 3)))
+    size = path.stat().st_size
+    assert len(fresh().get_trials()) == 2 and path.stat().st_size == size
+    mirror.flush()
+    assert _frozen(fresh().get_trials()) == _frozen(study.get_trials())
+    assert fresh().get_trials()[2].state == TrialState.RUNNING
+    assert fresh().user_attrs == {"unit": "s"}
+    # a trial already on file is updated field by field: its params, attrs, intermediate, state
+    running.suggest_float("x", 0, 1)
+    running.suggest_int("n", 0, 3)
+    mirror.set_trial_intermediate_value(running._trial_id, 3, 0.25)  # report: single-objective
+    running.set_user_attr("arch", "abd")
+    study.tell(running, state=TrialState.PRUNED)
+    mirror.flush()
+    assert _frozen(fresh().get_trials()) == _frozen(study.get_trials())
+    assert [t.state for t in fresh().get_trials()][2:] == [TrialState.PRUNED, TrialState.COMPLETE]
+    # reopened from the file, the mirror is the same study again
+    again = JournalMirror(JournalStorage(JournalFileBackend(str(path))))
+    assert _frozen(optuna.load_study(study_name="s", storage=again).get_trials()) == _frozen(
+        study.get_trials()
+    )
 
 
 def test_a_cost_only_search_fsyncs_once_per_batch_not_per_write(
