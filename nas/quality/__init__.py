@@ -17,7 +17,8 @@ validate proxy``) measures how well they rank arches::
     score = proxy.evaluate(arch)
 
 Importing this package loads no torch: the proxy registry (``PROXIES``, ``Proxy``,
-``ProxyPruned``, ``list_proxies``) is torch-free, and every other name is imported from its
+``ProxyPruned``, ``list_proxies``) and the default data settings (``DEFAULT_DATA``,
+``LEGACY_DATA``, ``resolved_data``) are torch-free, and every other name is imported from its
 module on first use.
 """
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from nas.quality._defaults import DEFAULT_DATA, LEGACY_DATA, resolved_data
 from nas.quality._registry import PROXIES, Proxy, ProxyPruned, list_proxies
 
 if TYPE_CHECKING:
@@ -67,6 +69,12 @@ if TYPE_CHECKING:
         shuffle_frames,
         track_motion,
         train_video_evaluator,
+    )
+    from nas.quality._generated import (
+        GENERATED_PARTS,
+        GenerationProxy,
+        generated_score,
+        score_generation,
     )
     from nas.quality._objective import (
         OBJECTIVES,
@@ -140,6 +148,10 @@ _LAZY: dict[str, str] = {
     "shuffle_frames": "nas.quality._evaluator",
     "track_motion": "nas.quality._evaluator",
     "train_video_evaluator": "nas.quality._evaluator",
+    "GENERATED_PARTS": "nas.quality._generated",
+    "GenerationProxy": "nas.quality._generated",
+    "generated_score": "nas.quality._generated",
+    "score_generation": "nas.quality._generated",
     "OBJECTIVES": "nas.quality._objective",
     "corrupt": "nas.quality._objective",
     "DEFAULT_PROXY_GEOMETRY": "nas.quality._proxies",
@@ -190,12 +202,15 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "DEFAULT_DATA",
     "DEFAULT_EVALUATOR_CACHE",
     "DEFAULT_PROXY_GEOMETRY",
     "DEFAULT_PROXY_WIDTH_MULT",
     "DEFAULT_TIMESTEP_WEIGHTS",
     "DIFFICULTIES",
     "DIRECTIONS",
+    "GENERATED_PARTS",
+    "LEGACY_DATA",
     "MAX_FEW_STEPS",
     "OBJECTIVES",
     "PROXIES",
@@ -203,6 +218,7 @@ __all__ = [
     "SPEEDS",
     "Discriminator",
     "EvaluatorConfig",
+    "GenerationProxy",
     "LatentsFolder",
     "MotionPrediction",
     "NaswotProxy",
@@ -231,6 +247,7 @@ __all__ = [
     "find_checkpoint",
     "flicker_score",
     "frechet_distance",
+    "generated_score",
     "list_proxies",
     "load_trained",
     "make_proxy",
@@ -242,7 +259,9 @@ __all__ = [
     "proxy_geometry",
     "rank_stats",
     "render_proxy_validation_html",
+    "resolved_data",
     "sample_video",
+    "score_generation",
     "shuffle_frames",
     "synflow_score",
     "teacher_config",

@@ -32,6 +32,7 @@ import torch
 from torch.utils.data import Dataset
 
 from nas.errors import NasError
+from nas.quality._defaults import DEFAULT_BACKGROUND, DEFAULT_COLOURS, DEFAULT_DIFFICULTY
 from nas.space import Geometry
 
 __all__ = [
@@ -155,7 +156,6 @@ def _sinusoidal(n: int, dim: int) -> np.ndarray:
 
 DIFFICULTIES = ("easy", "medium", "hard")
 COLOURS = ("random", "positive")  # signs of the digits' colour vectors
-DEFAULT_BACKGROUND = 0.15  # amplitude of the procedural videos' static background
 MAX_BACKGROUND = 0.5
 # (dy, dx) per direction name, y pointing down the frame
 DIRECTIONS: dict[str, tuple[float, float]] = {
@@ -305,14 +305,14 @@ class ProceduralVideos(Dataset[VideoItem]):
         channels: int,
         text_length: int,
         text_dim: int,
-        difficulty: str = "medium",
+        difficulty: str = DEFAULT_DIFFICULTY,
         seed: int = 0,
         split: str = "train",
         length: int = 100_000,
         glyphs: str = "sklearn",
         background: float = DEFAULT_BACKGROUND,
         text_seed: int = 0,
-        colours: str = "random",
+        colours: str = DEFAULT_COLOURS,
     ) -> None:
         if difficulty not in DIFFICULTIES:
             raise NasError(f"difficulty {difficulty!r} is not one of {list(DIFFICULTIES)}")
@@ -838,11 +838,11 @@ def open_dataset(
     data: str | Path,
     geometry: Geometry,
     *,
-    difficulty: str = "medium",
+    difficulty: str = DEFAULT_DIFFICULTY,
     seed: int = 0,
     split: str = "train",
     background: float = DEFAULT_BACKGROUND,
-    colours: str = "random",
+    colours: str = DEFAULT_COLOURS,
 ) -> Dataset[VideoItem]:
     """``"procedural"`` -> :class:`ProceduralVideos` at ``difficulty``, ``background`` and
     ``colours``; a folder of latents -> :class:`LatentsFolder`; a folder of video files ->

@@ -34,7 +34,6 @@ from torch import nn
 from nas.errors import NasError
 from nas.fileio import atomic_write_bytes
 from nas.quality._data import (
-    DEFAULT_BACKGROUND,
     DIFFICULTIES,
     DIRECTIONS,
     SPEEDS,
@@ -42,6 +41,7 @@ from nas.quality._data import (
     VideoShape,
     geometry_shape,
 )
+from nas.quality._defaults import DEFAULT_BACKGROUND, DEFAULT_COLOURS
 from nas.quality._eval import flicker_score, sample_video
 from nas.space import Geometry
 
@@ -77,7 +77,7 @@ class EvaluatorConfig:
     text_dim: int
     difficulty: str = "easy"  # procedural data it is trained on
     background: float = DEFAULT_BACKGROUND  # that data's background amplitude
-    colours: str = "random"  # and its digits' colour signs
+    colours: str = DEFAULT_COLOURS  # and its digits' colour signs
     seed: int = 0  # weights init and the training videos
     steps: int = 300  # optimizer steps
     batch_size: int = 32  # videos per step
@@ -314,7 +314,7 @@ def train_video_evaluator(
     lr: float = 3e-3,
     noise: float = 0.2,
     background: float = DEFAULT_BACKGROUND,
-    colours: str = "random",
+    colours: str = DEFAULT_COLOURS,
     cache_dir: str | Path | None = DEFAULT_EVALUATOR_CACHE,
 ) -> VideoEvaluator:
     """Train (or load from ``cache_dir``) an evaluator for procedural videos at ``geometry``.

@@ -58,6 +58,7 @@ from nas.model import (
     build_video_unet,
 )
 from nas.quality._data import DIFFICULTIES, ProceduralVideos
+from nas.quality._defaults import DEFAULT_BACKGROUND, DEFAULT_COLOURS, DEFAULT_DIFFICULTY
 from nas.quality._eval import validation_loss
 from nas.quality._objective import OBJECTIVES, corrupt
 from nas.quality._registry import PROXIES, Proxy, ProxyPruned, list_proxies, proxy_class
@@ -149,15 +150,20 @@ def probe_batch(
     n_videos: int = 16,
     tau: int = 800,
     seed: int = 0,
-    difficulty: str = "medium",
+    difficulty: str = DEFAULT_DIFFICULTY,
+    background: float = DEFAULT_BACKGROUND,
+    colours: str = DEFAULT_COLOURS,
     objective: str = "rectified_flow",
 ) -> ProbeBatch:
-    """``n_videos`` procedural videos (train split) noised to ``tau`` with seeded noise."""
+    """``n_videos`` procedural videos (train split, the given data settings) noised to ``tau``
+    with seeded noise."""
     if n_videos < 2:
         raise NasError(f"a probe batch needs at least 2 videos, got {n_videos}")
     if objective not in OBJECTIVES:
         raise NasError(f"objective {objective!r} is not one of {list(OBJECTIVES)}")
-    data = ProceduralVideos.for_geometry(geometry, difficulty=difficulty, seed=seed)
+    data = ProceduralVideos.for_geometry(
+        geometry, difficulty=difficulty, seed=seed, background=background, colours=colours
+    )
     items = [data[i] for i in range(n_videos)]
     x0 = torch.stack([it["video"] for it in items])
     text = torch.stack([it["text"] for it in items])
@@ -357,7 +363,9 @@ class _ZeroCost:
         *,
         width_mult: float = DEFAULT_PROXY_WIDTH_MULT,
         geometry: GeometryOverride | Mapping[str, Any] | None = None,
-        difficulty: str = "medium",
+        difficulty: str = DEFAULT_DIFFICULTY,
+        background: float = DEFAULT_BACKGROUND,
+        colours: str = DEFAULT_COLOURS,
         n_videos: int = 16,
         timestep: int = 800,
         seed: int = 0,
@@ -370,6 +378,8 @@ class _ZeroCost:
         self.width_mult = width_mult
         self.geometry = proxy_geometry(space, geometry)
         self.difficulty = difficulty
+        self.background = background
+        self.colours = colours
         self.n_videos = n_videos
         self.timestep = timestep
         self.seed = seed
@@ -386,6 +396,8 @@ class _ZeroCost:
                 tau=self.timestep,
                 seed=self.seed,
                 difficulty=self.difficulty,
+                background=self.background,
+                colours=self.colours,
             )
         return self._batch
 
@@ -421,7 +433,9 @@ class NaswotProxy(_ZeroCost):
         *,
         width_mult: float = DEFAULT_PROXY_WIDTH_MULT,
         geometry: GeometryOverride | Mapping[str, Any] | None = None,
-        difficulty: str = "medium",
+        difficulty: str = DEFAULT_DIFFICULTY,
+        background: float = DEFAULT_BACKGROUND,
+        colours: str = DEFAULT_COLOURS,
         n_videos: int = 16,
         timestep: int = 800,
         seed: int = 0,
@@ -433,6 +447,8 @@ class NaswotProxy(_ZeroCost):
             width_mult=width_mult,
             geometry=geometry,
             difficulty=difficulty,
+            background=background,
+            colours=colours,
             n_videos=n_videos,
             timestep=timestep,
             seed=seed,
@@ -507,7 +523,9 @@ class TrainingProxy:
         rungs: Sequence[float] = (0.25, 0.5, 1.0),
         width_mult: float = DEFAULT_PROXY_WIDTH_MULT,
         geometry: GeometryOverride | Mapping[str, Any] | None = None,
-        difficulty: str = "medium",
+        difficulty: str = DEFAULT_DIFFICULTY,
+        background: float = DEFAULT_BACKGROUND,
+        colours: str = DEFAULT_COLOURS,
         batch_size: int = 4,
         lr: float = 1e-3,
         seed: int = 0,
@@ -537,12 +555,20 @@ class TrainingProxy:
             width_mult=width_mult,
             geometry=GeometryOverride.between(space.geometry, self.geometry),
             difficulty=difficulty,
+            background=background,
+            colours=colours,
             seed=seed,
             checkpoint_every=steps,
             keep_checkpoints=1,
             log_every=steps,
         )
-        self._val = ProceduralVideos.for_geometry(self.geometry, split="val", difficulty=difficulty)
+        self._val = ProceduralVideos.for_geometry(
+            self.geometry,
+            split="val",
+            difficulty=difficulty,
+            background=background,
+            colours=colours,
+        )
         self._cache: dict[str, float] = {}
         self._rungs: dict[str, list[Rung]] = {}
 

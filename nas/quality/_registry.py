@@ -20,6 +20,7 @@ PROXIES: dict[str, str] = {
     "synflow": "nas.quality._proxies:SynflowProxy",
     "params": "nas.quality._proxies:ParamsProxy",
     "train": "nas.quality._proxies:TrainingProxy",
+    "generate": "nas.quality._generated:GenerationProxy",
 }
 
 

@@ -53,12 +53,12 @@ from nas.fileio import atomic_write_bytes, atomic_write_text, fsync_dir
 from nas.model import VideoUNet, build_video_unet
 from nas.quality._data import (
     COLOURS,
-    DEFAULT_BACKGROUND,
     DIFFICULTIES,
     MAX_BACKGROUND,
     VideoItem,
     open_dataset,
 )
+from nas.quality._defaults import DEFAULT_BACKGROUND, DEFAULT_COLOURS, DEFAULT_DIFFICULTY
 from nas.quality._objective import OBJECTIVES, corrupt, to_tau
 from nas.space import Arch, Geometry, GeometryOverride, SearchSpace, arch_from_dict
 
@@ -103,11 +103,11 @@ class TrainConfig:
     # over the space's geometry, e.g. GeometryOverride(frames=8) (or a mapping {"frames": 8})
     geometry: GeometryOverride = field(default_factory=GeometryOverride)
     data: str = "procedural"  # "procedural" or a folder of video files or latents
-    difficulty: str = "medium"  # procedural data: "easy" | "medium" | "hard"
+    difficulty: str = DEFAULT_DIFFICULTY  # procedural data: "easy" | "medium" | "hard"
     background: float = (
         DEFAULT_BACKGROUND  # procedural data: amplitude of the static background (0: flat)
     )
-    colours: str = "random"  # procedural data: digit colour signs, "random" | "positive"
+    colours: str = DEFAULT_COLOURS  # procedural data: digit colours, "random" | "positive"
     seed: int = 0  # model init, data order, noise and timesteps
     checkpoint_every: int = 500  # steps between checkpoints (the last step always gets one)
     keep_checkpoints: int = 2  # newest checkpoint folders kept

@@ -19,13 +19,12 @@ those, so an interrupted run resumes).
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,17 +32,17 @@ import numpy as np
 
 from nas.errors import NasError
 from nas.fileio import atomic_write_text
-from nas.quality._data import DIFFICULTIES, ProceduralVideos
-from nas.quality._eval import validation_loss, weighted_validation_loss
+from nas.quality._data import COLOURS, DIFFICULTIES, MAX_BACKGROUND
+from nas.quality._defaults import DEFAULT_BACKGROUND, DEFAULT_COLOURS, DEFAULT_DIFFICULTY
+from nas.quality._generated import GENERATED_PARTS
+from nas.quality._ground_truth import Scale, full_trainings, quality_of, sampler_of
 from nas.quality._proxies import (
     DEFAULT_PROXY_WIDTH_MULT,
     PROXIES,
     TrainingProxy,
-    _build,
     make_proxy,
     proxy_geometry,
 )
-from nas.quality._train import TrainConfig, train
 from nas.space import (
     Arch,
     GeometryOverride,
@@ -64,22 +63,30 @@ __all__ = [
 ]
 
 TIMESTEPS = (200, 500, 800)
-# name -> (timestep or "weighted", "ema" | "raw")
+# name -> (timestep, "weighted" or "generated", "ema" | "raw")
 QUALITY_DEFINITIONS: dict[str, tuple[str, str]] = {
+    "generated": ("generated", "ema"),
     "t800_ema": ("800", "ema"),
     "t800_raw": ("800", "raw"),
     "weighted_ema": ("weighted", "ema"),
     "weighted_raw": ("weighted", "raw"),
 }
+# rows that are not search proxies: the cost model's latency (minus it: "bigger is better")
+EXTRA_PROXIES = ("latency",)
+# arch seeds: 0 picked the arches the training proxy's setting was tuned on (in sample), 1 the
+# earlier out-of-sample benchmark; 2 was never used while tuning any proxy setting
+UNTUNED_ARCH_SEED = 2
 
 
 @dataclass(frozen=True)
 class ProxyValidationConfig:
-    """Settings of a proxy validation. The defaults run in about half an hour on 2 CPU cores."""
+    """Settings of a proxy validation. The defaults are issue 15's measurement: 12 arches x 2
+    seeds, each trained 4,000 steps of 8 videos and scored on generated clips (hours on a GPU,
+    days on 2 CPU cores: docs/benchmarks.md); every (arch, seed) training resumes."""
 
-    n: int = 8  # arches
-    seeds: int = 3  # full trainings per arch (seeds 0 .. seeds-1)
-    steps: int = 150  # the full budget (optimizer steps per training)
+    n: int = 12  # arches
+    seeds: int = 2  # full trainings per arch (seeds 0 .. seeds-1)
+    steps: int = 4000  # the full budget (optimizer steps per training)
     proxy_steps: int = 16  # the training proxy's budget K
     width_mult: float = DEFAULT_PROXY_WIDTH_MULT  # proxy-scale backbone width
     # over DEFAULT_PROXY_GEOMETRY (a mapping such as {"frames": 4} is converted)
@@ -88,38 +95,95 @@ class ProxyValidationConfig:
     proxy_geometry: GeometryOverride = field(
         default_factory=lambda: GeometryOverride(latent_height=8, latent_width=8)
     )
-    difficulty: str = "medium"  # procedural data
-    batch_size: int = 4  # videos per step (full trainings and the training proxy)
-    lr: float = 1e-3  # AdamW learning rate (full trainings and the training proxy)
-    quality: str = "t800_ema"  # one of QUALITY_DEFINITIONS: what "trained quality" means
-    proxies: tuple[str, ...] = ("naswot", "synflow", "params", "train")
-    seed: int = 0  # arch picking and bootstrap
+    difficulty: str = DEFAULT_DIFFICULTY  # procedural data (issue 15: caption-informative)
+    background: float = DEFAULT_BACKGROUND  # its static background's amplitude
+    colours: str = DEFAULT_COLOURS  # its digits' colour signs
+    batch_size: int = 8  # videos per step of a full training
+    lr: float = 2e-3  # AdamW learning rate of a full training
+    train_spatial: bool = True  # full trainings train the backbone too (False: the space's)
+    text_dropout: float = 0.1  # full trainings: share of empty captions (guidance possible)
+    proxy_batch_size: int = 4  # the training proxy's batch (as the search runs it)
+    proxy_lr: float = 1e-3  # the training proxy's learning rate (as the search runs it)
+    quality: str = "generated"  # one of QUALITY_DEFINITIONS: what "trained quality" means
+    proxies: tuple[str, ...] = ("naswot", "synflow", "params", "latency", "train", "generate")
+    seed: int = UNTUNED_ARCH_SEED  # arch picking and bootstrap
     proxy_seed: int = 100  # the proxies' init/data seed: not one of the full trainings' seeds
     pool: int = 300  # random arches the diverse picks are chosen from
     bootstrap: int = 2000  # bootstrap resamples for the intervals
     n_val: int = 16  # held-out videos per validation loss
+    # generated quality (the ground truth when quality == "generated")
+    gen_n: int = 64  # held-out captions sampled per full training
+    sample_steps: int = 32  # Euler steps (no guidance) when the full training is sampled
+    student_steps: int = 0  # > 0: an adversarial few-step student per training, sampled at
+    # the space's geometry.steps without guidance (what the search prices)
+    evaluator_steps: int = 2000  # the video evaluator's training steps (cached in the folder)
+    early_steps: int = 200  # the generate proxy: its short training
+    early_n: int = 16  # the generate proxy: captions it samples
+    latency_device: str = "iphone16pm"  # the latency row's device table
+    latency_tables: str | None = None  # a folder of <device>/table.csv (None: ./latency_tables,
+    # then the shipped ones)
+    # scale transfer: the first transfer_n arches also trained at this width and geometry
+    transfer_n: int = 0
+    transfer_width_mult: float | None = None
+    transfer_geometry: GeometryOverride = field(default_factory=GeometryOverride)
+    transfer_seeds: int = 1
+    device: str = "auto"  # full trainings and proxies: CUDA when present
+    checkpoint_every: int = 500  # full trainings: steps between checkpoints (resume points)
 
     def __post_init__(self) -> None:
         # plain data in (mappings, a list of proxies): stored as the typed forms
-        for name in ("geometry", "proxy_geometry"):
+        for name in ("geometry", "proxy_geometry", "transfer_geometry"):
             object.__setattr__(self, name, GeometryOverride.coerce(getattr(self, name)))
         object.__setattr__(self, "proxies", tuple(self.proxies))
         if self.n < 3:
             raise NasError(f"--n must be at least 3 (rank correlations need arches), got {self.n}")
         if self.seeds < 2:
             raise NasError(f"--seeds must be at least 2 (for the noise ceiling), got {self.seeds}")
-        for name in ("steps", "proxy_steps", "batch_size", "pool", "bootstrap", "n_val"):
+        for name in (
+            "steps", "proxy_steps", "batch_size", "proxy_batch_size", "pool", "bootstrap",
+            "n_val", "sample_steps", "evaluator_steps", "early_steps", "transfer_seeds",
+            "checkpoint_every",
+        ):  # fmt: skip
             if getattr(self, name) < 1:
                 raise NasError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        for name in ("gen_n", "early_n"):
+            if getattr(self, name) < 2:
+                raise NasError(
+                    f"{name} must be >= 2 (a Frechet distance), got {getattr(self, name)}"
+                )
+        if self.student_steps < 0 or self.transfer_n < 0:
+            raise NasError("student_steps and transfer_n must be >= 0")
+        if 0 < self.transfer_n < 3:
+            raise NasError(
+                f"--transfer-n must be 0 or at least 3 (a rank correlation), got {self.transfer_n}"
+            )
+        if self.transfer_n > self.n:
+            raise NasError(f"--transfer-n {self.transfer_n} is more than --n {self.n}")
+        if (
+            self.transfer_n
+            and self.transfer_width_mult is None
+            and not self.transfer_geometry.to_dict()
+        ):
+            raise NasError("scale transfer needs --transfer-width-mult or --transfer-geometry")
         if self.quality not in QUALITY_DEFINITIONS:
             raise NasError(
                 f"quality {self.quality!r} is not one of {', '.join(QUALITY_DEFINITIONS)}"
             )
         if self.difficulty not in DIFFICULTIES:
             raise NasError(f"difficulty {self.difficulty!r} is not one of {list(DIFFICULTIES)}")
-        unknown = [p for p in self.proxies if p not in PROXIES]
+        if self.colours not in COLOURS:
+            raise NasError(f"colours {self.colours!r} is not one of {list(COLOURS)}")
+        if not 0 <= self.background <= MAX_BACKGROUND:
+            raise NasError(f"background must be in [0, {MAX_BACKGROUND}], got {self.background!r}")
+        valid = (*PROXIES, *EXTRA_PROXIES)
+        unknown = [p for p in self.proxies if p not in valid]
         if unknown or not self.proxies:
-            raise NasError(f"unknown proxies {unknown}; proxies: {', '.join(PROXIES)}")
+            raise NasError(f"unknown proxies {unknown}; proxies: {', '.join(valid)}")
+
+    @property
+    def generates(self) -> bool:
+        """Whether the full trainings are sampled and scored (the generated ground truth)."""
+        return self.quality == "generated"
 
     @property
     def training_proxy_geometry(self) -> GeometryOverride:
@@ -128,8 +192,8 @@ class ProxyValidationConfig:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        out["geometry"] = self.geometry.to_dict()
-        out["proxy_geometry"] = self.proxy_geometry.to_dict()
+        for name in ("geometry", "proxy_geometry", "transfer_geometry"):
+            out[name] = getattr(self, name).to_dict()
         out["proxies"] = list(self.proxies)
         return out
 
@@ -235,9 +299,12 @@ def rank_stats(
 def noise_ceiling(per_seed: np.ndarray) -> dict[str, float]:
     """Mean pairwise Kendall/Spearman between the seeds' rankings (columns of ``per_seed``),
     and the mean correlation of each seed with the mean of the others (leave one out)."""
+    import warnings
+
     k = per_seed.shape[1]
     pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
     out: dict[str, float] = {}
+    warnings.filterwarnings("ignore", "Mean of empty slice|All-NaN", RuntimeWarning)
     for kind in ("kendall", "spearman"):
         vals = [_corr(per_seed[:, i], per_seed[:, j], kind) for i, j in pairs]
         loo = [
@@ -271,6 +338,8 @@ class ProxyValidation:
     full_cost_s: float  # mean seconds of one full training (+ eval) of an arch that trains
     folder: Path
     notes: list[str] = field(default_factory=list)
+    # scale transfer (empty when not run): the subset, both scales' quality, their agreement
+    transfer: dict[str, Any] = field(default_factory=dict)
 
     @property
     def target(self) -> list[float]:
@@ -279,7 +348,8 @@ class ProxyValidation:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "format": "nas-proxy-validation/1",
+            "format": "nas-proxy-validation/2",
+            "arch_seed": self.config.seed,
             "space": self.space_name,
             "config": self.config.to_dict(),
             "quality_definition": self.config.quality,
@@ -296,17 +366,25 @@ class ProxyValidation:
                 for i, (a, t) in enumerate(zip(self.arches, self.target, strict=True))
             ],
             "notes": self.notes,
+            "scale_transfer": self.transfer,
         }
 
     def table_text(self) -> str:
         c = self.config
         ceil = self.ceilings[c.quality]
+        what = (
+            "generated score (caption following by evaluator and tracker, domain FD, flicker)"
+            if c.generates
+            else f"{c.quality} validation loss"
+        )
         lines = [
-            f"trained quality = {c.quality} validation loss after {c.steps} steps, mean of "
-            f"{c.seeds} seeds; {len(self.arches)} arches; one full training (+ eval) "
-            f"{self.full_cost_s:.1f} s",
+            f"trained quality = {what} after {c.steps} steps of {c.batch_size}, mean of "
+            f"{c.seeds} seeds; lower is better",
+            f"{len(self.arches)} arches picked with arch seed {c.seed}; one full training "
+            f"(+ eval) {self.full_cost_s:.1f} s",
+            *self.notes,
             f"noise ceiling (mean pairwise between seeds): Kendall {ceil['kendall']:.3f}, "
-            f"Spearman {ceil['spearman']:.3f}",
+            f"Spearman {ceil['spearman']:.3f}; seed-to-seed std {ceil['noise_std']:.4g}",
             f"  one seed vs the mean of the others: Kendall {ceil['kendall_loo']:.3f}"
             + (
                 f"; without the all-none arch: Kendall {ceil['kendall_without_none']:.3f}"
@@ -315,17 +393,20 @@ class ProxyValidation:
             ),
             "",
             f"{'proxy':<14}{'Kendall tau [95% CI]':<26}{'Spearman rho [95% CI]':<26}"
-            f"{'s/arch':>8}{'cost':>9}{'seed tau':>10}{'tau -none':>10}",
+            f"{'s/arch':>8}{'cost':>9}{'seed tau':>10}{'noise std':>11}{'tau -none':>10}",
         ]
         for name, s in self.stats.items():
             seed_tau = f"{s['seed_kendall']:>10.3f}" if "seed_kendall" in s else f"{'':>10}"
+            noise = f"{s['noise_std']:>11.4g}" if "noise_std" in s else f"{'':>11}"
             no_none = f"{s['kendall_without_none']:>10.3f}" if "kendall_without_none" in s else ""
             lines.append(
                 f"{name:<14}"
                 f"{s['kendall']:>6.3f} [{s['kendall_lo']:>6.3f}, {s['kendall_hi']:>6.3f}]  "
                 f"{s['spearman']:>6.3f} [{s['spearman_lo']:>6.3f}, {s['spearman_hi']:>6.3f}]  "
-                f"{s['seconds_per_arch']:>8.2f}{s['cost_ratio'] * 100:>8.2f}%{seed_tau}{no_none}"
+                f"{s['seconds_per_arch']:>8.2f}{s['cost_ratio'] * 100:>8.2f}%{seed_tau}{noise}"
+                f"{no_none}"
             )
+        lines += self._transfer_lines()
         others = [
             f"{q} K {v['kendall']:.2f}/S {v['spearman']:.2f}"
             for q, v in self.ceilings.items()
@@ -336,10 +417,27 @@ class ProxyValidation:
             "proxy values: lower is better; cost = proxy seconds per arch / seconds of one full "
             "training (+ its evaluation)",
             "seed tau = Kendall tau between the proxy's own rankings under two of its seeds; "
-            "tau -none = Kendall tau without the all-none arch",
-            "noise ceilings of the other quality definitions: " + "; ".join(others),
+            "noise std = the pooled seed-to-seed std of its value; tau -none = Kendall tau "
+            "without the all-none arch",
+            "noise ceilings of the other quality definitions and parts: " + "; ".join(others),
         ]
         return "\n".join(lines)
+
+    def _transfer_lines(self) -> list[str]:
+        t = self.transfer
+        if not t:
+            return []
+        a, g = t["agreement"], t["geometry"]
+        return [
+            "",
+            f"scale transfer: {len(t['arches'])} arches also trained at "
+            f"width x{t['width_mult']:g}, "
+            f"{g['frames']}x{g['latent_height']}x{g['latent_width']} ({t['seeds']} seed(s)): "
+            f"Kendall {a['kendall']:.3f} [{a['kendall_lo']:.3f}, {a['kendall_hi']:.3f}], "
+            f"Spearman {a['spearman']:.3f} between the scales",
+            "  each proxy's Kendall against the larger scale: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in t["proxies"].items()),
+        ]
 
     def csv_text(self) -> str:
         q = self.quality[self.config.quality]
@@ -349,7 +447,7 @@ class ProxyValidation:
         fields.append("full_train_s")
         for name in self.scores:
             fields += [name, f"{name}_s"]
-        for qname in QUALITY_DEFINITIONS:
+        for qname in self.quality:
             if qname != self.config.quality:
                 fields.append(f"{qname}_mean")
         w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
@@ -451,51 +549,41 @@ def render_proxy_validation_html(info: ProxyValidation, path: Path) -> Path:
 # ---------------------------------------------------------------------------------------------
 
 
-def _train_config(c: ProxyValidationConfig, space: SearchSpace, seed: int) -> TrainConfig:
-    geo = proxy_geometry(space, c.geometry)
-    return TrainConfig(
-        steps=c.steps,
-        batch_size=c.batch_size,
-        lr=c.lr,
-        width_mult=c.width_mult,
-        geometry=GeometryOverride.between(space.geometry, geo),
-        difficulty=c.difficulty,
-        seed=seed,
-        checkpoint_every=c.steps,
-        log_every=c.steps,
-    )
+def _quality_matrices(
+    c: ProxyValidationConfig,
+    arches: Sequence[Arch],
+    seeds: Sequence[int],
+    done: Mapping[tuple[str, int], Mapping[str, Any]],
+) -> dict[str, list[list[float]]]:
+    """Quality definition (and, when generated, each part as ``gen_<part>``) -> (arch, seed)."""
+    out: dict[str, list[list[float]]] = {}
+    for q, (which, model) in QUALITY_DEFINITIONS.items():
+        if which == "generated" and not c.generates:
+            continue
+        out[q] = [[quality_of(done[(a.arch_id, s)], which, model) for s in seeds] for a in arches]
+    if c.generates:
+        for part in GENERATED_PARTS:
+            out[f"gen_{part}"] = [
+                [float(done[(a.arch_id, s)]["generated"][part]) for s in seeds] for a in arches
+            ]
+    return out
 
 
-def _run_key(c: ProxyValidationConfig, space: SearchSpace) -> str:
-    """What a finished full training depends on: a trained.jsonl line is reused only if equal."""
-    cfg = _train_config(c, space, 0).to_dict()
-    cfg.pop("seed")
-    payload = json.dumps(
-        {"space": space.hash, "train": cfg, "n_val": c.n_val, "timesteps": TIMESTEPS},
-        sort_keys=True,
-        default=str,
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-def _load_done(path: Path, key: str) -> dict[tuple[str, int], dict[str, Any]]:
-    done: dict[tuple[str, int], dict[str, Any]] = {}
-    if not path.is_file():
-        return done
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut short by a crash
-        if rec.get("key") == key:
-            done[(rec["arch_id"], int(rec["seed"]))] = rec
-    return done
-
-
-def _quality_of(rec: Mapping[str, Any], definition: str) -> float:
-    which, model = QUALITY_DEFINITIONS[definition]
-    losses = {int(t): float(v) for t, v in rec[model].items()}
-    return weighted_validation_loss(losses) if which == "weighted" else losses[int(which)]
+def _full_cost(
+    c: ProxyValidationConfig,
+    arches: Sequence[Arch],
+    done: Mapping[tuple[str, int], Mapping[str, Any]],
+) -> tuple[list[list[float]], float]:
+    """Seconds of each full training with its evaluation, and their mean (the cost unit)."""
+    full_s = [
+        [
+            float(done[(a.arch_id, s)]["train_s"]) + float(done[(a.arch_id, s)].get("eval_s", 0))
+            for s in range(c.seeds)
+        ]
+        for a in arches
+    ]
+    finite = [t for row in full_s for t in row if math.isfinite(t)]
+    return full_s, float(np.mean(finite)) if finite else math.nan
 
 
 def validate_proxies(
@@ -513,27 +601,24 @@ def validate_proxies(
     say = log or (lambda _msg: None)
     rng = np.random.default_rng(c.seed)
     arches = pick_diverse_arches(space, c.n, rng, pool=c.pool)
+    say(f"arches: {len(arches)} picked with arch seed {c.seed}; ground truth: {c.quality}")
 
-    # 1. full trainings (resumable through trained.jsonl)
-    done = _full_trainings(space, c, arches, folder, progress)
-    quality = {
-        q: [[_quality_of(done[(a.arch_id, s)], q) for s in range(c.seeds)] for a in arches]
-        for q in QUALITY_DEFINITIONS
-    }
-    full_s = [[float(done[(a.arch_id, s)]["train_s"]) for s in range(c.seeds)] for a in arches]
-    trained_s = [
-        t for a, row in zip(arches, full_s, strict=True) if _trainable(space, a) for t in row
-    ]
-    mean_full = float(np.mean(trained_s or full_s))
+    # 1. full trainings (each resumable, and cached in trained.jsonl)
+    seeds = list(range(c.seeds))
+    base = Scale(c.width_mult, c.geometry)
+    done = full_trainings(space, c, arches, seeds, folder, base, progress=progress)
+    quality = _quality_matrices(c, arches, seeds, done)
+    full_s, mean_full = _full_cost(c, arches, done)
 
     # 2. proxies, each timed per arch
-    scores, times, reseeded = _score_proxies(space, c, arches, say)
+    scores, times, reseeded = _score_proxies(space, c, arches, folder, say)
 
     # 3. statistics
     stats, ceilings = _statistics(c, arches, quality, scores, times, reseeded, mean_full)
-    notes = []
+    notes = [f"ground truth clips: {sampler_of(c, space)}"] if c.generates else []
     if any(not math.isfinite(v) for vals in scores.values() for v in vals):
         notes.append("some proxy values are not finite")
+    transfer = _scale_transfer(space, c, arches, quality, scores, folder, progress)
     info = ProxyValidation(
         config=c,
         space_name=space.name,
@@ -550,6 +635,7 @@ def validate_proxies(
         full_cost_s=mean_full,
         folder=folder,
         notes=notes,
+        transfer=transfer,
     )
     atomic_write_text(folder / "proxy_validation.csv", info.csv_text())
     atomic_write_text(folder / "summary.json", json.dumps(info.to_dict(), indent=2) + "\n")
@@ -557,76 +643,53 @@ def validate_proxies(
     return info
 
 
-def _trainable(space: SearchSpace, arch: Arch) -> bool:
-    """Whether training changes anything (a temporal op, or a backbone that trains)."""
-    return not space.backbone.freeze_spatial or any(ch.op != "none" for _, ch in arch.choices)
-
-
-def _full_trainings(
+def _scale_transfer(
     space: SearchSpace,
     c: ProxyValidationConfig,
     arches: Sequence[Arch],
+    quality: Mapping[str, list[list[float]]],
+    scores: Mapping[str, list[float]],
     folder: Path,
     progress: bool,
-) -> dict[tuple[str, int], dict[str, Any]]:
-    """Every (arch, seed) full training and its validation losses, by ``(arch_id, seed)``:
-    read from ``trained.jsonl`` when a run with the same settings did it, else trained and
-    appended there."""
-    geo = proxy_geometry(space, c.geometry)
-    val = ProceduralVideos.for_geometry(geo, split="val", difficulty=c.difficulty)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=c.n * c.seeds, desc="full trainings", unit="run", dynamic_ncols=True)
-    # A first, untimed call pays for one-off set-up (oneDNN kernels, imports) once.
-    train(space, arches[-1], replace(_train_config(c, space, 0), steps=2), None, progress=False)
-    key = _run_key(c, space)
-    jsonl = folder / "trained.jsonl"
-    done = _load_done(jsonl, key)
-    for arch in arches:
-        for s in range(c.seeds):
-            if (arch.arch_id, s) in done:
-                if bar is not None:
-                    bar.update(1)
-                continue
-            t0 = time.perf_counter()
-            last: list[float] = []
-            if _trainable(space, arch):
-                res = train(space, arch, _train_config(c, space, s), None, progress=False)
-                model, ema_model, last = res.model, res.ema_model(), list(res.losses[-10:])
-            else:  # nothing to train: the model stays as built, as train() would leave it
-                model = _build(space, arch, c.width_mult, geo, s)
-                ema_model = model
-            raw = validation_loss(model, val, timesteps=TIMESTEPS, n_videos=c.n_val)
-            # one evaluation is part of a full training's cost: a search needs its number
-            train_s = time.perf_counter() - t0
-            ema = validation_loss(ema_model, val, timesteps=TIMESTEPS, n_videos=c.n_val)
-            rec = {
-                "key": key,
-                "arch_id": arch.arch_id,
-                "seed": s,
-                "trainable": _trainable(space, arch),
-                "train_s": train_s,
-                "raw": raw,
-                "ema": ema,
-                "final_train_loss": float(np.mean(last)) if last else None,
-            }
-            with jsonl.open("a", encoding="utf-8") as f:
-                f.write(json.dumps(rec) + "\n")
-            done[(arch.arch_id, s)] = json.loads(json.dumps(rec))
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(arch=arch.arch_id, loss=f"{ema.get(800, math.nan):.3f}")
-    if bar is not None:
-        bar.close()
-    return done
+) -> dict[str, Any]:
+    """The first ``transfer_n`` arches trained again at the transfer scale: the rank agreement
+    of their quality with the base scale's, and of each proxy with the larger scale's."""
+    if c.transfer_n == 0:
+        return {}
+    subset = list(arches[: c.transfer_n])
+    width = c.transfer_width_mult if c.transfer_width_mult is not None else c.width_mult
+    scale = Scale(width, c.geometry.merged(c.transfer_geometry), name="transfer")
+    seeds = list(range(c.transfer_seeds))
+    done = full_trainings(space, c, subset, seeds, folder, scale, progress=progress)
+    big = _quality_matrices(c, subset, seeds, done)[c.quality]
+    big_mean = [float(np.mean(r)) for r in big]
+    small_mean = [float(np.mean(r)) for r in quality[c.quality][: c.transfer_n]]
+    rng = np.random.default_rng([c.seed, 0x5CA1])
+    geo = proxy_geometry(space, scale.geometry)
+    return {
+        "arches": [a.arch_id for a in subset],
+        "width_mult": width,
+        "geometry": {
+            "frames": geo.frames,
+            "latent_height": geo.latent_height,
+            "latent_width": geo.latent_width,
+        },
+        "seeds": c.transfer_seeds,
+        "quality_base": small_mean,
+        "quality_transfer": big_mean,
+        "agreement": rank_stats(small_mean, big_mean, rng, resamples=c.bootstrap),
+        "proxies": {
+            name: _corr(np.array(v[: c.transfer_n]), np.array(big_mean), "kendall")
+            for name, v in scores.items()
+        },
+    }
 
 
 def _score_proxies(
     space: SearchSpace,
     c: ProxyValidationConfig,
     arches: Sequence[Arch],
+    folder: Path,
     say: Callable[[str], None],
 ) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, list[float]]]:
     """Each proxy's value and wall seconds per arch, and its values with the next seed."""
@@ -636,6 +699,8 @@ def _score_proxies(
         "width_mult": c.width_mult,
         "geometry": c.geometry,
         "difficulty": c.difficulty,
+        "background": c.background,
+        "colours": c.colours,
         "seed": c.proxy_seed,
     }
     reseeded: dict[str, list[float]] = {}  # the same proxies with seed proxy_seed + 1
@@ -644,16 +709,62 @@ def _score_proxies(
         if name == "train":
             _run_training_proxies(space, c, common, arches, scores, times, reseeded)
             continue
-        proxy = make_proxy(name, space, **common)
+        if name == "latency":
+            _latency_row(space, c, arches, scores, times, say)
+            continue
+        opts = dict(common)
+        if name == "generate":
+            opts.update(_generate_options(c, folder))
+        proxy = make_proxy(name, space, **opts)
         scores[name], times[name] = [], []
         for arch in arches:
             t0 = time.perf_counter()
             v = proxy.evaluate(arch)
             times[name].append(time.perf_counter() - t0)
             scores[name].append(v)
-        again = make_proxy(name, space, **{**common, "seed": c.proxy_seed + 1})
+        again = make_proxy(name, space, **{**opts, "seed": c.proxy_seed + 1})
         reseeded[name] = [again.evaluate(a) for a in arches]
     return scores, times, reseeded
+
+
+def _generate_options(c: ProxyValidationConfig, folder: Path) -> dict[str, Any]:
+    """The generation-based early proxy: a short training as the full ones are run, then a
+    few clips scored with the ground truth's evaluator (trained once, in ``folder``)."""
+    return {
+        "steps": c.early_steps,
+        "batch_size": c.batch_size,
+        "lr": c.lr,
+        "train_spatial": c.train_spatial,
+        "n_samples": c.early_n,
+        "evaluator_steps": c.evaluator_steps,
+        "evaluator_cache": folder / "evaluator",
+        "device": c.device,
+    }
+
+
+def _latency_row(
+    space: SearchSpace,
+    c: ProxyValidationConfig,
+    arches: Sequence[Arch],
+    scores: dict[str, list[float]],
+    times: dict[str, list[float]],
+    say: Callable[[str], None],
+) -> None:
+    """Minus the cost model's UNet step latency on ``latency_device``: "slower is better". A
+    proxy that only tracks it measures size, not quality. Skipped (with a message) when the
+    space has no table for that device."""
+    from nas.cost import CostModel, Table, find_table
+
+    try:
+        cost = CostModel(space, Table.load(find_table(c.latency_device, c.latency_tables)))
+    except NasError as e:
+        say(f"latency row skipped: {e}")
+        return
+    scores["latency"], times["latency"] = [], []
+    for arch in arches:
+        t0 = time.perf_counter()
+        scores["latency"].append(-cost.evaluate(arch).latency_ms_step)
+        times["latency"].append(time.perf_counter() - t0)
 
 
 def _statistics(
@@ -680,9 +791,15 @@ def _statistics(
             keep = [i for i in range(len(arches)) if i not in none_idx]
             st["kendall_without_none"] = _corr(np.array(vals)[keep], target[keep], "kendall")
         if name in reseeded:  # does the proxy's own seed change its ranking?
-            st["seed_kendall"] = _corr(np.array(vals), np.array(reseeded[name]), "kendall")
+            again = np.array(reseeded[name])
+            st["seed_kendall"] = _corr(np.array(vals), again, "kendall")
+            # the seed-to-seed spread of its value (pooled std of two seeds per arch): the
+            # error bar a search draws on this proxy's quality axis
+            st["noise_std"] = float(np.sqrt(np.nanmean((np.array(vals) - again) ** 2) / 2))
         stats[name] = st
     ceilings = {q: noise_ceiling(np.array(m)) for q, m in quality.items()}
+    for q, m in quality.items():  # the ground truth's own seed-to-seed spread, pooled
+        ceilings[q]["noise_std"] = float(np.sqrt(np.mean(np.var(np.array(m), axis=1, ddof=1))))
     if none_idx and len(arches) - len(none_idx) >= 2:
         for q, m in quality.items():
             rest = noise_ceiling(np.delete(np.array(m), none_idx, axis=0))
@@ -708,7 +825,13 @@ def _run_training_proxies(
     ``train`` and ``train[raw]`` are also run with the next seed (``reseeded``).
     """
     k = c.proxy_steps
-    opts = {**common, "steps": k, "batch_size": c.batch_size, "lr": c.lr, "n_val": c.n_val}
+    opts = {
+        **common,
+        "steps": k,
+        "batch_size": c.proxy_batch_size,
+        "lr": c.proxy_lr,
+        "n_val": c.n_val,
+    }
     opts["geometry"] = c.training_proxy_geometry
     for name, ema in (("train", True), ("train[raw]", False)):
         proxy = TrainingProxy(space, **opts, ema=ema)

@@ -139,6 +139,10 @@ class SearchConfig:
             d["search"].pop(k)
         if d["constraints"]["latency_scope"] == "video":  # the default: older runs still resume
             d["constraints"].pop("latency_scope")
+        if self.proxy.name != "none":  # results on other data must not mix (issue 15)
+            from nas.quality import resolved_data
+
+            d["proxy"]["data"] = resolved_data(self.proxy.options)
         blob = json.dumps({"config": d, "space": space_digest}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -31,7 +31,11 @@ def geometry() -> Geometry:
 @pytest.fixture(scope="module")
 def trained(geometry: Geometry) -> VideoEvaluator:
     torch.set_num_threads(1)
-    return train_video_evaluator(geometry, steps=800, batch_size=16, cache_dir=None)
+    # random colours: the data these thresholds were set on (the default is positive since
+    # issue 15, on which noise reads about 7x real-vs-real at this size, not 10x)
+    return train_video_evaluator(
+        geometry, steps=800, batch_size=16, colours="random", cache_dir=None
+    )
 
 
 def _real(config: EvaluatorConfig, split: str, n: int) -> torch.Tensor:
@@ -122,7 +126,7 @@ def test_noise_augmentation_keeps_motion_readable_in_noisy_videos(
     """Generated clips carry residual noise; an evaluator trained on clean clips only reads
     it as one fixed motion (at std 0.05 it named 11 % of directions, all one label)."""
     clean_only = train_video_evaluator(
-        geometry, steps=800, batch_size=16, noise=0.0, cache_dir=None
+        geometry, steps=800, batch_size=16, noise=0.0, colours="random", cache_dir=None
     )
     data = trained.config.dataset("test")
     n = 128

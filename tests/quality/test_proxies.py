@@ -216,7 +216,9 @@ def test_validate_proxy_cli_on_tiny(root: Path, tmp_path: Path) -> None:
     args = ["validate", "proxy", "--space", "search_spaces/tiny.yaml", "--n", "4",
             "--seeds", "2", "--steps", "20", "--proxy-steps", "4", "--threads", "1",
             "--geometry", "frames=4", "--geometry", "latent_height=8",
-            "--geometry", "latent_width=8", "--out", str(out), "--no-progress"]  # fmt: skip
+            "--geometry", "latent_width=8", "--out", str(out), "--no-progress",
+            "--quality", "t800_ema", "--proxies", "naswot,synflow,params,train",
+            "--batch-size", "4"]  # fmt: skip
     res = subprocess.run(
         [sys.executable, "-m", "nas", *args], capture_output=True, text=True, cwd=root, timeout=300
     )

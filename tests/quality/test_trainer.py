@@ -303,9 +303,14 @@ def test_background_option_reaches_the_procedural_data(tiny_space) -> None:  # t
     kw = {"difficulty": "easy", "background": 0.0}
     positive = open_dataset("procedural", geo, **kw, colours="positive")
     pos = torch.stack([positive[i]["video"] for i in range(8)])
-    rnd = torch.stack([open_dataset("procedural", geo, **kw)[i]["video"] for i in range(8)])
+    rnd = torch.stack(
+        [open_dataset("procedural", geo, **kw, colours="random")[i]["video"] for i in range(8)]
+    )
     assert float(pos.min()) >= 0.0 and float(pos.max()) > 0.5
     assert float(rnd.min()) < -0.3
+    # issue 15: positive colours are the default (the caption carries the motion)
+    dflt = torch.stack([open_dataset("procedural", geo, **kw)[i]["video"] for i in range(8)])
+    assert torch.equal(dflt, pos)
     with pytest.raises(NasError, match="colours"):
         replace(CFG, colours="green")
 

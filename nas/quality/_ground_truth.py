@@ -1,0 +1,274 @@
+"""The ground truth of ``nas validate proxy``: full trainings, each cached and resumable.
+
+Every (arch, seed) full training runs in its own folder, ``<folder>/runs/<key>/<arch_id>-s<seed>``
+(``<key>`` a hash of every setting it depends on), checkpointing every ``checkpoint_every``
+steps: an interrupted benchmark continues each training where it stopped, and a finished one
+is loaded, not retrained. Once trained and evaluated, its figures are one line of
+``trained.jsonl`` (matched by the same key), so a rerun skips it altogether. Trainings use
+CUDA when present (``device``), the CPU otherwise.
+
+An evaluation is the validation loss (EMA and trained weights) and, when the ground truth is
+generated quality, the generated clips' figures and their scalar (:func:`generated_score`): a
+flow model sampled with ``sample_steps`` Euler steps, or with ``student_steps`` the adversarial
+few-step student of it sampled at the space's ``geometry.steps``, both without guidance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nas.quality._data import ProceduralVideos
+from nas.quality._eval import validation_loss
+from nas.quality._evaluator import VideoEvaluator, train_video_evaluator
+from nas.quality._generated import score_generation
+from nas.quality._proxies import proxy_geometry
+from nas.quality._train import TrainConfig, train, train_geometry
+from nas.space import Arch, GeometryOverride, SearchSpace
+
+if TYPE_CHECKING:
+    from nas.quality._validate_proxy import ProxyValidationConfig
+
+__all__ = ["Scale", "full_trainings", "sampler_of", "train_config"]
+
+TIMESTEPS = (200, 500, 800)
+STUDENT_LR = 2e-4  # the adversarial stage's learning rate (benchmarks/few_step.py)
+STUDENT_GUIDANCE = 2.0  # the guided teacher the student distils
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Where full trainings run: a width and geometry overrides (over the proxy-scale video)."""
+
+    width_mult: float
+    geometry: GeometryOverride
+    name: str = "base"
+
+
+def train_config(
+    c: ProxyValidationConfig, space: SearchSpace, seed: int, scale: Scale
+) -> TrainConfig:
+    """A full training's settings at ``scale``."""
+    geo = proxy_geometry(space, scale.geometry)
+    return TrainConfig(
+        steps=c.steps,
+        batch_size=c.batch_size,
+        lr=c.lr,
+        width_mult=scale.width_mult,
+        geometry=GeometryOverride.between(space.geometry, geo),
+        difficulty=c.difficulty,
+        background=c.background,
+        colours=c.colours,
+        text_dropout=c.text_dropout,
+        freeze_spatial=False if c.train_spatial else None,
+        seed=seed,
+        checkpoint_every=min(c.checkpoint_every, c.steps),
+        keep_checkpoints=2,  # a resume point survives a bad newest checkpoint
+        log_every=max(1, min(100, c.steps)),
+        device=c.device,
+    )
+
+
+def student_config(c: ProxyValidationConfig, space: SearchSpace, teacher: TrainConfig,
+                   run: Path) -> TrainConfig:  # fmt: skip
+    """The adversarial few-step student of the training in ``run``: the space's steps."""
+    return replace(
+        teacher,
+        stage="adversarial",
+        teacher=str(run),
+        steps=c.student_steps,
+        lr=STUDENT_LR,
+        few_steps=min(max(space.geometry.steps, 1), 8),
+        teacher_guidance=STUDENT_GUIDANCE,
+        text_dropout=0.0,
+        checkpoint_every=min(c.checkpoint_every, c.student_steps),
+    )
+
+
+def sampler_of(c: ProxyValidationConfig, space: SearchSpace) -> str:
+    """How the ground truth's clips are made, in words (the output says it)."""
+    if c.student_steps > 0:
+        k = min(max(space.geometry.steps, 1), 8)
+        return (
+            f"few-step student ({c.student_steps} adversarial steps), {k} steps, no guidance "
+            f"(the space's geometry.steps)"
+        )
+    return (
+        f"Euler, {c.sample_steps} steps, no guidance (the flow model itself; the space prices "
+        f"{space.geometry.steps} steps: --student-steps N samples a few-step student instead)"
+    )
+
+
+def _key(c: ProxyValidationConfig, space: SearchSpace, scale: Scale) -> str:
+    """What a full training and its evaluation depend on: cached work is reused only if equal."""
+    cfg = train_config(c, space, 0, scale).to_dict()
+    for k in ("seed", "device", "checkpoint_every", "log_every", "keep_checkpoints"):
+        cfg.pop(k)
+    gen = (
+        {
+            "gen_n": c.gen_n,
+            "sample_steps": c.sample_steps,
+            "student_steps": c.student_steps,
+            "evaluator_steps": c.evaluator_steps,
+        }
+        if c.generates
+        else None
+    )
+    payload = json.dumps(
+        {"space": space.hash, "train": cfg, "n_val": c.n_val, "timesteps": TIMESTEPS, "gen": gen},
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _load_done(path: Path, key: str) -> dict[tuple[str, int], dict[str, Any]]:
+    done: dict[tuple[str, int], dict[str, Any]] = {}
+    if not path.is_file():
+        return done
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by a crash
+        if isinstance(rec, dict) and rec.get("key") == key:
+            done[(rec["arch_id"], int(rec["seed"]))] = rec
+    return done
+
+
+def _evaluator(
+    c: ProxyValidationConfig, space: SearchSpace, cfg: TrainConfig, folder: Path
+) -> VideoEvaluator:
+    return train_video_evaluator(
+        train_geometry(space, cfg),
+        difficulty=c.difficulty,
+        background=c.background,
+        colours=c.colours,
+        steps=c.evaluator_steps,
+        cache_dir=folder / "evaluator",
+    )
+
+
+def _one(
+    c: ProxyValidationConfig,
+    space: SearchSpace,
+    arch: Arch,
+    seed: int,
+    scale: Scale,
+    run: Path,
+    evaluator: VideoEvaluator | None,
+) -> dict[str, Any]:
+    """Train (or resume, or load) one (arch, seed) and evaluate it: its trained.jsonl record."""
+    cfg = train_config(c, space, seed, scale)
+    t0 = time.perf_counter()
+    res = train(space, arch, cfg, run, progress=False)
+    elapsed = time.perf_counter() - t0
+    ran = res.step - res.start_step
+    # a resumed training: this call's seconds scaled to the whole budget
+    train_s = elapsed * res.step / ran if ran > 0 else math.nan
+    model, ema_model = res.model, res.ema_model()
+    if c.student_steps > 0 and c.generates:
+        t1 = time.perf_counter()
+        sres = train(space, arch, student_config(c, space, cfg, run), run.with_name(
+            run.name + "-student"), progress=False)  # fmt: skip
+        s_ran = sres.step - sres.start_step
+        s_elapsed = time.perf_counter() - t1
+        train_s += s_elapsed * sres.step / s_ran if s_ran > 0 else math.nan
+        sampled, steps = sres.ema_model(), cfg_steps(space)
+    else:
+        sampled, steps = ema_model, c.sample_steps
+    geo = train_geometry(space, cfg)
+    val = ProceduralVideos.for_geometry(
+        geo, split="val", difficulty=c.difficulty, background=c.background, colours=c.colours
+    )
+    t2 = time.perf_counter()
+    ema = validation_loss(ema_model, val, timesteps=TIMESTEPS, n_videos=c.n_val)
+    eval_s = time.perf_counter() - t2
+    raw = validation_loss(model, val, timesteps=TIMESTEPS, n_videos=c.n_val)
+    rec: dict[str, Any] = {
+        "arch_id": arch.arch_id,
+        "seed": seed,
+        "scale": scale.name,
+        "train_s": train_s,
+        "resumed_from": res.start_step,
+        "raw": raw,
+        "ema": ema,
+        "final_train_loss": float(np.mean(res.losses[-10:])) if res.losses else None,
+    }
+    if evaluator is not None:
+        t3 = time.perf_counter()
+        rec["generated"] = score_generation(sampled, evaluator, n=c.gen_n, steps=steps)
+        eval_s = time.perf_counter() - t3
+    rec["eval_s"] = eval_s  # the evaluation that makes the ground truth's number
+    return rec
+
+
+def cfg_steps(space: SearchSpace) -> int:
+    """The few-step student's steps: the space's ``geometry.steps``, within 1..8."""
+    return min(max(space.geometry.steps, 1), 8)
+
+
+def full_trainings(
+    space: SearchSpace,
+    c: ProxyValidationConfig,
+    arches: Sequence[Arch],
+    seeds: Sequence[int],
+    folder: Path,
+    scale: Scale,
+    *,
+    progress: bool,
+) -> dict[tuple[str, int], dict[str, Any]]:
+    """Every (arch, seed) full training at ``scale`` and its evaluation, by ``(arch_id,
+    seed)``: read from ``trained.jsonl`` when done with the same settings, else trained (or
+    resumed from its folder), evaluated and appended there."""
+    key = _key(c, space, scale)
+    jsonl = folder / "trained.jsonl"
+    done = _load_done(jsonl, key)
+    todo = [(a, s) for a in arches for s in seeds if (a.arch_id, s) not in done]
+    if not todo:
+        return done
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(
+            total=len(arches) * len(seeds),
+            initial=len(arches) * len(seeds) - len(todo),
+            desc=f"full trainings ({scale.name})",
+            unit="run",
+            dynamic_ncols=True,
+        )
+    evaluator = (
+        _evaluator(c, space, train_config(c, space, 0, scale), folder) if c.generates else None
+    )
+    for arch, s in todo:
+        run = folder / "runs" / key / f"{arch.arch_id}-s{s}"
+        rec = {"key": key, **_one(c, space, arch, s, scale, run, evaluator)}
+        with jsonl.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(rec) + "\n")
+        done[(arch.arch_id, s)] = json.loads(json.dumps(rec))
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(arch=arch.arch_id, seed=s)
+    if bar is not None:
+        bar.close()
+    return done
+
+
+def quality_of(rec: Mapping[str, Any], which: str, model: str) -> float:
+    """One record's number for a quality definition (``which``: a timestep, ``weighted`` or
+    ``generated``; ``model``: ``ema`` or ``raw``)."""
+    from nas.quality._eval import weighted_validation_loss
+
+    if which == "generated":
+        return float(rec["generated"]["score"])
+    losses = {int(t): float(v) for t, v in rec[model].items()}
+    return weighted_validation_loss(losses) if which == "weighted" else losses[int(which)]

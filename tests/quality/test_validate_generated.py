@@ -1,0 +1,190 @@
+"""Issue 15: generated-video quality as the ground truth of `nas validate proxy`, the
+generation-based early proxy, the latency row, scale transfer, resumable full trainings and the
+caption-informative default data, on the tiny space at tiny settings."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from nas.errors import NasError
+from nas.quality import (
+    DEFAULT_DATA,
+    LEGACY_DATA,
+    GenerationProxy,
+    ProxyValidationConfig,
+    TrainConfig,
+    TrainingProxy,
+    generated_score,
+    resolved_data,
+    validate_proxies,
+)
+from nas.space import reference_arch
+
+SMALL = {"frames": 4, "latent_height": 8, "latent_width": 8, "text_length": 6, "text_dim": 16}
+REAL = {  # what real clips score against themselves: following at the ceiling, FD at its floor
+    "motion_accuracy": 1.0,
+    "tracked_motion_accuracy": 1.0,
+    "speed_accuracy": 1.0,
+    "tracked_speed_accuracy": 1.0,
+    "fd": 20.0,
+    "fd_real": 20.0,
+    "flicker": 0.3,
+    "flicker_real": 0.3,
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():  # type: ignore[no-untyped-def]
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_generated_score_rewards_following_then_realism_then_steady_frames() -> None:
+    assert generated_score(REAL) == pytest.approx(0.0)
+    chance = {**REAL, "motion_accuracy": 0.125, "tracked_motion_accuracy": 0.125,
+              "speed_accuracy": 0.5, "tracked_speed_accuracy": 0.5}  # fmt: skip
+    assert generated_score(chance) == pytest.approx(1.0)
+    below_chance = {**chance, "motion_accuracy": 0.0}
+    assert generated_score(below_chance) == pytest.approx(1.0)  # clipped at chance
+    half = {**REAL, "motion_accuracy": 0.5625}  # half way from chance (1/8) to 1
+    assert generated_score(half) == pytest.approx(0.125)
+    # each doubling of the domain FD over its floor adds 0.1; flicker adds at most 0.1
+    assert generated_score({**REAL, "fd": 80.0}) == pytest.approx(0.2)
+    assert generated_score({**REAL, "fd": 10.0}) == pytest.approx(0.0)  # below the floor: 0
+    assert generated_score({**REAL, "flicker": 0.45}) == pytest.approx(0.05)
+    assert generated_score({**REAL, "flicker": 3.0}) == pytest.approx(0.1)
+    noise = {**chance, "fd": 20.0 * 2**10, "flicker": 1.4}
+    assert generated_score(noise) == pytest.approx(2.1)
+    with pytest.raises(NasError, match="fd_real"):
+        generated_score({k: v for k, v in REAL.items() if k != "fd_real"})
+
+
+def test_default_data_is_caption_informative_and_old_data_stays_reachable(tiny_space) -> None:  # type: ignore[no-untyped-def]
+    assert dict(DEFAULT_DATA) == {"difficulty": "easy", "background": 0.15, "colours": "positive"}
+    cfg = TrainConfig()
+    assert (cfg.difficulty, cfg.background, cfg.colours) == ("easy", 0.15, "positive")
+    old = TrainConfig(**LEGACY_DATA)
+    assert (old.difficulty, old.colours) == ("medium", "random")
+    assert resolved_data({"steps": 16}) == dict(DEFAULT_DATA)
+    assert resolved_data({"colours": "random"})["colours"] == "random"
+    proxy = TrainingProxy(tiny_space, steps=1, geometry=SMALL)
+    assert proxy.config.colours == "positive" and proxy.config.difficulty == "easy"
+    legacy = TrainingProxy(tiny_space, steps=1, geometry=SMALL, **LEGACY_DATA)
+    assert legacy.config.difficulty == "medium" and legacy.config.colours == "random"
+    c = ProxyValidationConfig()
+    assert (c.difficulty, c.colours, c.quality, c.n, c.seeds, c.seed) == (
+        "easy", "positive", "generated", 12, 2, 2
+    )  # fmt: skip
+
+
+def test_search_identity_changes_when_the_proxy_data_does(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A search resumed after the default data changed must not reuse proxy values measured on
+    the old data: the run's identity (what finds the run to resume) changes with it."""
+    from nas.search import compose_config
+
+    cfg = compose_config(["proxy=train"])[0]
+    before = cfg.identity("s")
+    monkeypatch.setitem(DEFAULT_DATA, "colours", "random")  # as if the defaults had changed
+    assert cfg.identity("s") != before
+    monkeypatch.undo()
+    assert cfg.identity("s") == before
+    # a cost-only search does not depend on the proxy's data
+    free = compose_config(["proxy=none", "search.objectives=[latency,memory]"])[0]
+    ident = free.identity("s")
+    monkeypatch.setitem(DEFAULT_DATA, "colours", "random")
+    assert free.identity("s") == ident
+
+
+def test_generation_proxy_is_deterministic_cached_and_keeps_its_parts(
+    tiny_space, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    arch, _ = reference_arch(tiny_space, "attn1d")
+    opts = {"steps": 2, "batch_size": 2, "geometry": SMALL, "n_samples": 4, "sample_steps": 2,
+            "evaluator_steps": 3, "evaluator_cache": tmp_path, "device": "cpu"}  # fmt: skip
+    p = GenerationProxy(tiny_space, **opts)
+    v = p.evaluate(arch)
+    assert math.isfinite(v) and v >= 0.0
+    assert set(p.parts[arch.arch_id]) >= {"motion_accuracy", "fd", "flicker", "score"}
+    assert p.parts[arch.arch_id]["score"] == v
+    assert p.evaluate(arch) == v  # cached
+    assert GenerationProxy(tiny_space, **opts).evaluate(arch) == v  # seeded
+    assert len(list(tmp_path.glob("evaluator-*.safetensors"))) == 1  # trained once, cached
+    assert p.config.freeze_spatial is False  # trains the backbone, like the full trainings
+    with pytest.raises(NasError, match="n_samples"):
+        GenerationProxy(tiny_space, **{**opts, "n_samples": 1})
+
+
+TINY = {
+    "n": 3, "seeds": 2, "steps": 4, "batch_size": 2, "proxy_steps": 2, "geometry": SMALL,
+    "proxy_geometry": {}, "gen_n": 4, "sample_steps": 2, "evaluator_steps": 3,
+    "early_steps": 2, "early_n": 2, "bootstrap": 20, "n_val": 2, "pool": 20,
+    "checkpoint_every": 2, "device": "cpu", "proxies": ("params", "latency", "generate"),
+}  # fmt: skip
+
+
+@pytest.mark.slow
+def test_validate_proxy_with_generated_ground_truth_resumes_and_transfers(
+    tiny_space, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from _tiny_table import tiny_table
+
+    tiny_table(tiny_space).save(tmp_path / "tables" / "cpu-ort")
+    cfg = ProxyValidationConfig(
+        **TINY,
+        transfer_n=3,
+        transfer_geometry={"latent_height": 16, "latent_width": 16},
+        latency_device="cpu-ort",
+        latency_tables=str(tmp_path / "tables"),
+    )
+    info = validate_proxies(tiny_space, tmp_path, cfg, progress=False)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["arch_seed"] == 2 and summary["quality_definition"] == "generated"
+    assert any("Euler, 2 steps, no guidance" in n for n in summary["notes"])
+    header = (tmp_path / "proxy_validation.csv").read_text().splitlines()[0].split(",")
+    for col in ("quality_mean", "gen_motion_accuracy_mean", "gen_fd_mean", "t800_ema_mean",
+                "generate", "latency", "params"):  # fmt: skip
+        assert col in header, col
+    assert math.isfinite(info.ceilings["generated"]["noise_std"])
+    assert "noise_std" in info.stats["generate"] and "cost_ratio" in info.stats["generate"]
+    # the latency row: minus the step latency (a slower arch "predicts" better quality)
+    none_i = [i for i, a in enumerate(info.arches) if a["arch"] == "all none"]
+    assert none_i and info.scores["latency"][none_i[0]] == max(info.scores["latency"])
+    t = info.transfer
+    assert len(t["arches"]) == 3 and t["geometry"]["latent_height"] == 16
+    assert set(t["agreement"]) >= {"kendall", "kendall_lo", "spearman"}
+    assert "scale transfer" in info.table_text()
+    lines = (tmp_path / "trained.jsonl").read_text().splitlines()
+    assert len(lines) == 3 * 2 + 3  # base (3 arches x 2 seeds) + transfer (3 x 1)
+    assert all(json.loads(x)["resumed_from"] == 0 for x in lines)
+    # interrupted trainings resume: lose the records and one run's newest checkpoint
+    (tmp_path / "trained.jsonl").unlink()
+    run = sorted((tmp_path / "runs").glob("*/*-s0"))[0]
+    shutil.rmtree(run / "checkpoints" / "step_0000004")
+    again = validate_proxies(tiny_space, tmp_path, cfg, progress=False)
+    recs = [json.loads(x) for x in (tmp_path / "trained.jsonl").read_text().splitlines()]
+    started = {r["resumed_from"] for r in recs}
+    assert started == {2, 4}  # one resumed mid-way, the rest loaded finished
+    assert again.target == pytest.approx(info.target)  # bit for bit on CPU
+
+
+def test_validate_proxy_config_refuses_what_cannot_be_measured() -> None:
+    with pytest.raises(NasError, match="transfer-width-mult or --transfer-geometry"):
+        ProxyValidationConfig(transfer_n=3)
+    with pytest.raises(NasError, match="at least 3"):
+        ProxyValidationConfig(transfer_n=2, transfer_width_mult=0.25)
+    with pytest.raises(NasError, match="gen_n"):
+        ProxyValidationConfig(gen_n=1)
+    with pytest.raises(NasError, match=r"proxies: .*latency"):
+        ProxyValidationConfig(proxies=("nope",))
+    with pytest.raises(NasError, match="colours"):
+        ProxyValidationConfig(colours="green")
