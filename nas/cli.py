@@ -224,14 +224,18 @@ def _profile_list_devices() -> int:
 
 
 def _timing_protocol(args: argparse.Namespace) -> Any:
-    """The timing protocol from --quick and --no-memory (profile and validate latency)."""
+    """The timing protocol from --quick, --band and --no-memory (profile, validate latency)."""
     from profilers import TimingProtocol
 
+    band = {"band": args.band} if getattr(args, "band", None) is not None else {}
+    if band and not args.band > 0:
+        raise NasError(f"--band must be > 0 (a share of the median, e.g. 0.05), got {args.band}")
     if args.quick:
         return TimingProtocol(
-            warmup=1, min_repeats=3, max_repeats=5, max_seconds=5.0, memory=not args.no_memory
-        )
-    return TimingProtocol(memory=not args.no_memory)
+            warmup=1, min_repeats=3, max_repeats=5, max_seconds=5.0, memory=not args.no_memory,
+            **band,
+        )  # fmt: skip
+    return TimingProtocol(memory=not args.no_memory, **band)
 
 
 def _table_dir(args: argparse.Namespace, device: str) -> Path:
@@ -439,8 +443,6 @@ def _validate_proxy(args: argparse.Namespace) -> int:
         "proxy_steps": args.proxy_steps,
         "width_mult": args.width_mult,
         "difficulty": args.difficulty,
-        "background": args.background,
-        "colours": args.colours,
         "lr": args.lr,
         "quality": args.quality,
         "proxies": tuple(args.proxies.split(",")) if args.proxies else None,
@@ -448,7 +450,6 @@ def _validate_proxy(args: argparse.Namespace) -> int:
         "proxy_geometry": (
             GeometryOverride.parse(args.proxy_geometry) if args.proxy_geometry else None
         ),
-        **_validate_proxy_scale_args(args),
     }
     kwargs: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     config = ProxyValidationConfig(**kwargs, geometry=GeometryOverride.parse(args.geometry))
@@ -467,37 +468,22 @@ def _validate_proxy(args: argparse.Namespace) -> int:
     return 0
 
 
-def _validate_proxy_scale_args(args: argparse.Namespace) -> dict[str, Any]:
-    """``nas validate proxy``'s ground-truth, early-proxy and scale-transfer settings."""
-    from nas.space import GeometryOverride
-
-    return {
-        "batch_size": args.batch_size,
-        "text_dropout": args.text_dropout,
-        "train_spatial": False if args.freeze_spatial else None,
-        "gen_n": args.gen_n,
-        "sample_steps": args.sample_steps,
-        "student_steps": args.student_steps,
-        "evaluator_steps": args.evaluator_steps,
-        "early_steps": args.early_steps,
-        "latency_device": args.latency_device,
-        "transfer_n": args.transfer_n,
-        "transfer_width_mult": args.transfer_width_mult,
-        "transfer_geometry": (
-            GeometryOverride.parse(args.transfer_geometry) if args.transfer_geometry else None
-        ),
-        "device": args.train_device,
-    }
-
-
 def cmd_validate(args: argparse.Namespace) -> int:
     if args.what == "proxy":  # needs no profilers
         return _validate_proxy(args)
+    return _validate_latency(args)
+
+
+def _validate_latency(args: argparse.Namespace) -> int:
+    """``nas validate latency``: measure (or resume) one folder, or --combine several."""
     from datetime import datetime
 
     from nas.space import GeometryOverride, load_space
-    from profilers import DEFAULT_VALIDATION_GEOMETRY, get_device, validate_latency
+    from profilers import get_device, validate_latency
 
+    space = load_space(args.space)
+    if args.combine:
+        return _validate_combine(args, space)
     if args.device is None:
         raise NasError("validate latency: --device is required (see `nas profile --list-devices`)")
     if args.samples is None:
@@ -508,31 +494,53 @@ def cmd_validate(args: argparse.Namespace) -> int:
     ok, why = device.can_measure_here()
     if not ok:
         raise NasError(f"cannot validate {device.name} here: it needs measurements ({why})")
-    space = load_space(args.space)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out) if args.out else Path("experiments/runs") / f"{stamp}-validate-latency"
-    geometry = DEFAULT_VALIDATION_GEOMETRY.merged(GeometryOverride.parse(args.geometry))
-    protocol = _timing_protocol(args)
+    print(f"validate latency: --seed {args.seed} --select {args.select} into {out}", flush=True)
     res = validate_latency(
         space,
         device,
         out,
         samples=args.samples,
         seed=args.seed,
-        geometry=geometry,
-        protocol=protocol,
+        geometry=GeometryOverride.parse(args.geometry),
+        protocol=_timing_protocol(args),
         progress=not args.no_progress,
         pipeline=args.pipeline,
+        select=args.select,
+        passes=args.passes,
     )
     what = "whole pipelines (text encoder + steps + decoder, per video)" if args.pipeline else ""
-    print(
-        f"{args.samples} {what or 'arches'} of {space.name} on {device.name} at "
-        + ", ".join(f"{k}={v}" for k, v in geometry.items())
-    )
+    n = len(res.records)
+    print(f"{n} {what or 'arches'} of {space.name} on {device.name} at {res.geometry}")
+    for note in res.notes:
+        print(f"note: {note}")
     print(res.table_text())
-    mem = f", {res.overhead_mb:.0f} MB" if res.overhead_mb is not None else ""
-    print(f"fitted overhead (first half of the arches): {res.overhead_ms:.2f} ms per call{mem}")
+    net = res.network
+    print(
+        f"network rows at this geometry: call {net['call_ms']:.3f} ms (taken out of each row), "
+        f"glue {net['glue_ms']:.2f} ms, session {net['session_mb']:.0f} MB (measured, not fitted)"
+    )
+    print(res.share_text())
     print(f"per-arch figures: {out / 'validate_latency.csv'}")
+    return 0
+
+
+def _validate_combine(args: argparse.Namespace, space: Any) -> int:
+    """``nas validate latency --combine DIR ...``: the figures of several run folders."""
+    import json
+
+    from profilers import combine_runs, stats_text
+
+    for d in args.combine:
+        sel = Path(d) / "selection.json"
+        if sel.is_file():
+            held = json.loads(sel.read_text(encoding="utf-8")).get("space", "")
+            if held.split("@")[0] != space.name:
+                raise NasError(f"{d} validated space {held!r}, not {space.name!r}")
+    for geometry, stats in combine_runs(args.combine).items():
+        print(f"{geometry}:")
+        print(stats_text(stats))
     return 0
 
 
@@ -906,6 +914,7 @@ def _add_profile_parser(sub: _Subparsers) -> None:
     p.add_argument("--force", action="store_true", help="re-measure rows already in the table")
     p.add_argument("--limit", type=int, metavar="N", help="measure at most N rows this run")
     p.add_argument("--quick", action="store_true", help="fewer repeats (3-5): for smoke runs")
+    p.add_argument("--band", type=float, metavar="F", help=_BAND_HELP)
     p.add_argument("--no-memory", action="store_true", help="skip peak-memory measurement")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_profile)
@@ -1063,37 +1072,80 @@ def _add_export_parser(sub: _Subparsers) -> None:
     p.set_defaults(func=cmd_export)
 
 
+_BAND_HELP = (
+    "target p10-p90 width of a row's repeats, as a share of the median (default 0.05): "
+    "repeats go on until the band is that narrow or the median is known to 2 %%, up to 30 "
+    "repeats or 30 s"
+)
+
+
+def _add_validate_latency_args(p: argparse.ArgumentParser) -> None:
+    """``nas validate latency``'s own flags."""
+    p.add_argument(
+        "--pipeline",
+        action="store_true",
+        help="latency: measure each arch's whole pipeline per video (text encoder once, every "
+        "denoising step, the decoder over every chunk of frames) against the cost model's "
+        "per-video latency; needs a space with a pipeline: section",
+    )
+    p.add_argument(
+        "--select",
+        choices=["stratified", "random"],
+        default="stratified",
+        help="latency: which arches (default stratified: the all-none and heaviest arches, each "
+        "op everywhere, then one per stratum of predicted latency; random: uniform samples)",
+    )
+    p.add_argument(
+        "--passes",
+        type=int,
+        choices=[1, 2],
+        default=2,
+        help="latency: times each network is measured, in separate passes (default 2: the "
+        "measured-vs-measured ceiling)",
+    )
+    p.add_argument(
+        "--combine",
+        nargs="+",
+        metavar="DIR",
+        help="latency: print the figures of these finished run folders together (per "
+        "geometry), measuring nothing",
+    )
+    p.add_argument("--band", type=float, metavar="F", help="latency: " + _BAND_HELP)
+
+
 def _add_validate_parser(sub: _Subparsers) -> None:
     p = sub.add_parser(
         "validate",
         help="check the cost model (validate latency) or the quality proxies (validate proxy)",
-        description="validate latency: sample N arches (seeded), measure each whole VideoUNet "
-        "end to end on the device, and compare with the cost model built from the per-row "
-        "table at the same geometry: the share within +-10 %, RMSPE and Kendall tau, for "
-        "latency and peak memory. Runs at a small validation geometry (default frames=4, "
-        "16x16 latent, batch 1) so it finishes in minutes; --geometry changes it.\n\n"
-        "validate proxy: pick N diverse arches (default 12, arch seed 2), train each at proxy "
-        "scale (width x0.125, 8 frames of 16x16 latents, 4,000 steps of 8 videos, backbone "
-        "trainable) with 2 seeds on caption-informative data, sample 64 held-out captions and "
-        "score them (caption following by the evaluator and the tracker, domain FD, flicker: "
-        "one scalar, the trained quality; --quality t800_ema takes the validation loss "
-        "instead), measure the noise ceiling (rank agreement between seeds), and compare every "
-        "proxy (naswot, synflow, params, the cost model's latency, train at 3 budgets, "
-        "generate) with the seed-mean quality: Kendall tau and Spearman rho with bootstrap "
-        "95 % intervals, each proxy's seed-to-seed noise and its cost relative to one full "
-        "training. Writes proxy_validation.csv, summary.json and proxy_validation.html; every "
-        "(arch, seed) training checkpoints under --out/runs, so rerunning the same command "
-        "resumes it (hours on a GPU, days on 2 CPU cores: docs/benchmarks.md).",
+        description="validate latency: select N arches spanning the predicted latency range "
+        "(the all-none and heaviest arches, each op everywhere, stratified samples from --seed), "
+        "measure each whole VideoUNet end to end on the device twice (two passes), and compare "
+        "with the cost model built from the per-row table at the same geometry, its measured "
+        "network rows (call, glue) included: the share within +-10 %, RMSPE, Kendall tau with a "
+        "bootstrap 95 % interval, the pass-2-vs-pass-1 ceiling, peak memory, and the temporal "
+        "ops' share of the step. Runs at a small validation geometry (default frames=4, 16x16 "
+        "latent, batch 1); --geometry changes it. Resumable: rerun the same command; another "
+        "--seed in the same --out adds arches; --combine reads several folders.\n\n"
+        "validate proxy: pick N diverse arches (seeded), train each at proxy scale (width "
+        "x0.125, 8 frames of 16x16 latents, batch 4, 150 steps) with 3 seeds, take the validation "
+        "loss at high noise (t=800, EMA weights) as trained quality, measure the noise ceiling "
+        "(rank agreement between seeds), and compare every proxy (naswot, synflow, params, "
+        "train) with the seed-mean quality: Kendall tau and Spearman rho with bootstrap 95 % "
+        "intervals, and each proxy's cost relative to one full training. Writes "
+        "proxy_validation.csv, summary.json and proxy_validation.html; rerunning the same "
+        "command in the same --out resumes the full trainings.",
         epilog="examples:\n"
         "  nas validate latency --device cpu-ort --space search_spaces/temporal.yaml "
         "--samples 20\n"
+        "  nas validate latency --device cpu-ort --space search_spaces/temporal.yaml "
+        "--samples 30 --seed 1 --geometry frames=16 --out runs/vl16\n"
+        "  nas validate latency --space search_spaces/temporal.yaml --combine runs/vl4 "
+        "runs/vl16\n"
         "  nas validate latency --device cpu-ort --space search_spaces/tiny.yaml --samples 6 "
         "--geometry frames=2\n"
-        "  nas validate proxy --space search_spaces/temporal.yaml --out runs/vp     (issue 15)\n"
-        "  nas validate proxy --space search_spaces/temporal.yaml --quality t800_ema --steps "
-        "150 --batch-size 4 --lr 1e-3 --difficulty medium --colours random   (the old one)\n"
+        "  nas validate proxy --space search_spaces/temporal.yaml            (~30 min, 2 cores)\n"
         "  nas validate proxy --space search_spaces/tiny.yaml --n 4 --seeds 2 --steps 20 "
-        "--proxy-steps 4 --quality t800_ema\n\n"
+        "--proxy-steps 4\n\n"
         "The training proxy (train) trains --proxy-steps steps at --proxy-geometry (default 8x8\n"
         "latents); train@k rows are one longer proxy run measured at rungs.\n"
         "On a busy machine --threads 1 is often much faster than more threads than free cores.",
@@ -1103,25 +1155,14 @@ def _add_validate_parser(sub: _Subparsers) -> None:
     p.add_argument("--device", help="latency: a device that measures here (cpu-ort, ...); required")
     p.add_argument("--space", required=True, metavar="YAML", help="search-space file")
     p.add_argument("--samples", type=int, help="latency: arches to measure (default 20)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    _add_validate_latency_args(p)
+    p.add_argument("--n", type=int, metavar="N", help="proxy: arches to train (default 8)")
     p.add_argument(
-        "--seed",
-        type=int,
-        help="sampling seed (latency: default 0; proxy: the arch seed, default 2, never used "
-        "while tuning a proxy)",
+        "--seeds", type=int, metavar="S", help="proxy: full trainings per arch (default 3)"
     )
     p.add_argument(
-        "--pipeline",
-        action="store_true",
-        help="latency: measure each arch's whole pipeline per video (text encoder once, every "
-        "denoising step, the decoder over every chunk of frames) against the cost model's "
-        "per-video latency; needs a space with a pipeline: section",
-    )
-    p.add_argument("--n", type=int, metavar="N", help="proxy: arches to train (default 12)")
-    p.add_argument(
-        "--seeds", type=int, metavar="S", help="proxy: full trainings per arch (default 2)"
-    )
-    p.add_argument(
-        "--steps", type=int, metavar="FULL", help="proxy: full training budget (default 4000)"
+        "--steps", type=int, metavar="FULL", help="proxy: full training budget (default 150)"
     )
     p.add_argument(
         "--proxy-steps", type=int, metavar="K", help="proxy: training-proxy steps (default 16)"
@@ -1130,9 +1171,19 @@ def _add_validate_parser(sub: _Subparsers) -> None:
         "--width-mult", type=float, metavar="W", help="proxy: backbone width (default 0.125)"
     )
     p.add_argument(
-        "--difficulty", choices=["easy", "medium", "hard"], help="proxy: data (default easy)"
+        "--difficulty", choices=["easy", "medium", "hard"], help="proxy: data (default medium)"
     )
-    p.add_argument("--lr", type=float, help="proxy: full trainings' learning rate (default 2e-3)")
+    p.add_argument("--lr", type=float, help="proxy: learning rate of every training (default 1e-3)")
+    p.add_argument(
+        "--quality",
+        choices=["t800_ema", "t800_raw", "weighted_ema", "weighted_raw"],
+        help="proxy: what trained quality means (default t800_ema)",
+    )
+    p.add_argument(
+        "--proxies",
+        metavar="A,B",
+        help="proxy: comma-separated proxies (default naswot,synflow,params,train)",
+    )
     p.add_argument(
         "--proxy-geometry",
         action="append",
@@ -1142,7 +1193,6 @@ def _add_validate_parser(sub: _Subparsers) -> None:
         "latent_height=8 latent_width=8)",
     )
     p.add_argument("--threads", type=int, metavar="N", help="proxy: torch CPU threads")
-    _add_validate_proxy_args(p)
     p.add_argument(
         "--geometry",
         action="append",
@@ -1155,95 +1205,6 @@ def _add_validate_parser(sub: _Subparsers) -> None:
     p.add_argument("--no-memory", action="store_true", help="skip peak-memory measurement")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_validate)
-
-
-def _add_validate_proxy_args(p: argparse.ArgumentParser) -> None:
-    """``nas validate proxy``'s ground truth (generated quality), early proxy and transfer."""
-    p.add_argument(
-        "--quality",
-        choices=["generated", "t800_ema", "t800_raw", "weighted_ema", "weighted_raw"],
-        help="proxy: what trained quality means (default generated: held-out captions sampled "
-        "and scored, docs/training.md; t800_ema: the validation loss at t=800)",
-    )
-    p.add_argument(
-        "--proxies",
-        metavar="A,B",
-        help="proxy: comma-separated proxies (default naswot,synflow,params,latency,train,"
-        "generate)",
-    )
-    p.add_argument(
-        "--background",
-        type=float,
-        metavar="A",
-        help="proxy: the procedural data's background amplitude (default 0.15; 0: flat)",
-    )
-    p.add_argument(
-        "--colours",
-        choices=["random", "positive"],
-        help="proxy: digit colour signs (default positive; --difficulty medium --colours random "
-        "is the data before issue 15)",
-    )
-    p.add_argument(
-        "--batch-size", type=int, metavar="B", help="proxy: videos per full-training step (8)"
-    )
-    p.add_argument(
-        "--text-dropout", type=float, metavar="P", help="proxy: share of empty captions (0.1)"
-    )
-    p.add_argument(
-        "--freeze-spatial",
-        action="store_true",
-        help="proxy: full trainings keep the space's frozen backbone (default: it trains too)",
-    )
-    p.add_argument(
-        "--gen-n", type=int, metavar="N", help="proxy: held-out captions sampled per training (64)"
-    )
-    p.add_argument(
-        "--sample-steps",
-        type=int,
-        metavar="N",
-        help="proxy: Euler steps (no guidance) sampling a full training (default 32)",
-    )
-    p.add_argument(
-        "--student-steps",
-        type=int,
-        metavar="N",
-        help="proxy: also train an adversarial few-step student per training for N steps and "
-        "sample it at the space's geometry.steps without guidance (default 0: the flow model)",
-    )
-    p.add_argument(
-        "--evaluator-steps", type=int, metavar="N", help="proxy: video evaluator steps (2000)"
-    )
-    p.add_argument(
-        "--early-steps",
-        type=int,
-        metavar="N",
-        help="proxy: the generate proxy's short training (default 200)",
-    )
-    p.add_argument(
-        "--latency-device",
-        metavar="DEVICE",
-        help="proxy: the latency row's device table (default iphone16pm)",
-    )
-    p.add_argument(
-        "--transfer-n",
-        type=int,
-        metavar="N",
-        help="proxy: scale transfer: train the first N arches again at --transfer-width-mult / "
-        "--transfer-geometry and report the rank agreement between scales (default 0: off)",
-    )
-    p.add_argument("--transfer-width-mult", type=float, metavar="W", help="proxy: its width")
-    p.add_argument(
-        "--transfer-geometry",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="proxy: its geometry over --geometry, repeatable (e.g. latent_height=32)",
-    )
-    p.add_argument(
-        "--train-device",
-        metavar="DEV",
-        help="proxy: where trainings run: auto (default: CUDA if present), cpu, cuda",
-    )
 
 
 def _add_adversarial_args(p: argparse.ArgumentParser) -> None:
@@ -1344,7 +1305,7 @@ def _add_train_parser(sub: _Subparsers) -> None:
         "--difficulty",
         choices=["easy", "medium", "hard"],
         help="procedural data: 1 digit / 2 bouncing / 3 with occlusion and acceleration "
-        "(default easy: the caption carries the motion; medium was the default before)",
+        "(default medium)",
     )
     p.add_argument(
         "--background",
@@ -1355,9 +1316,8 @@ def _add_train_parser(sub: _Subparsers) -> None:
     p.add_argument(
         "--colours",
         choices=["random", "positive"],
-        help="procedural data: digit colour signs; positive (default): brighter than the "
-        "background in every channel, so captions inform the mean video; random: the earlier "
-        "default",
+        help="procedural data: digit colour signs; positive: brighter than the background in "
+        "every channel, so captions inform the mean video (default random)",
     )
     p.add_argument(
         "--text-dropout",

@@ -41,9 +41,17 @@ from profilers._runner import PROFILERS, ProfileReport, analytic_costs, get_prof
 from profilers._torch import TorchProfiler
 from profilers._validate import (
     DEFAULT_VALIDATION_GEOMETRY,
+    SELECTIONS,
     ValidationResult,
-    summarize,
+    select_arches,
     validate_latency,
+)
+from profilers._validate_stats import (
+    bootstrap_tau,
+    combine_runs,
+    read_records,
+    stats_text,
+    summarize,
 )
 
 __all__ = [
@@ -51,6 +59,7 @@ __all__ = [
     "DEFAULT_VALIDATION_GEOMETRY",
     "FUSABLE_OPS",
     "PROFILERS",
+    "SELECTIONS",
     "AttentionModel",
     "CoreMLProfiler",
     "Device",
@@ -70,7 +79,9 @@ __all__ = [
     "analytic_costs",
     "attention_memory",
     "backbone_configs",
+    "bootstrap_tau",
     "build_row_module",
+    "combine_runs",
     "convert_row",
     "estimate_row",
     "fusion_groups",
@@ -89,8 +100,11 @@ __all__ = [
     "pipeline_parts",
     "profile_space",
     "quiet",
+    "read_records",
     "roofline",
     "scratch_dir",
+    "select_arches",
+    "stats_text",
     "summarize",
     "time_repeats",
     "validate_latency",

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shutil
-import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -24,10 +24,13 @@ __all__ = ["Profiler", "TimingProtocol", "measured_row", "now_iso", "time_repeat
 
 @dataclass(frozen=True)
 class TimingProtocol:
-    """How a row is timed: warm-up, then repeats until the median is stable or a time cap.
+    """How a row is timed: warm-up, then repeats until the figure is trustworthy or a cap.
 
-    Stops after ``min_repeats`` once the median of all repeats moved less than ``rel_tol``
-    over the last three repeats, or at ``max_repeats`` or ``max_seconds``, whichever is first.
+    After ``min_repeats``, stops as soon as either holds: the p10-p90 band of the repeats is
+    within ``band`` of the median (a quiet measurement), or the median is known to within
+    ``rel_tol`` (the half-width of its 95 % interval, from the spread of the repeats and their
+    number: a noisy row takes more repeats). Caps: ``max_repeats`` and ``max_seconds`` (after
+    at least three repeats). A row's p10 / p90 and repeats record the band and the count.
     """
 
     warmup: int = 2
@@ -36,9 +39,33 @@ class TimingProtocol:
     max_seconds: float = 30.0
     rel_tol: float = 0.02
     memory: bool = True  # measure peak memory (in a fresh subprocess where the backend can)
+    band: float = 0.05  # target p10-p90 width, relative to the median
+
+    def __post_init__(self) -> None:
+        if self.min_repeats < 1 or self.max_repeats < self.min_repeats:
+            raise ValueError(
+                f"repeats: need 1 <= min_repeats <= max_repeats, got {self.min_repeats}, "
+                f"{self.max_repeats}"
+            )
+        if not self.band > 0 or not self.rel_tol > 0:
+            raise ValueError(f"band and rel_tol must be > 0, got {self.band}, {self.rel_tol}")
 
     def to_dict(self) -> dict[str, object]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    def settled(self, times: list[float]) -> bool:
+        """Whether ``times`` (the repeats so far) meet the band or the median's precision."""
+        if len(times) < self.min_repeats:
+            return False
+        p10, p50, p90 = percentiles(times)
+        if p50 <= 0:
+            return True
+        if p90 - p10 <= self.band * p50:
+            return True
+        # the median's standard error ~ 1.253 sigma / sqrt(n); sigma from the p10-p90 band of a
+        # normal (2 x 1.2816 sigma wide), which outliers beyond it do not inflate
+        sigma = (p90 - p10) / 2.563
+        return 1.96 * 1.253 * sigma / math.sqrt(len(times)) <= self.rel_tol * p50
 
 
 class Profiler(Protocol):
@@ -73,17 +100,13 @@ def time_repeats(
     for _ in range(protocol.warmup):
         run()
     times: list[float] = []
-    medians: list[float] = []
     start = clock()
     while len(times) < protocol.max_repeats:
         t0 = clock()
         run()
         times.append((clock() - t0) * 1e3)
-        medians.append(statistics.median(times))
-        if len(times) >= protocol.min_repeats:
-            recent = medians[-3:]
-            if max(recent) - min(recent) <= protocol.rel_tol * recent[-1]:
-                break
+        if protocol.settled(times):
+            break
         if clock() - start > protocol.max_seconds and len(times) >= 3:
             break
     return times

@@ -1,11 +1,20 @@
 """``nas validate latency``: does the cost model predict whole networks?
 
-Samples N arches (seeded), measures each whole VideoUNet end to end on the device with the same
-protocol as the table rows, and compares with the cost model built from the per-row table at
-the same (small) validation geometry: share within +-10 %, RMSPE and Kendall tau, for latency
-and peak memory. A fixed per-call overhead is fitted on the first half of the arches and
-checked on the held-out half; the same for peak memory (a runtime's fixed per-session
-memory, e.g. ONNX Runtime keeping the model proto beside its initialised weights).
+Selects arches that span the predicted latency range (``select="stratified"``: the all-none
+arch, the heaviest arch by the cost model, each op everywhere it is offered, then one arch per
+stratum of predicted latency drawn from a seeded pool; ``"random"``: seeded uniform samples),
+measures each **whole** VideoUNet end to end with the same backend and protocol as the rows,
+twice in two separate passes (the second in reverse order), and compares with the cost model
+built from the per-row table made at the same validation geometry (its network rows, ``call``
+and ``glue``, included: nothing is fitted). Reports the share within +-10 %, RMSPE and Kendall
+tau with a bootstrap 95 % interval for latency and peak memory, the measured-vs-measured
+ceiling (pass 2 against pass 1), and the temporal ops' share of the step at this geometry.
+
+Every measurement is appended to ``<folder>/measurements.csv`` as it is made, and the arches
+to ``<folder>/selection.json``: rerunning the same command resumes after a crash or Ctrl-C, and
+a rerun with another ``seed`` in the same folder adds its arches to the same run (the figures
+cover every arch measured there). Runs at other geometries go to other folders;
+:func:`profilers.combine_runs` reads several.
 
 With ``pipeline=True`` (a space with a ``pipeline:``), each measured network is the whole
 pipeline a user waits for: the text encoder once, every denoising step of the UNet (Euler
@@ -17,8 +26,9 @@ from __future__ import annotations
 
 import csv
 import io
-import math
-from dataclasses import dataclass
+import json
+import os
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,44 +36,62 @@ import numpy as np
 
 from nas.cost import CostModel, RowSpec, Table
 from nas.errors import NasError
-from nas.fileio import atomic_write_text
+from nas.fileio import atomic_write_text, read_utf8
 from nas.space import (
     Arch,
     GeometryOverride,
     SearchSpace,
     arch_from_indices,
-    arch_indices,
-    sample_arch,
+    dim_sizes,
+    reference_arch,
     with_geometry,
 )
-from profilers._base import TimingProtocol
+from profilers._base import Profiler, TimingProtocol, now_iso
 from profilers._blocks import RowModule
 from profilers._devices import Device
 from profilers._runner import get_profiler, profile_space
+from profilers._validate_stats import stats_text, summarize
 
-__all__ = ["DEFAULT_VALIDATION_GEOMETRY", "ValidationResult", "summarize", "validate_latency"]
+__all__ = [
+    "DEFAULT_VALIDATION_GEOMETRY",
+    "SELECTIONS",
+    "ValidationResult",
+    "select_arches",
+    "validate_latency",
+]
 
 DEFAULT_VALIDATION_GEOMETRY = GeometryOverride(
     frames=4, latent_height=16, latent_width=16, batch=1, cfg=False
 )
+SELECTIONS = ("stratified", "random")
+_CACHE_COLS = [
+    "arch_id", "pass", "measured_ms", "measured_ms_p10", "measured_ms_p90", "repeats",
+    "measured_mem_mb", "measured_at",
+]  # fmt: skip
 
 
 @dataclass
 class ValidationResult:
+    """One folder's figures: per-arch records, statistics by metric, the temporal share."""
+
     records: list[dict[str, Any]]
     stats: dict[str, dict[str, float]]
-    overhead_ms: float
-    overhead_mb: float | None
     folder: Path
+    geometry: str  # "frames=4, latent_height=16, ..."
+    temporal_share: dict[str, float]  # min, median, max over the arches; heaviest
+    network: dict[str, float]  # the table's call_ms, glue_ms, session_mb at this geometry
+    notes: tuple[str, ...] = ()
 
     def table_text(self) -> str:
-        lines = [f"{'metric':<28}{'within 10%':>11}{'RMSPE %':>9}{'Kendall tau':>13}"]
-        for name, s in self.stats.items():
-            lines.append(
-                f"{name:<28}{s['within_10pct'] * 100:>10.0f}%{s['rmspe_pct']:>9.1f}"
-                f"{s['kendall_tau']:>13.3f}"
-            )
-        return "\n".join(lines)
+        return stats_text(self.stats)
+
+    def share_text(self) -> str:
+        s = self.temporal_share
+        return (
+            f"temporal ops' share of the predicted step at this geometry: "
+            f"{s['min'] * 100:.0f} % to {s['max'] * 100:.0f} % (median {s['median'] * 100:.0f} "
+            f"%) over these arches; {s['heaviest'] * 100:.0f} % in the heaviest"
+        )
 
 
 def _whole_network(space: SearchSpace, arch: Arch) -> RowModule:
@@ -140,44 +168,264 @@ def _whole_pipeline(space: SearchSpace, arch: Arch) -> RowModule:
     return RowModule(_Pipeline().eval(), (ids, latents), ("input_ids", "latents"))
 
 
-def _stats(pred: np.ndarray, meas: np.ndarray) -> dict[str, float]:
-    from scipy.stats import kendalltau
+# -- which arches ---------------------------------------------------------------------------
 
-    rel = (pred - meas) / meas
-    tau = float(kendalltau(pred, meas).statistic) if len(pred) > 1 else float("nan")
+
+def _metric(model: CostModel, pipeline: bool) -> str:
+    return "latency_s_video" if pipeline else "latency_ms_step"
+
+
+def _heaviest(space: SearchSpace, model: CostModel, metric: str) -> list[int]:
+    """Per dimension, the choice that costs most (latency is additive over dimensions)."""
+    sizes = dim_sizes(space)
+    base = [0] * len(sizes)
+    out = []
+    for j, n in enumerate(sizes):
+        cand = np.asarray([[*base[:j], i, *base[j + 1 :]] for i in range(n)])
+        out.append(int(np.argmax(model.evaluate_indices(cand)[metric])))
+    return out
+
+
+def _references(space: SearchSpace, model: CostModel, metric: str) -> list[tuple[str, list[int]]]:
+    """The all-none arch, the heaviest arch, and each op wherever the space offers it."""
+    from nas.space import arch_indices
+
+    refs: list[tuple[str, list[int]]] = []
+    ops = sorted({c.op for g in space.groups for c in g.choices})
+    none, hits = reference_arch(space, "none")
+    if hits:
+        refs.append(("all-none", arch_indices(space, none)))
+    refs.append(("heaviest", _heaviest(space, model, metric)))
+    for op in ops:
+        if op != "none":
+            arch, hits = reference_arch(space, op)
+            if hits:
+                refs.append((f"{op} everywhere", arch_indices(space, arch)))
+    return refs
+
+
+def select_arches(
+    space: SearchSpace,
+    model: CostModel,
+    samples: int,
+    seed: int,
+    select: str = "stratified",
+    pipeline: bool = False,
+) -> list[tuple[str, list[int]]]:
+    """``samples`` distinct arches as ``(label, choice indices)``, ``model`` at the validation
+    geometry. ``stratified``: the reference arches first (:func:`_references`), then one arch
+    per equal-width stratum of predicted latency, each drawn from a seeded pool of uniform
+    samples (then any pool arch, should strata be empty); ``random``: uniform samples."""
+    if select not in SELECTIONS:
+        raise NasError(f"--select {select!r}: expected one of {list(SELECTIONS)}")
+    rng = np.random.default_rng(seed)
+    sizes = dim_sizes(space)
+    total = int(np.prod(np.asarray(sizes, dtype=float)))
+    samples = min(samples, total)
+    chosen: dict[tuple[int, ...], str] = {}
+    if select == "stratified":
+        for label, idx in _references(space, model, _metric(model, pipeline)):
+            if len(chosen) < samples:
+                chosen.setdefault(tuple(idx), label)
+    pool = np.stack([rng.integers(0, n, size=max(2000, 50 * samples)) for n in sizes], axis=1)
+    order = rng.permutation(len(pool))
+    if select == "stratified" and len(chosen) < samples:
+        pred = model.evaluate_indices(pool)[_metric(model, pipeline)]
+        k = samples - len(chosen)
+        edges = np.linspace(pred.min(), pred.max(), k + 1)
+        stratum = np.clip(np.searchsorted(edges, pred, side="right") - 1, 0, k - 1)
+        for s in range(k):
+            for i in order:
+                t = tuple(int(v) for v in pool[i])
+                if stratum[i] == s and t not in chosen:
+                    chosen[t] = f"stratum {s + 1}/{k}"
+                    break
+    for i in order:  # random, or strata left empty
+        if len(chosen) >= samples:
+            break
+        chosen.setdefault(tuple(int(v) for v in pool[i]), "random")
+    return [(label, list(t)) for t, label in chosen.items()]
+
+
+# -- the run folder: selection.json and the measurement cache ---------------------------------
+
+
+def _selection(
+    folder: Path, ident: dict[str, Any], picked: list[tuple[str, list[int]]], space: SearchSpace,
+    seed: int, select: str,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """The folder's arches: those of earlier runs, then this run's new ones (saved)."""
+    path = folder / "selection.json"
+    data: dict[str, Any] = {**ident, "arches": [], "runs": []}
+    if path.is_file():
+        data = json.loads(read_utf8(path))
+        for k, v in ident.items():
+            if data.get(k) != v:
+                raise NasError(
+                    f"{folder} holds a validation of another {k} ({data.get(k)!r}, not {v!r}); "
+                    "use another --out (and --combine to read several)"
+                )
+    have = {a["arch_id"] for a in data["arches"]}
+    for label, idx in picked:
+        arch = arch_from_indices(space, idx)
+        if arch.arch_id not in have:
+            have.add(arch.arch_id)
+            data["arches"].append(
+                {"arch_id": arch.arch_id, "indices": idx, "label": label, "seed": seed}
+            )
+    data["runs"].append({"seed": seed, "select": select, "arches": len(picked), "at": now_iso()})
+    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
+    return list(data["arches"])
+
+
+def _read_cache(path: Path) -> dict[tuple[str, int], dict[str, str]]:
+    """Measurements so far by (arch_id, pass); a line cut short by a crash is skipped."""
+    if not path.is_file():
+        return {}
+    out: dict[tuple[str, int], dict[str, str]] = {}
+    for rec in csv.DictReader(io.StringIO(read_utf8(path), newline="")):
+        try:
+            float(rec["measured_ms"])
+            key = (rec["arch_id"], int(rec["pass"]))
+        except (KeyError, TypeError, ValueError):
+            continue
+        out[key] = rec
+    return out
+
+
+def _append_cache(path: Path, rec: dict[str, Any]) -> None:
+    new = not path.is_file() or path.stat().st_size == 0
+    cut = False
+    if not new:  # a line a crash cut short would swallow this one: start a fresh line
+        with path.open("rb") as fb:
+            fb.seek(-1, os.SEEK_END)
+            cut = fb.read(1) != b"\n"
+    with path.open("a", encoding="utf-8", newline="") as f:
+        if cut:
+            f.write("\n")
+        w = csv.DictWriter(f, fieldnames=_CACHE_COLS, lineterminator="\n")
+        if new:
+            w.writeheader()
+        w.writerow({k: rec.get(k, "") for k in _CACHE_COLS})
+        f.flush()
+        os.fsync(f.fileno())
+
+
+# -- measuring ------------------------------------------------------------------------------
+
+
+def _measure_all(
+    vspace: SearchSpace, arches: list[dict[str, Any]], device: Device, protocol: TimingProtocol,
+    folder: Path, prof: Profiler, *, passes: int, pipeline: bool, progress: bool,
+) -> dict[tuple[str, int], dict[str, str]]:  # fmt: skip
+    """Measure every (arch, pass) not yet in the cache: pass 1 in order, pass 2 reversed (peak
+    memory in pass 1 only)."""
+    path = folder / "measurements.csv"
+    cache = _read_cache(path)
+    order = [(a, 1) for a in arches]
+    if passes > 1:
+        order += [(a, 2) for a in reversed(arches)]
+    todo = [(a, p) for a, p in order if (a["arch_id"], p) not in cache]
+    g = vspace.geometry
+    bar = None
+    if progress and todo:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), desc="validate whole networks", unit="net")
+    try:
+        for a, p in todo:
+            arch = arch_from_indices(vspace, a["indices"])
+            spec = RowSpec("network", a["arch_id"], 0, g.frames, g.latent_height,
+                           g.latent_width, g.effective_batch, device.precision)  # fmt: skip
+            built = _whole_pipeline(vspace, arch) if pipeline else _whole_network(vspace, arch)
+            proto = protocol if p == 1 else replace(protocol, memory=False)
+            row = prof.measure(spec, built, device, proto)
+            rec = {
+                "arch_id": a["arch_id"], "pass": p, "measured_ms": row.latency_ms_p50,
+                "measured_ms_p10": row.latency_ms_p10, "measured_ms_p90": row.latency_ms_p90,
+                "repeats": row.repeats, "measured_mem_mb": row.peak_mem_mb,
+                "measured_at": row.measured_at,
+            }  # fmt: skip
+            _append_cache(path, rec)
+            cache[(a["arch_id"], p)] = {k: "" if v is None else str(v) for k, v in rec.items()}
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return cache
+
+
+# -- figures --------------------------------------------------------------------------------
+
+
+def _records(
+    arches: list[dict[str, Any]], cache: dict[tuple[str, int], dict[str, str]],
+    vspace: SearchSpace, model: CostModel, rows_only: CostModel, geometry: str, pipeline: bool,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """One record per arch measured at least once: predictions, measurements, the temporal
+    ms of the predicted step."""
+
+    def pred_ms(m: CostModel, arch: Arch) -> float:
+        e = m.evaluate(arch)
+        return e.latency_s_video * 1e3 if pipeline else e.latency_ms_step
+
+    out = []
+    for a in arches:
+        first = cache.get((a["arch_id"], 1))
+        if first is None:
+            continue
+        second = cache.get((a["arch_id"], 2))
+        arch = arch_from_indices(vspace, a["indices"])
+        m1 = float(first["measured_ms"])
+        m2 = float(second["measured_ms"]) if second else None
+        temporal = sum(c.ms for c in model.breakdown(arch).cells if c.temporal)
+        step = model.evaluate(arch).latency_ms_step
+        mem = first.get("measured_mem_mb") or ""
+        rec: dict[str, Any] = {
+            "geometry": geometry, "arch_id": a["arch_id"], "label": a["label"],
+            "seed": a["seed"], "arch": arch.describe(),
+            "predicted_ms": pred_ms(model, arch), "predicted_rows_ms": pred_ms(rows_only, arch),
+            "measured_ms": m1 if m2 is None else (m1 + m2) / 2,
+            "measured_ms_pass1": m1, "measured_ms_pass2": "" if m2 is None else m2,
+            "measured_ms_p10": first["measured_ms_p10"],
+            "measured_ms_p90": first["measured_ms_p90"], "repeats": first["repeats"],
+            "predicted_mem_mb": model.evaluate(arch).peak_mem_mb,
+            "measured_mem_mb": float(mem) if mem else "",
+            "temporal_share": temporal / step if step > 0 else 0.0,
+        }  # fmt: skip
+        rec["error_pct"] = (rec["predicted_ms"] - rec["measured_ms"]) / rec["measured_ms"] * 100
+        out.append(rec)
+    return out
+
+
+def _write_records(folder: Path, records: list[dict[str, Any]]) -> None:
+    if not records:
+        return
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(records[0]), lineterminator="\n")
+    w.writeheader()
+    w.writerows(records)
+    atomic_write_text(folder / "validate_latency.csv", buf.getvalue())
+
+
+def _without_network_rows(table: Table) -> Table:
+    return Table(
+        dict(table.meta),
+        {k: r for k, r in table.rows.items() if not r.spec.is_network},
+        table.folder,
+    )
+
+
+def _share(records: list[dict[str, Any]], heaviest_id: str | None) -> dict[str, float]:
+    shares = np.asarray([float(r["temporal_share"]) for r in records] or [0.0])
+    heavy = [float(r["temporal_share"]) for r in records if r["arch_id"] == heaviest_id]
     return {
-        "within_10pct": float(np.mean(np.abs(rel) <= 0.10)),
-        "rmspe_pct": float(math.sqrt(float(np.mean(rel**2))) * 100),
-        "kendall_tau": tau,
+        "min": float(shares.min()),
+        "median": float(np.median(shares)),
+        "max": float(shares.max()),
+        "heaviest": heavy[0] if heavy else float(shares.max()),
     }
-
-
-def summarize(
-    records: list[dict[str, Any]],
-) -> tuple[dict[str, dict[str, float]], float, float | None]:
-    """Statistics of predicted vs measured, plain and with a fixed per-call overhead.
-
-    The overheads (latency ms, memory MB) are the median of measured - predicted over the
-    first half of the records; the "with overhead" statistics use only the held-out half.
-    Returns (stats by metric, overhead_ms, overhead_mb or None without memory figures).
-    """
-    half = len(records) // 2
-
-    def offset_stats(pred: np.ndarray, meas: np.ndarray) -> tuple[float, dict[str, float]]:
-        off = float(np.median(meas[:half] - pred[:half])) if half else 0.0
-        return off, _stats(pred[half:] + off, meas[half:])
-
-    pred = np.array([r["predicted_ms"] for r in records], dtype=float)
-    meas = np.array([r["measured_ms"] for r in records], dtype=float)
-    overhead_ms, held = offset_stats(pred, meas)
-    stats = {"latency (sum of rows)": _stats(pred, meas), "latency + overhead (held out)": held}
-    overhead_mb = None
-    mem_p = np.array([r["predicted_mem_mb"] or np.nan for r in records], dtype=float)
-    mem_m = np.array([r["measured_mem_mb"] or np.nan for r in records], dtype=float)
-    if np.isfinite(mem_m).all() and np.isfinite(mem_p).all():
-        stats["peak memory"] = _stats(mem_p, mem_m)
-        overhead_mb, stats["peak memory + overhead (held out)"] = offset_stats(mem_p, mem_m)
-    return stats, overhead_ms, overhead_mb
 
 
 def validate_latency(
@@ -191,11 +439,15 @@ def validate_latency(
     protocol: TimingProtocol | None = None,
     progress: bool = True,
     pipeline: bool = False,
+    select: str = "stratified",
+    passes: int = 2,
+    profiler: Profiler | None = None,
 ) -> ValidationResult:
-    """Measure ``samples`` whole arches and compare with the cost model; files go to ``folder``.
+    """Measure ``samples`` whole arches (``select``, from ``seed``) ``passes`` times each and
+    compare with the cost model; files go to ``folder`` (resumable, see the module docstring).
 
     ``pipeline``: measure and predict the whole pipeline per video (text encoder, steps,
-    decoder) instead of one UNet step."""
+    decoder) instead of one UNet step. ``profiler``: the backend (default: the device's)."""
     if pipeline and not space.decode:
         raise NasError(
             f"--pipeline: space {space.name!r} has no pipeline: section with decoders "
@@ -203,71 +455,35 @@ def validate_latency(
         )
     if samples < 2:
         raise NasError("--samples must be at least 2 (a rank correlation needs two arches)")
+    if passes not in (1, 2):
+        raise NasError(f"--passes must be 1 or 2, got {passes}")
     protocol = protocol or TimingProtocol()
     folder = Path(folder)
     override = DEFAULT_VALIDATION_GEOMETRY.merged(GeometryOverride.coerce(geometry))
     vspace = with_geometry(space, **override.to_dict())
-    # 1. the per-row table at the validation geometry (resumable)
-    rep = profile_space(vspace, device, folder / "table", protocol=protocol, progress=progress)
+    # 1. the per-row table at the validation geometry (resumable), network rows included
+    prof = profiler or get_profiler(device.backend)
+    rep = profile_space(
+        vspace, device, folder / "table", protocol=protocol, progress=progress, profiler=prof
+    )
     if rep.interrupted:
         raise KeyboardInterrupt
-    model = CostModel(vspace, Table.load(folder / "table"), overhead_ms=0.0)
-    # 2. whole networks, measured with the same backend and protocol
-    rng = np.random.default_rng(seed)
-    archs: list[tuple[Arch, Arch]] = []
-    seen: set[str] = set()
-    while len(archs) < samples:
-        a = sample_arch(space, rng)
-        if a.arch_id not in seen or len(seen) >= space.size:
-            seen.add(a.arch_id)
-            archs.append((a, arch_from_indices(vspace, arch_indices(space, a))))
-    prof = get_profiler(device.backend)
-    records: list[dict[str, Any]] = []
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(archs), desc="validate whole networks", unit="arch")
-    g = vspace.geometry
-    for orig, varch in archs:
-        est = model.evaluate(varch)
-        spec = RowSpec(
-            "network",
-            orig.arch_id,
-            0,
-            g.frames,
-            g.latent_height,
-            g.latent_width,
-            g.effective_batch,
-            device.precision,
-        )
-        built = _whole_pipeline(vspace, varch) if pipeline else _whole_network(vspace, varch)
-        row = prof.measure(spec, built, device, protocol)
-        records.append(
-            {
-                "arch_id": orig.arch_id,
-                "arch": orig.describe(),
-                "predicted_ms": est.latency_s_video * 1e3 if pipeline else est.latency_ms_step,
-                "measured_ms": row.latency_ms_p50,
-                "measured_ms_p10": row.latency_ms_p10,
-                "measured_ms_p90": row.latency_ms_p90,
-                "predicted_mem_mb": est.peak_mem_mb,
-                "measured_mem_mb": row.peak_mem_mb,
-            }
-        )
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    stats, overhead_ms, overhead_mb = summarize(records)
-    for r in records:
-        r["error_pct"] = (r["predicted_ms"] - r["measured_ms"]) / r["measured_ms"] * 100
-        r["error_pct_with_overhead"] = (
-            (r["predicted_ms"] + overhead_ms - r["measured_ms"]) / r["measured_ms"] * 100
-        )
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(records[0]), lineterminator="\n")
-    w.writeheader()
-    w.writerows(records)
-    atomic_write_text(folder / "validate_latency.csv", buf.getvalue())
-    return ValidationResult(records, stats, overhead_ms, overhead_mb, folder)
+    table = Table.load(folder / "table")
+    model = CostModel(vspace, table)
+    rows_only = CostModel(vspace, _without_network_rows(table))
+    # 2. the arches, then whole networks measured with the same backend and protocol
+    geo = ", ".join(f"{k}={v}" for k, v in override.to_dict().items())
+    ident = {"space": f"{space.name}@{space.hash}", "device": device.name, "geometry": geo,
+             "pipeline": pipeline}  # fmt: skip
+    picked = select_arches(space, model, samples, seed, select, pipeline)
+    arches = _selection(folder, ident, picked, space, seed, select)
+    cache = _measure_all(vspace, arches, device, protocol, folder, prof, passes=passes,
+                         pipeline=pipeline, progress=progress)  # fmt: skip
+    records = _records(arches, cache, vspace, model, rows_only, geo, pipeline)
+    _write_records(folder, records)
+    heaviest = next((a["arch_id"] for a in arches if a["label"] == "heaviest"), None)
+    return ValidationResult(
+        records, summarize(records), folder, geo, _share(records, heaviest),
+        {"call_ms": model.call_ms, "glue_ms": model.glue_ms, "session_mb": model.session_mb},
+        model.notes,
+    )  # fmt: skip

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import math
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,7 +44,9 @@ def test_validate_latency_cli(tmp_path: Path) -> None:
         timeout=600,
     )
     assert out.returncode == 0, out.stderr
-    assert "latency (sum of rows)" in out.stdout and "Kendall tau" in out.stdout
+    assert "latency (rows + network rows)" in out.stdout and "Kendall tau" in out.stdout
+    assert "ceiling: pass 2 vs pass 1" in out.stdout and "temporal ops' share" in out.stdout
+    assert "--seed 0 --select stratified" in out.stdout
     rows = list(csv.DictReader((tmp_path / "validate_latency.csv").open()))
     assert len(rows) == 4 and len({r["arch_id"] for r in rows}) == 4
     for r in rows:
@@ -73,27 +77,155 @@ def test_validate_refuses_devices_that_cannot_measure(tmp_path: Path) -> None:
     assert out.stderr.startswith("error: cannot validate iphone16pm here")
 
 
-def test_summarize_fits_overheads_on_the_first_half_only() -> None:
-    from profilers import summarize
+# ---------------------------------------------------------------------------------------------
+# the driver with a fake backend: selection, resume, more seeds, combine (no ONNX, fast)
+# ---------------------------------------------------------------------------------------------
 
-    # measured = predicted + 10 ms and + 500 MB (a runtime's fixed cost); noise-free
+TINY = str(Path(__file__).resolve().parents[2] / "search_spaces" / "tiny.yaml")
+SMALL = {"frames": 2, "latent_height": 8, "latent_width": 8}
+
+
+class FakeBackend:
+    """Rows: 1 ms + 0.1 ms per weight KiB; a network: the same for the whole module, so a
+    heavier arch measures slower. Counts the whole networks it measured."""
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.networks: list[tuple[str, bool]] = []
+
+    def versions(self) -> dict[str, str]:
+        return {"fake": "1"}
+
+    def measure(self, row: Any, built: Any, device: Any, protocol: Any) -> Any:
+        from nas.cost import TableRow
+
+        kib = sum(p.numel() for p in built.module.parameters()) * 4 / 1024
+        ms = 1.0 + 0.1 * kib
+        if row.op == "network":
+            self.networks.append((row.options, protocol.memory))
+        return TableRow(row, "measured", ms, ms, ms, 3, peak_mem_mb=1.0 + kib / 1024)
+
+
+def _run(folder: Path, backend: FakeBackend, **kw: Any) -> Any:
+    from nas.space import load_space
+    from profilers import TimingProtocol, get_device, validate_latency
+
+    fast = TimingProtocol(warmup=0, min_repeats=1, max_repeats=1, memory=True)
+    args: dict[str, Any] = {"samples": 6, "seed": 0, "geometry": SMALL, **kw}
+    return validate_latency(
+        load_space(TINY), get_device("cpu-ort"), folder, protocol=fast, progress=False,
+        profiler=backend, **args,
+    )  # fmt: skip
+
+
+def test_stratified_selection_spans_the_predicted_range(tmp_path: Path) -> None:
+    import numpy as np
+    from _tiny_table import tiny_table  # type: ignore[import-not-found]
+
+    from nas.cost import CostModel
+    from nas.space import arch_from_indices, load_space, with_geometry
+    from profilers import select_arches
+
+    space = load_space(TINY)
+    model = CostModel(space, tiny_table(space))
+    picks = select_arches(space, model, 12, seed=0)
+    labels = [label for label, _ in picks]
+    assert labels[:2] == ["all-none", "heaviest"]
+    assert {"attn1d everywhere", "conv3d everywhere"} <= set(labels)
+    ids = [arch_from_indices(space, i).arch_id for _, i in picks]
+    assert len(set(ids)) == 12
+    pred = model.evaluate_indices(np.asarray([i for _, i in picks]))["latency_ms_step"]
+    from nas.space import arch_indices, enumerate_arches
+
+    every = np.asarray([arch_indices(space, a) for a in enumerate_arches(space)])
+    span = model.evaluate_indices(every)["latency_ms_step"]
+    assert pred[0] == span.min() and pred[1] == span.max()  # the all-none, the heaviest
+    assert pred[1] == pred.max()
+    # seeded: the same seed picks the same arches, another seed others
+    assert select_arches(space, model, 12, seed=0) == picks
+    assert select_arches(space, model, 12, seed=1)[5:] != picks[5:]
+    rnd = select_arches(space, model, 5, seed=0, select="random")
+    assert all(label == "random" for label, _ in rnd) and len(rnd) == 5
+    assert with_geometry(space, frames=2).geometry.frames == 2
+
+
+def test_resumes_adds_seeds_and_times_each_network_twice(tmp_path: Path) -> None:
+    backend = FakeBackend()
+    res = _run(tmp_path, backend)
+    assert len(res.records) == 6 and len(backend.networks) == 12
+    # pass 1 measures memory, pass 2 (reverse order) only time
+    first, second = backend.networks[:6], backend.networks[6:]
+    assert all(mem for _, mem in first) and not any(mem for _, mem in second)
+    assert [a for a, _ in second] == [a for a, _ in reversed(first)]
+    ceiling = res.stats["ceiling: pass 2 vs pass 1"]
+    assert ceiling["within_10pct"] == 1.0 and ceiling["kendall_tau"] == pytest.approx(1.0)
+    assert (
+        "latency (rows + network rows)" in res.stats and "peak memory (rows + session)" in res.stats
+    )
+    assert 0.0 <= res.temporal_share["min"] <= res.temporal_share["max"] < 1.0
+    # the same command again: nothing to measure
+    again = FakeBackend()
+    assert len(_run(tmp_path, again).records) == 6 and again.networks == []
+    # a crash mid-line: that measurement is redone, the others kept
+    cache = tmp_path / "measurements.csv"
+    lines = cache.read_text().splitlines()
+    cache.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:10])
+    redo = FakeBackend()
+    _run(tmp_path, redo)
+    assert len(redo.networks) == 1
+    # another seed in the same folder adds its arches (the reference ones are already there)
+    more = FakeBackend()
+    res2 = _run(tmp_path, more, seed=1, samples=9)
+    assert 6 < len(res2.records) <= 9 + 6 and len(more.networks) == 2 * (len(res2.records) - 6)
+    import json
+
+    runs = json.loads((tmp_path / "selection.json").read_text())["runs"]
+    assert [r["seed"] for r in runs] == [0, 0, 0, 1]
+
+
+def test_a_folder_holds_one_geometry(tmp_path: Path) -> None:
+    from nas.errors import NasError
+
+    _run(tmp_path, FakeBackend(), samples=3, passes=1)
+    with pytest.raises(NasError, match="another geometry"):
+        _run(tmp_path, FakeBackend(), samples=3, geometry={**SMALL, "frames": 4})
+
+
+def test_combine_reports_each_geometry(tmp_path: Path) -> None:
+    from profilers import combine_runs
+
+    _run(tmp_path / "a", FakeBackend(), samples=4, passes=1)
+    _run(tmp_path / "b", FakeBackend(), samples=5, passes=1, geometry={**SMALL, "frames": 4})
+    out = combine_runs([tmp_path / "a", tmp_path / "b"])
+    assert len(out) == 3 and "all geometries" in out
+    geos = [g for g in out if g != "all geometries"]
+    assert {int(out[g]["latency (rows + network rows)"]["n"]) for g in geos} == {4, 5}
+    every = out["all geometries"]["latency (rows + network rows)"]
+    assert every["n"] == 9 and math.isnan(every["kendall_tau"])
+
+
+def test_statistics_and_the_bootstrap_interval() -> None:
+    import numpy as np
+
+    from profilers import bootstrap_tau, summarize
+
+    meas = np.arange(1.0, 21.0)
+    lo, hi = bootstrap_tau(meas * 1.05, meas)
+    assert lo == pytest.approx(1.0) and hi == pytest.approx(1.0)
+    rng = np.random.default_rng(0)
+    noisy = meas + rng.normal(0, 4, 20)
+    lo, hi = bootstrap_tau(noisy, meas)
+    assert -1 <= lo < hi <= 1 and hi - lo > 0.1
     records = [
-        {
-            "predicted_ms": 100.0 + i,
-            "measured_ms": 110.0 + i,
-            "predicted_mem_mb": 1000.0 + 7 * i,
-            "measured_mem_mb": 1500.0 + 7 * i,
-        }
-        for i in range(10)
-    ]
-    stats, overhead_ms, overhead_mb = summarize(records)
-    assert overhead_ms == pytest.approx(10.0) and overhead_mb == pytest.approx(500.0)
-    assert stats["latency (sum of rows)"]["within_10pct"] == 1.0  # 10 ms on ~105: < 10 %
-    assert stats["peak memory"]["within_10pct"] == 0.0  # 500 MB on ~1000: 50 % off
-    held = stats["peak memory + overhead (held out)"]
-    assert held["within_10pct"] == 1.0 and held["rmspe_pct"] == pytest.approx(0.0)
-    assert held["kendall_tau"] == pytest.approx(1.0)
-    # without memory figures there is no memory overhead
-    for r in records:
-        r["measured_mem_mb"] = None
-    assert summarize(records)[2] is None
+        {"predicted_ms": 1.05 * m, "predicted_rows_ms": 1.3 * m, "measured_ms": m,
+         "predicted_mem_mb": 10.0, "measured_mem_mb": "", "measured_ms_pass1": m,
+         "measured_ms_pass2": m * 1.01}
+        for m in meas
+    ]  # fmt: skip
+    stats = summarize(records)
+    assert stats["latency (rows + network rows)"]["within_10pct"] == 1.0
+    assert stats["latency (rows only)"]["within_10pct"] == 0.0
+    assert stats["latency (rows only)"]["bias_pct"] == pytest.approx(30.0)
+    assert "peak memory (rows + session)" not in stats  # no measured memory
+    assert stats["ceiling: pass 2 vs pass 1"]["kendall_tau"] == pytest.approx(1.0)

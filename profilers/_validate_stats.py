@@ -1,0 +1,144 @@
+"""The statistics of ``nas validate latency``: predicted vs measured, with a bootstrap interval
+for Kendall's tau, the measured-vs-measured ceiling, and runs combined from several folders.
+
+Pure numpy/scipy on per-arch records (the rows of ``validate_latency.csv``), so a finished run
+can be re-read and several runs combined without measuring anything.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nas.errors import NasError
+from nas.fileio import read_utf8
+
+__all__ = ["METRICS", "bootstrap_tau", "combine_runs", "read_records", "stats_text", "summarize"]
+
+# metric name -> (predicted column, measured column); the ceiling compares two measurements
+METRICS = {
+    "latency (rows + network rows)": ("predicted_ms", "measured_ms"),
+    "latency (rows only)": ("predicted_rows_ms", "measured_ms"),
+    "peak memory (rows + session)": ("predicted_mem_mb", "measured_mem_mb"),
+    "ceiling: pass 2 vs pass 1": ("measured_ms_pass2", "measured_ms_pass1"),
+}
+
+
+def _kendall(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy.stats import kendalltau
+
+    if len(a) < 2:
+        return float("nan")
+    return float(kendalltau(a, b).statistic)
+
+
+def bootstrap_tau(
+    pred: np.ndarray, meas: np.ndarray, *, n_boot: int = 1000, seed: int = 0
+) -> tuple[float, float]:
+    """A 95 % percentile-bootstrap interval of Kendall's tau (arches resampled with
+    replacement; resamples with a constant side are skipped)."""
+    n = len(pred)
+    if n < 3:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    taus = []
+    for _ in range(n_boot):
+        i = rng.integers(0, n, n)
+        t = _kendall(pred[i], meas[i])
+        if math.isfinite(t):
+            taus.append(t)
+    if not taus:
+        return float("nan"), float("nan")
+    lo, hi = np.percentile(np.asarray(taus), [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def pair_stats(pred: np.ndarray, meas: np.ndarray, *, n_boot: int = 1000) -> dict[str, float]:
+    """Share within +-10 %, RMSPE, mean signed error, Kendall's tau and its 95 % interval."""
+    rel = (pred - meas) / meas
+    lo, hi = bootstrap_tau(pred, meas, n_boot=n_boot)
+    return {
+        "n": float(len(pred)),
+        "within_10pct": float(np.mean(np.abs(rel) <= 0.10)),
+        "rmspe_pct": float(math.sqrt(float(np.mean(rel**2))) * 100),
+        "bias_pct": float(np.mean(rel) * 100),
+        "kendall_tau": _kendall(pred, meas),
+        "tau_lo": lo,
+        "tau_hi": hi,
+    }
+
+
+def _column(records: Sequence[dict[str, Any]], col: str) -> np.ndarray:
+    out = []
+    for r in records:
+        v = r.get(col)
+        out.append(float(v) if v not in (None, "") else math.nan)
+    return np.asarray(out, dtype=float)
+
+
+def summarize(
+    records: Sequence[dict[str, Any]], *, n_boot: int = 1000
+) -> dict[str, dict[str, float]]:
+    """Statistics per metric (:data:`METRICS`) over the records that have both figures."""
+    stats: dict[str, dict[str, float]] = {}
+    for name, (pc, mc) in METRICS.items():
+        pred, meas = _column(records, pc), _column(records, mc)
+        ok = np.isfinite(pred) & np.isfinite(meas) & (meas > 0)
+        if ok.sum() >= 2:
+            stats[name] = pair_stats(pred[ok], meas[ok], n_boot=n_boot)
+    return stats
+
+
+def stats_text(stats: dict[str, dict[str, float]]) -> str:
+    lines = [
+        f"{'metric':<32}{'arches':>7}{'within 10%':>11}{'RMSPE %':>9}{'bias %':>8}"
+        f"{'Kendall tau [95% CI]':>24}"
+    ]
+    for name, s in stats.items():
+        ci = f"[{s['tau_lo']:.2f}, {s['tau_hi']:.2f}]" if math.isfinite(s["tau_lo"]) else ""
+        lines.append(
+            f"{name:<32}{int(s['n']):>7}{s['within_10pct'] * 100:>10.0f}%{s['rmspe_pct']:>9.1f}"
+            f"{s['bias_pct']:>+8.1f}{s['kendall_tau']:>10.3f} {ci:>13}"
+        )
+    return "\n".join(lines)
+
+
+def read_records(folder: str | Path) -> list[dict[str, Any]]:
+    """The per-arch records of a finished (or partial) run folder's ``validate_latency.csv``."""
+    path = Path(folder) / "validate_latency.csv"
+    if not path.is_file():
+        raise NasError(
+            f"{path}: missing: not a `nas validate latency` run folder (or it measured no arch "
+            "yet: rerun the same command to resume it)"
+        )
+    return list(csv.DictReader(io.StringIO(read_utf8(path), newline="")))
+
+
+def combine_runs(
+    folders: Sequence[str | Path], *, n_boot: int = 1000
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Statistics of several run folders: per geometry (a ranking compares arches at one
+    geometry) and, for the shares within 10 %, over every arch of every folder ("all").
+    An arch measured in two folders at the same geometry counts once (the first folder's)."""
+    by_geo: dict[str, list[dict[str, Any]]] = {}
+    seen: set[tuple[str, str]] = set()
+    for f in folders:
+        for r in read_records(f):
+            key = (r["geometry"], r["arch_id"])
+            if key not in seen:
+                seen.add(key)
+                by_geo.setdefault(r["geometry"], []).append(r)
+    out = {g: summarize(rs, n_boot=n_boot) for g, rs in by_geo.items()}
+    if len(by_geo) > 1:
+        everything = [r for rs in by_geo.values() for r in rs]
+        merged = summarize(everything, n_boot=0)
+        for s in merged.values():  # a rank over mixed geometries means nothing
+            s["kendall_tau"] = s["tau_lo"] = s["tau_hi"] = float("nan")
+        out["all geometries"] = merged
+    return out
