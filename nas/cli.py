@@ -443,6 +443,8 @@ def _validate_proxy(args: argparse.Namespace) -> int:
         "proxy_steps": args.proxy_steps,
         "width_mult": args.width_mult,
         "difficulty": args.difficulty,
+        "background": args.background,
+        "colours": args.colours,
         "lr": args.lr,
         "quality": args.quality,
         "proxies": tuple(args.proxies.split(",")) if args.proxies else None,
@@ -450,6 +452,7 @@ def _validate_proxy(args: argparse.Namespace) -> int:
         "proxy_geometry": (
             GeometryOverride.parse(args.proxy_geometry) if args.proxy_geometry else None
         ),
+        **_validate_proxy_scale_args(args),
     }
     kwargs: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     config = ProxyValidationConfig(**kwargs, geometry=GeometryOverride.parse(args.geometry))
@@ -466,6 +469,29 @@ def _validate_proxy(args: argparse.Namespace) -> int:
     print(f"per-arch figures: {out / 'proxy_validation.csv'}")
     print(f"summary: {out / 'summary.json'}; plot: {out / 'proxy_validation.html'}")
     return 0
+
+
+def _validate_proxy_scale_args(args: argparse.Namespace) -> dict[str, Any]:
+    """``nas validate proxy``'s ground-truth, early-proxy and scale-transfer settings."""
+    from nas.space import GeometryOverride
+
+    return {
+        "batch_size": args.batch_size,
+        "text_dropout": args.text_dropout,
+        "train_spatial": False if args.freeze_spatial else None,
+        "gen_n": args.gen_n,
+        "sample_steps": args.sample_steps,
+        "student_steps": args.student_steps,
+        "evaluator_steps": args.evaluator_steps,
+        "early_steps": args.early_steps,
+        "latency_device": args.latency_device,
+        "transfer_n": args.transfer_n,
+        "transfer_width_mult": args.transfer_width_mult,
+        "transfer_geometry": (
+            GeometryOverride.parse(args.transfer_geometry) if args.transfer_geometry else None
+        ),
+        "device": args.train_device,
+    }
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -1126,14 +1152,18 @@ def _add_validate_parser(sub: _Subparsers) -> None:
         "ops' share of the step. Runs at a small validation geometry (default frames=4, 16x16 "
         "latent, batch 1); --geometry changes it. Resumable: rerun the same command; another "
         "--seed in the same --out adds arches; --combine reads several folders.\n\n"
-        "validate proxy: pick N diverse arches (seeded), train each at proxy scale (width "
-        "x0.125, 8 frames of 16x16 latents, batch 4, 150 steps) with 3 seeds, take the validation "
-        "loss at high noise (t=800, EMA weights) as trained quality, measure the noise ceiling "
-        "(rank agreement between seeds), and compare every proxy (naswot, synflow, params, "
-        "train) with the seed-mean quality: Kendall tau and Spearman rho with bootstrap 95 % "
-        "intervals, and each proxy's cost relative to one full training. Writes "
-        "proxy_validation.csv, summary.json and proxy_validation.html; rerunning the same "
-        "command in the same --out resumes the full trainings.",
+        "validate proxy: pick N diverse arches (default 12, arch seed 2), train each at proxy "
+        "scale (width x0.125, 8 frames of 16x16 latents, 4,000 steps of 8 videos, backbone "
+        "trainable) with 2 seeds on caption-informative data, sample 64 held-out captions and "
+        "score them (caption following by the evaluator and the tracker, domain FD, flicker: "
+        "one scalar, the trained quality; --quality t800_ema takes the validation loss "
+        "instead), measure the noise ceiling (rank agreement between seeds), and compare every "
+        "proxy (naswot, synflow, params, the cost model's latency, train at 3 budgets, "
+        "generate) with the seed-mean quality: Kendall tau and Spearman rho with bootstrap "
+        "95 % intervals, each proxy's seed-to-seed noise and its cost relative to one full "
+        "training. Writes proxy_validation.csv, summary.json and proxy_validation.html; every "
+        "(arch, seed) training checkpoints under --out/runs, so rerunning the same command "
+        "resumes it (hours on a GPU, days on 2 CPU cores: docs/benchmarks.md).",
         epilog="examples:\n"
         "  nas validate latency --device cpu-ort --space search_spaces/temporal.yaml "
         "--samples 20\n"
@@ -1143,9 +1173,11 @@ def _add_validate_parser(sub: _Subparsers) -> None:
         "runs/vl16\n"
         "  nas validate latency --device cpu-ort --space search_spaces/tiny.yaml --samples 6 "
         "--geometry frames=2\n"
-        "  nas validate proxy --space search_spaces/temporal.yaml            (~30 min, 2 cores)\n"
+        "  nas validate proxy --space search_spaces/temporal.yaml --out runs/vp     (issue 15)\n"
+        "  nas validate proxy --space search_spaces/temporal.yaml --quality t800_ema --steps "
+        "150 --batch-size 4 --lr 1e-3 --difficulty medium --colours random   (the old one)\n"
         "  nas validate proxy --space search_spaces/tiny.yaml --n 4 --seeds 2 --steps 20 "
-        "--proxy-steps 4\n\n"
+        "--proxy-steps 4 --quality t800_ema\n\n"
         "The training proxy (train) trains --proxy-steps steps at --proxy-geometry (default 8x8\n"
         "latents); train@k rows are one longer proxy run measured at rungs.\n"
         "On a busy machine --threads 1 is often much faster than more threads than free cores.",
@@ -1155,14 +1187,19 @@ def _add_validate_parser(sub: _Subparsers) -> None:
     p.add_argument("--device", help="latency: a device that measures here (cpu-ort, ...); required")
     p.add_argument("--space", required=True, metavar="YAML", help="search-space file")
     p.add_argument("--samples", type=int, help="latency: arches to measure (default 20)")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    _add_validate_latency_args(p)
-    p.add_argument("--n", type=int, metavar="N", help="proxy: arches to train (default 8)")
     p.add_argument(
-        "--seeds", type=int, metavar="S", help="proxy: full trainings per arch (default 3)"
+        "--seed",
+        type=int,
+        help="sampling seed (latency: default 0; proxy: the arch seed, default 2, never used "
+        "while tuning a proxy)",
+    )
+    _add_validate_latency_args(p)
+    p.add_argument("--n", type=int, metavar="N", help="proxy: arches to train (default 12)")
+    p.add_argument(
+        "--seeds", type=int, metavar="S", help="proxy: full trainings per arch (default 2)"
     )
     p.add_argument(
-        "--steps", type=int, metavar="FULL", help="proxy: full training budget (default 150)"
+        "--steps", type=int, metavar="FULL", help="proxy: full training budget (default 4000)"
     )
     p.add_argument(
         "--proxy-steps", type=int, metavar="K", help="proxy: training-proxy steps (default 16)"
@@ -1171,19 +1208,9 @@ def _add_validate_parser(sub: _Subparsers) -> None:
         "--width-mult", type=float, metavar="W", help="proxy: backbone width (default 0.125)"
     )
     p.add_argument(
-        "--difficulty", choices=["easy", "medium", "hard"], help="proxy: data (default medium)"
+        "--difficulty", choices=["easy", "medium", "hard"], help="proxy: data (default easy)"
     )
-    p.add_argument("--lr", type=float, help="proxy: learning rate of every training (default 1e-3)")
-    p.add_argument(
-        "--quality",
-        choices=["t800_ema", "t800_raw", "weighted_ema", "weighted_raw"],
-        help="proxy: what trained quality means (default t800_ema)",
-    )
-    p.add_argument(
-        "--proxies",
-        metavar="A,B",
-        help="proxy: comma-separated proxies (default naswot,synflow,params,train)",
-    )
+    p.add_argument("--lr", type=float, help="proxy: full trainings' learning rate (default 2e-3)")
     p.add_argument(
         "--proxy-geometry",
         action="append",
@@ -1193,6 +1220,7 @@ def _add_validate_parser(sub: _Subparsers) -> None:
         "latent_height=8 latent_width=8)",
     )
     p.add_argument("--threads", type=int, metavar="N", help="proxy: torch CPU threads")
+    _add_validate_proxy_args(p)
     p.add_argument(
         "--geometry",
         action="append",
@@ -1205,6 +1233,95 @@ def _add_validate_parser(sub: _Subparsers) -> None:
     p.add_argument("--no-memory", action="store_true", help="skip peak-memory measurement")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_validate)
+
+
+def _add_validate_proxy_args(p: argparse.ArgumentParser) -> None:
+    """``nas validate proxy``'s ground truth (generated quality), early proxy and transfer."""
+    p.add_argument(
+        "--quality",
+        choices=["generated", "t800_ema", "t800_raw", "weighted_ema", "weighted_raw"],
+        help="proxy: what trained quality means (default generated: held-out captions sampled "
+        "and scored, docs/training.md; t800_ema: the validation loss at t=800)",
+    )
+    p.add_argument(
+        "--proxies",
+        metavar="A,B",
+        help="proxy: comma-separated proxies (default naswot,synflow,params,latency,train,"
+        "generate)",
+    )
+    p.add_argument(
+        "--background",
+        type=float,
+        metavar="A",
+        help="proxy: the procedural data's background amplitude (default 0.15; 0: flat)",
+    )
+    p.add_argument(
+        "--colours",
+        choices=["random", "positive"],
+        help="proxy: digit colour signs (default positive; --difficulty medium --colours random "
+        "is the data before issue 15)",
+    )
+    p.add_argument(
+        "--batch-size", type=int, metavar="B", help="proxy: videos per full-training step (8)"
+    )
+    p.add_argument(
+        "--text-dropout", type=float, metavar="P", help="proxy: share of empty captions (0.1)"
+    )
+    p.add_argument(
+        "--freeze-spatial",
+        action="store_true",
+        help="proxy: full trainings keep the space's frozen backbone (default: it trains too)",
+    )
+    p.add_argument(
+        "--gen-n", type=int, metavar="N", help="proxy: held-out captions sampled per training (64)"
+    )
+    p.add_argument(
+        "--sample-steps",
+        type=int,
+        metavar="N",
+        help="proxy: Euler steps (no guidance) sampling a full training (default 32)",
+    )
+    p.add_argument(
+        "--student-steps",
+        type=int,
+        metavar="N",
+        help="proxy: also train an adversarial few-step student per training for N steps and "
+        "sample it at the space's geometry.steps without guidance (default 0: the flow model)",
+    )
+    p.add_argument(
+        "--evaluator-steps", type=int, metavar="N", help="proxy: video evaluator steps (2000)"
+    )
+    p.add_argument(
+        "--early-steps",
+        type=int,
+        metavar="N",
+        help="proxy: the generate proxy's short training (default 200)",
+    )
+    p.add_argument(
+        "--latency-device",
+        metavar="DEVICE",
+        help="proxy: the latency row's device table (default iphone16pm)",
+    )
+    p.add_argument(
+        "--transfer-n",
+        type=int,
+        metavar="N",
+        help="proxy: scale transfer: train the first N arches again at --transfer-width-mult / "
+        "--transfer-geometry and report the rank agreement between scales (default 0: off)",
+    )
+    p.add_argument("--transfer-width-mult", type=float, metavar="W", help="proxy: its width")
+    p.add_argument(
+        "--transfer-geometry",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="proxy: its geometry over --geometry, repeatable (e.g. latent_height=32)",
+    )
+    p.add_argument(
+        "--train-device",
+        metavar="DEV",
+        help="proxy: where trainings run: auto (default: CUDA if present), cpu, cuda",
+    )
 
 
 def _add_adversarial_args(p: argparse.ArgumentParser) -> None:
@@ -1305,7 +1422,7 @@ def _add_train_parser(sub: _Subparsers) -> None:
         "--difficulty",
         choices=["easy", "medium", "hard"],
         help="procedural data: 1 digit / 2 bouncing / 3 with occlusion and acceleration "
-        "(default medium)",
+        "(default easy: the caption carries the motion; medium was the default before)",
     )
     p.add_argument(
         "--background",
@@ -1316,8 +1433,9 @@ def _add_train_parser(sub: _Subparsers) -> None:
     p.add_argument(
         "--colours",
         choices=["random", "positive"],
-        help="procedural data: digit colour signs; positive: brighter than the background in "
-        "every channel, so captions inform the mean video (default random)",
+        help="procedural data: digit colour signs; positive (default): brighter than the "
+        "background in every channel, so captions inform the mean video; random: the earlier "
+        "default",
     )
     p.add_argument(
         "--text-dropout",
