@@ -921,7 +921,9 @@ def _add_profile_parser(sub: _Subparsers) -> None:
     p = sub.add_parser(
         "profile",
         help="build a device's latency/memory table for a space (measured or estimated)",
-        description="Measure every block and temporal op a space needs on a device and write "
+        description="Measure every block and temporal op a space needs on a device, and the "
+        "network rows (call: an empty network, the per-call time and per-session memory; glue: "
+        "what the UNet runs between its blocks), and write "
         "latency_tables/<device>/table.csv + meta.json. ONNX Runtime and PyTorch rows are "
         "measured here; Core ML rows are converted here for real and, where no Apple device "
         "is reachable, estimated from the converted program (and marked so). Re-running "
