@@ -16,6 +16,7 @@ treat the seconds as a guide; `nas validate latency` prints the share from the m
 from __future__ import annotations
 
 import argparse
+
 import numpy as np
 
 from nas.cost import CostModel, Table, TableRow, rows_for_space
