@@ -18,7 +18,8 @@ validate proxy``) measures how well they rank arches::
 
 Importing this package loads no torch: the proxy registry (``PROXIES``, ``Proxy``,
 ``ProxyPruned``, ``list_proxies``) and the default data settings (``DEFAULT_DATA``,
-``LEGACY_DATA``, ``resolved_data``) are torch-free, and every other name is imported from its
+``LEGACY_DATA``, ``resolved_data``) and proxy noise (``ProxyNoise``, ``proxy_noise``) are
+torch-free, and every other name is imported from its
 module on first use.
 """
 
@@ -28,6 +29,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from nas.quality._defaults import DEFAULT_DATA, LEGACY_DATA, resolved_data
+from nas.quality._noise import ProxyNoise, proxy_noise, shipped_noise
 from nas.quality._registry import PROXIES, Proxy, ProxyPruned, list_proxies
 
 if TYPE_CHECKING:
@@ -227,6 +229,7 @@ __all__ = [
     "ProbeBatch",
     "ProceduralVideos",
     "Proxy",
+    "ProxyNoise",
     "ProxyPruned",
     "ProxyValidation",
     "ProxyValidationConfig",
@@ -257,11 +260,13 @@ __all__ = [
     "pick_diverse_arches",
     "probe_batch",
     "proxy_geometry",
+    "proxy_noise",
     "rank_stats",
     "render_proxy_validation_html",
     "resolved_data",
     "sample_video",
     "score_generation",
+    "shipped_noise",
     "shuffle_frames",
     "synflow_score",
     "teacher_config",

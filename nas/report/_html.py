@@ -493,6 +493,8 @@ def _scatter(
             line={"color": "#111111", "width": 1, "shape": "hv"},
         ),
     ]
+    _noise_bars(data[0], feas, trials, x, y)
+    _noise_bars(data[2], on_front, trials, x, y)
     exact = [e for e in info.exact if x in e.values and y in e.values]
     if exact and not info.has_quality:
         data.append(
@@ -532,6 +534,36 @@ def _scatter(
         height=420,
     )
     return {"data": data, "layout": layout}
+
+
+def _noise_bars(
+    trace: dict[str, Any], ii: Sequence[int], trials: Sequence[TrialPoint], x: str, y: str
+) -> None:
+    """+- the proxy's seed-to-seed std on the quality axis of ``trace`` (points ``ii``), when
+    the trials record one: a gap in the front smaller than the bars is within proxy noise."""
+    axis = "error_y" if y == "quality" else "error_x" if x == "quality" else None
+    noise = [trials[i].quality_noise for i in ii]
+    if axis is None or all(v is None for v in noise):
+        return
+    trace[axis] = {
+        "type": "data",
+        "array": [v if v is not None else 0.0 for v in noise],
+        "visible": True,
+        "thickness": 1,
+        "width": 2,
+        "color": "rgba(60, 60, 60, 0.45)",
+    }
+
+
+def noise_hint(info: ParetoInfo) -> str:
+    """A sentence on the quality error bars (their size and source); "" without them."""
+    found = next((t for t in info.trials if t.quality_noise is not None), None)
+    if found is None:
+        return ""
+    return (
+        f" Error bars on quality: +-{found.quality_noise:.3g}, the proxy's seed-to-seed std "
+        f"({_e(found.quality_noise_source)}); gaps smaller than that are within proxy noise."
+    )
 
 
 def hv_hint(info: ParetoInfo) -> str:
@@ -955,7 +987,7 @@ def render_html(
 <section class="card">
 <h2>{front_title}</h2>
 <p class="hint">Click a point, a heatmap column or a table row to select an arch. Dashed red
-lines are budgets.</p>
+lines are budgets.{noise_hint(info)}</p>
 <div id="plot-front" class="plot"></div>
 </section>
 <section class="card" id="details-card">

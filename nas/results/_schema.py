@@ -282,6 +282,10 @@ class TrialRecord:
     latency_s_text: float | None = None  # the text encoder, once per video
     latency_s_unet: float | None = None  # steps x UNet step
     latency_s_decode: float | None = None  # the decoder, every chunk of frames
+    # the proxy's seed-to-seed std (error bars on quality) and where that figure comes from;
+    # set for trials with a quality when the run's proxy has a measured noise
+    quality_noise: float | None = None
+    quality_noise_source: str = ""
 
     def value(self, column: str) -> float | None:
         """A metric column (a key of METRICS)."""
@@ -310,6 +314,9 @@ class TrialRecord:
         for k, slack in self.slacks.items():
             d[f"{SLACK_PREFIX}{k}"] = _fmt(slack)
         d["proxy_s"] = _fmt(self.proxy_s)
+        if self.quality_noise is not None:
+            d["quality_noise"] = _fmt(self.quality_noise)
+            d["quality_noise_source"] = self.quality_noise_source
         d["cached_from"] = "" if self.cached_from is None else self.cached_from
         d["duration_s"] = _fmt(self.duration_s)
         d["error"] = self.error
@@ -349,6 +356,8 @@ class TrialRecord:
             latency_s_text=vals["latency_s_text"],
             latency_s_unet=vals["latency_s_unet"],
             latency_s_decode=vals["latency_s_decode"],
+            quality_noise=_float(row.get("quality_noise")),
+            quality_noise_source=row.get("quality_noise_source", "") or "",
         )
 
 

@@ -72,6 +72,9 @@ class ProxyConfig:
     pruner: str  # a key of PRUNERS
     threads: int  # torch threads per worker
     options: dict[str, Any] = field(default_factory=dict)
+    # its seed-to-seed noise for the error bars: "auto" (shipped), "none", a number or a
+    # nas validate proxy summary.json (nas.quality.proxy_noise)
+    noise: Any = "auto"
 
 
 LATENCY_SCOPES = ("video", "unet")
@@ -139,6 +142,7 @@ class SearchConfig:
             d["search"].pop(k)
         if d["constraints"]["latency_scope"] == "video":  # the default: older runs still resume
             d["constraints"].pop("latency_scope")
+        d["proxy"].pop("noise")  # error bars only: the same results
         if self.proxy.name != "none":  # results on other data must not mix (issue 15)
             from nas.quality import resolved_data
 
@@ -248,6 +252,26 @@ def _int(v: Any, where: str, minimum: int) -> int:
     return int(v)
 
 
+def _noise_setting(v: Any) -> Any:
+    """``proxy.noise``: auto, none, a number >= 0 or an existing summary.json (checked here,
+    before a search runs, not when its outputs are written)."""
+    if v is None or v in ("auto", "none"):
+        return "none" if v is None else v
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        x = _num(v, "proxy.noise", allow_none=False, positive=False)
+        if x is None or x < 0:
+            raise NasError(f"config: proxy.noise={v!r} must be >= 0")
+        return x
+    from pathlib import Path
+
+    if isinstance(v, str) and Path(v).is_file():
+        return v
+    raise NasError(
+        f"config: proxy.noise={v!r}; valid: auto (the shipped measurement), none, a number "
+        ">= 0, or the summary.json of a nas validate proxy run"
+    )
+
+
 def _typed(raw: dict[str, Any]) -> SearchConfig:
     from nas.quality import PROXIES  # the registry of names: importing it loads no torch
 
@@ -263,7 +287,7 @@ def _typed(raw: dict[str, Any]) -> SearchConfig:
     sampler = SamplerConfig(str(name), check_sampler_options(str(name), smp))
 
     px = raw["proxy"]
-    _keys(px, "proxy", {"name", "pruner", "threads", "options"})
+    _keys(px, "proxy", {"name", "pruner", "threads", "options", "noise"})
     if px["name"] != "none" and px["name"] not in PROXIES:
         raise NasError(f"config: proxy.name={px['name']!r}; valid: {', '.join(PROXIES)}, none")
     if px["pruner"] not in PRUNERS:
@@ -273,6 +297,7 @@ def _typed(raw: dict[str, Any]) -> SearchConfig:
         str(px["pruner"]),
         _int(px["threads"], "proxy.threads", 1),
         dict(px.get("options") or {}),
+        _noise_setting(px.get("noise", "auto")),
     )
 
     con = raw["constraints"]

@@ -7,6 +7,7 @@ The dashboard is not drawn here: the caller asks :mod:`nas.report` for it (``nas
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ from nas.space import SearchSpace
 if TYPE_CHECKING:
     import optuna
 
+    from nas.quality import ProxyNoise
+
 
 __all__ = [
     "SearchResult",
@@ -44,6 +47,7 @@ __all__ = [
     "build_proxy",
     "load_records",
     "run_constraints",
+    "run_noise",
     "run_table_folder",
     "table_provenance",
     "thread_budget",
@@ -152,9 +156,13 @@ def _slacks(attrs: dict[str, Any], constraints: Sequence[Constraint]) -> dict[st
 
 
 def load_records(
-    study: optuna.Study, space: SearchSpace, constraints: Sequence[Constraint]
+    study: optuna.Study,
+    space: SearchSpace,
+    constraints: Sequence[Constraint],
+    noise: ProxyNoise | None = None,
 ) -> list[TrialRecord]:
-    """Every trial of the study as a :class:`TrialRecord`, by number."""
+    """Every trial of the study as a :class:`TrialRecord`, by number; ``noise`` (the
+    proxy's seed-to-seed spread) goes on every trial with a finite quality."""
     out = []
     groups = [name for name, _ in search_params(space)]
     for t in study.get_trials(deepcopy=False):
@@ -186,9 +194,25 @@ def load_records(
                 cached_from=a.get("cached_from"),
                 duration_s=dur,
                 error=str(a.get("error", "")),
+                **_noise_fields(a.get("quality"), noise),
             )
         )
     return out
+
+
+def _noise_fields(quality: Any, noise: ProxyNoise | None) -> dict[str, Any]:
+    if noise is None or not isinstance(quality, (int, float)) or not math.isfinite(quality):
+        return {}
+    return {"quality_noise": noise.std, "quality_noise_source": noise.source}
+
+
+def run_noise(cfg: SearchConfig, space: SearchSpace) -> ProxyNoise | None:
+    """The run's proxy noise (``proxy.noise``), or None without a quality objective."""
+    from nas.quality import proxy_noise
+
+    if "quality" not in cfg.search.objectives:
+        return None
+    return proxy_noise(cfg.proxy.name, cfg.proxy.options, space.name, cfg.proxy.noise)
 
 
 @dataclass(frozen=True)
@@ -243,7 +267,7 @@ def write_outputs(run_dir: str | Path, study: optuna.Study | None = None) -> Sea
     if info.settings != settings:  # a run dir from an older nas gets its settings
         info = info.save(settings=settings)
     study = study if study is not None else open_run_study(info.run_dir)
-    records = load_records(study, space, constraints)
+    records = load_records(study, space, constraints, run_noise(cfg, space))
     front = front_of(records, settings.objectives)
     vals = minimised(records, settings.objectives)
     feas = np.array([r.usable for r in records], dtype=bool)

@@ -1,0 +1,101 @@
+"""A proxy's noise: the seed-to-seed spread of its value, with where that figure comes from.
+
+The search draws it as error bars on the quality axis, so a user sees which gaps in the front
+are larger than what a proxy's own seed moves. Without torch (the search's outputs read it).
+
+Where a figure comes from (``proxy.noise`` in a search config):
+
+- ``auto`` (the default): the measured default shipped with nas (``nas/_data/proxy_noise.json``,
+  written by ``benchmarks/proxy_noise.py``) for this proxy, space and settings; none when the
+  proxy runs with other settings (another budget, other data) or on another space.
+- a path to a ``nas validate proxy`` ``summary.json``: that validation's ``noise_std`` of the
+  proxy (the pooled std of its value under two seeds, over the validated arches).
+- a number: taken as given.
+- ``none``: no error bars.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from nas.errors import NasError
+from nas.quality._defaults import resolved_data
+
+__all__ = ["ProxyNoise", "proxy_noise", "shipped_noise"]
+
+NOISE_FORMAT = "nas-proxy-noise/1"
+# options that do not change what a seed-to-seed spread measures
+_SEED_OPTIONS = ("seed", "progress")
+
+
+@dataclass(frozen=True)
+class ProxyNoise:
+    """The seed-to-seed standard deviation of a proxy's value and its provenance."""
+
+    std: float
+    source: str
+
+
+def _shipped_file() -> Path:
+    return Path(str(resources.files("nas") / "_data" / "proxy_noise.json"))
+
+
+def _settings(options: Mapping[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in options.items() if k not in _SEED_OPTIONS}
+    out.update(resolved_data(options))
+    return out
+
+
+def shipped_noise(
+    proxy: str, options: Mapping[str, Any], space: str, *, path: Path | None = None
+) -> ProxyNoise | None:
+    """The shipped measurement for ``proxy`` with ``options`` on the space named ``space``:
+    only when every setting but the seed is the one measured."""
+    f = path or _shipped_file()
+    if not f.is_file():
+        return None
+    raw = json.loads(f.read_text(encoding="utf-8"))
+    if raw.get("format") != NOISE_FORMAT:
+        return None
+    want = _settings(options)
+    for e in raw.get("entries", []):
+        if e.get("proxy") == proxy and e.get("space") == space and e.get("settings") == want:
+            return ProxyNoise(float(e["noise_std"]), str(e["source"]))
+    return None
+
+
+def proxy_noise(
+    proxy: str, options: Mapping[str, Any], space: str, setting: Any = "auto"
+) -> ProxyNoise | None:
+    """The noise of the search's proxy under the ``proxy.noise`` setting (module docstring)."""
+    if setting is None or setting == "none" or proxy == "none":
+        return None
+    if setting == "auto":
+        return shipped_noise(proxy, options, space)
+    if isinstance(setting, (int, float)) and not isinstance(setting, bool):
+        if not (math.isfinite(float(setting)) and float(setting) >= 0):
+            raise NasError(f"config: proxy.noise={setting!r} must be a number >= 0")
+        return ProxyNoise(float(setting), "proxy.noise in the search config")
+    path = Path(str(setting))
+    if not path.is_file():
+        raise NasError(
+            f"config: proxy.noise={setting!r} is not auto, none, a number or a summary.json "
+            "of nas validate proxy"
+        )
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+        std = float(summary["proxies"][proxy]["noise_std"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        raise NasError(
+            f"config: proxy.noise: {path} has no noise_std for proxy {proxy!r} (a summary.json "
+            "of nas validate proxy that validated it)"
+        ) from None
+    seeds = summary.get("config", {}).get("seeds", "?")
+    return ProxyNoise(std, f"{path} (nas validate proxy, {len(summary['arches'])} arches x "
+                      f"{seeds} seeds)")  # fmt: skip
