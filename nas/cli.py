@@ -548,6 +548,8 @@ def _validate_latency(args: argparse.Namespace) -> int:
         f"glue {net['glue_ms']:.2f} ms, session {net['session_mb']:.0f} MB (measured, not fitted)"
     )
     print(res.share_text())
+    if res.residual_text():
+        print(res.residual_text())
     print(f"per-arch figures: {out / 'validate_latency.csv'}")
     return 0
 

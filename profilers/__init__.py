@@ -50,6 +50,7 @@ from profilers._validate_stats import (
     bootstrap_tau,
     combine_runs,
     read_records,
+    residual_by_op,
     stats_text,
     summarize,
 )
@@ -101,6 +102,7 @@ __all__ = [
     "profile_space",
     "quiet",
     "read_records",
+    "residual_by_op",
     "roofline",
     "scratch_dir",
     "select_arches",

@@ -50,7 +50,7 @@ from profilers._base import Profiler, TimingProtocol, now_iso
 from profilers._blocks import RowModule
 from profilers._devices import Device
 from profilers._runner import get_profiler, profile_space
-from profilers._validate_stats import stats_text, summarize
+from profilers._validate_stats import residual_by_op, stats_text, summarize
 
 __all__ = [
     "DEFAULT_VALIDATION_GEOMETRY",
@@ -81,6 +81,18 @@ class ValidationResult:
     temporal_share: dict[str, float]  # min, median, max over the arches; heaviest
     network: dict[str, float]  # the table's call_ms, glue_ms, session_mb at this geometry
     notes: tuple[str, ...] = ()
+    residuals: dict[str, float] | None = None  # residual_by_op: ms per slot of each op
+
+    def residual_text(self) -> str:
+        """The per-op residual diagnostic, one line ("" when there are too few arches)."""
+        r = self.residuals
+        if not r:
+            return ""
+        ops = ", ".join(f"{k} {v:+.2f}" for k, v in r.items() if k != "fixed")
+        return (
+            "measured - predicted, by least squares over the arches (a diagnostic, not used "
+            f"by the model): {r['fixed']:+.2f} ms fixed; ms per slot: {ops}"
+        )
 
     def table_text(self) -> str:
         return stats_text(self.stats)
@@ -393,6 +405,7 @@ def _records(
             "predicted_mem_mb": model.evaluate(arch).peak_mem_mb,
             "measured_mem_mb": float(mem) if mem else "",
             "temporal_share": temporal / step if step > 0 else 0.0,
+            "ops": ";".join(f"{k}:{n}" for k, n in sorted(arch.op_counts().items()) if n),
         }  # fmt: skip
         rec["error_pct"] = (rec["predicted_ms"] - rec["measured_ms"]) / rec["measured_ms"] * 100
         out.append(rec)
@@ -485,5 +498,5 @@ def validate_latency(
     return ValidationResult(
         records, summarize(records), folder, geo, _share(records, heaviest),
         {"call_ms": model.call_ms, "glue_ms": model.glue_ms, "session_mb": model.session_mb},
-        model.notes,
+        model.notes, residual_by_op(records),
     )  # fmt: skip

@@ -19,7 +19,15 @@ import numpy as np
 from nas.errors import NasError
 from nas.fileio import read_utf8
 
-__all__ = ["METRICS", "bootstrap_tau", "combine_runs", "read_records", "stats_text", "summarize"]
+__all__ = [
+    "METRICS",
+    "bootstrap_tau",
+    "combine_runs",
+    "read_records",
+    "residual_by_op",
+    "stats_text",
+    "summarize",
+]
 
 # metric name -> (predicted column, measured column); the ceiling compares two measurements
 METRICS = {
@@ -93,6 +101,28 @@ def summarize(
         if ok.sum() >= 2:
             stats[name] = pair_stats(pred[ok], meas[ok], n_boot=n_boot)
     return stats
+
+
+def residual_by_op(records: Sequence[dict[str, Any]]) -> dict[str, float] | None:
+    """Where the rows miss what the network runs: measured - predicted (ms) regressed by least
+    squares on each arch's count of slots per temporal op, plus a fixed term. A large per-slot
+    figure marks an op whose cost inside the network differs from its row alone (a fusion or
+    layout effect the table's unit misses). None with fewer arches than unknowns + 2."""
+    ops = sorted({kv.split(":")[0] for r in records for kv in str(r.get("ops", "")).split(";")
+                  if kv and not kv.startswith("none:")})  # fmt: skip
+    if len(records) < len(ops) + 3:
+        return None
+    x = np.zeros((len(records), len(ops) + 1))
+    y = np.zeros(len(records))
+    for i, r in enumerate(records):
+        counts = dict(kv.split(":") for kv in str(r.get("ops", "")).split(";") if kv)
+        x[i, : len(ops)] = [float(counts.get(op, 0)) for op in ops]
+        x[i, -1] = 1.0
+        y[i] = float(r["measured_ms"]) - float(r["predicted_ms"])
+    coef = np.linalg.lstsq(x, y, rcond=None)[0]
+    out = {op: float(c) for op, c in zip(ops, coef[:-1], strict=True)}
+    out["fixed"] = float(coef[-1])
+    return out
 
 
 def stats_text(stats: dict[str, dict[str, float]]) -> str:

@@ -229,3 +229,23 @@ def test_statistics_and_the_bootstrap_interval() -> None:
     assert stats["latency (rows only)"]["bias_pct"] == pytest.approx(30.0)
     assert "peak memory (rows + session)" not in stats  # no measured memory
     assert stats["ceiling: pass 2 vs pass 1"]["kendall_tau"] == pytest.approx(1.0)
+
+
+def test_the_residual_by_op_finds_an_op_the_rows_underestimate() -> None:
+    import numpy as np
+
+    from profilers import residual_by_op
+
+    rng = np.random.default_rng(1)
+    records = []
+    for _ in range(12):
+        a, c = int(rng.integers(0, 6)), int(rng.integers(0, 6))
+        pred = 100.0 + 10 * a + 5 * c
+        meas = pred + 3.0 + 2.0 * a  # attn1d costs 2 ms more per slot in the network
+        records.append({"ops": f"attn1d:{a};conv1d:{c};none:{12 - a - c}",
+                        "predicted_ms": pred, "measured_ms": meas})  # fmt: skip
+    r = residual_by_op(records)
+    assert r is not None and set(r) == {"attn1d", "conv1d", "fixed"}
+    assert r["attn1d"] == pytest.approx(2.0) and r["conv1d"] == pytest.approx(0.0, abs=1e-9)
+    assert r["fixed"] == pytest.approx(3.0)
+    assert residual_by_op(records[:3]) is None  # too few arches for three unknowns
