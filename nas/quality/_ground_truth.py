@@ -107,23 +107,26 @@ def sampler_of(c: ProxyValidationConfig, space: SearchSpace) -> str:
     )
 
 
-def _key(c: ProxyValidationConfig, space: SearchSpace, scale: Scale) -> str:
-    """What a full training and its evaluation depend on: cached work is reused only if equal."""
+def _key(c: ProxyValidationConfig, space: SearchSpace, scale: Scale, *, gen: bool = True) -> str:
+    """What a full training and (``gen``) its evaluation depend on: cached work is reused only
+    if equal. The run folders are keyed by the training alone, so changing how it is
+    evaluated (or the student's budget, which resumes) does not retrain it."""
     cfg = train_config(c, space, 0, scale).to_dict()
     for k in ("seed", "device", "checkpoint_every", "log_every", "keep_checkpoints"):
         cfg.pop(k)
-    gen = (
+    spec = (
         {
             "gen_n": c.gen_n,
             "sample_steps": c.sample_steps,
             "student_steps": c.student_steps,
             "evaluator_steps": c.evaluator_steps,
         }
-        if c.generates
+        if c.generates and gen
         else None
     )
+    evaluation = {"n_val": c.n_val, "timesteps": TIMESTEPS, "gen": spec} if gen else None
     payload = json.dumps(
-        {"space": space.hash, "train": cfg, "n_val": c.n_val, "timesteps": TIMESTEPS, "gen": gen},
+        {"space": space.hash, "train": cfg, "evaluation": evaluation},
         sort_keys=True,
         default=str,
     )
@@ -250,7 +253,7 @@ def full_trainings(
         _evaluator(c, space, train_config(c, space, 0, scale), folder) if c.generates else None
     )
     for arch, s in todo:
-        run = folder / "runs" / key / f"{arch.arch_id}-s{s}"
+        run = folder / "runs" / _key(c, space, scale, gen=False) / f"{arch.arch_id}-s{s}"
         rec = {"key": key, **_one(c, space, arch, s, scale, run, evaluator)}
         with jsonl.open("a", encoding="utf-8") as f:
             f.write(json.dumps(rec) + "\n")

@@ -188,3 +188,23 @@ def test_validate_proxy_config_refuses_what_cannot_be_measured() -> None:
         ProxyValidationConfig(proxies=("nope",))
     with pytest.raises(NasError, match="colours"):
         ProxyValidationConfig(colours="green")
+
+
+@pytest.mark.slow
+def test_ground_truth_can_sample_a_few_step_student_at_the_space_steps(
+    tiny_space, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    tiny = {**TINY, "proxies": ("params",), "steps": 2, "checkpoint_every": 2}
+    cfg = ProxyValidationConfig(**tiny, student_steps=2)
+    info = validate_proxies(tiny_space, tmp_path, cfg, progress=False)
+    assert any("few-step student (2 adversarial steps), 2 steps" in n for n in info.notes)
+    students = sorted((tmp_path / "runs").glob("*/*-student"))
+    assert len(students) == 3 * 2  # one per (arch, seed), each a resumable run folder
+    state = json.loads(next(students[0].glob("checkpoints/step_*/state.json")).read_text())
+    assert state["config"]["stage"] == "adversarial" and state["config"]["few_steps"] == 2
+    # a longer student budget re-evaluates without retraining the flow models: they load
+    more = ProxyValidationConfig(**tiny, student_steps=3)
+    validate_proxies(tiny_space, tmp_path, more, progress=False)
+    recs = [json.loads(x) for x in (tmp_path / "trained.jsonl").read_text().splitlines()]
+    assert [r["resumed_from"] for r in recs[6:]] == [2] * 6  # the flow runs were finished
+    assert len(list(tmp_path.glob("runs/*/*-s0"))) == 3  # the same folders
