@@ -13,7 +13,7 @@ A proxy trains an arch briefly and scores it::
 Proxies estimate that quality cheaply (lower is better) and ``validate_proxies`` (``nas
 validate proxy``) measures how well they rank arches::
 
-    proxy = make_proxy("naswot", space)                 # or "train", "synflow", "params"
+    proxy = make_proxy("naswot", space)   # or "train", "synflow", "params", "generate"
     score = proxy.evaluate(arch)
 
 Importing this package loads no torch: the proxy registry (``PROXIES``, ``Proxy``,

@@ -72,3 +72,15 @@ def test_noise_from_a_validation_summary_and_bad_settings(tmp_path: Path) -> Non
         compose_config(["proxy=train", "+proxy.noise=/no/such/summary.json"])
     # the shipped default applies only to the settings it was measured with
     assert proxy_noise("train", {"steps": 16, "seed": 0}, "nonexistent-space") is None
+
+
+def test_the_default_search_gets_the_shipped_measurement() -> None:
+    from nas.quality import proxy_noise
+    from nas.search import compose_config
+
+    cfg = compose_config([])[0]  # proxy=train as shipped, on the default space
+    n = proxy_noise(cfg.proxy.name, cfg.proxy.options, "temporal", cfg.proxy.noise)
+    assert n is not None and 0 < n.std < 1 and "benchmarks/proxy_noise.py" in n.source
+    # other settings than the measured ones get no borrowed figure
+    assert proxy_noise("train", {**cfg.proxy.options, "steps": 64}, "temporal") is None
+    assert proxy_noise("train", {**cfg.proxy.options, "colours": "random"}, "temporal") is None
