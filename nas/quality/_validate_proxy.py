@@ -206,7 +206,7 @@ class ProxyValidationConfig:
 def pick_diverse_arches(
     space: SearchSpace, n: int, rng: np.random.Generator, *, pool: int = 300
 ) -> list[Arch]:
-    """``n`` distinct arches, spread out over the space.
+    """``n`` arches with distinct UNets (the decode choice is left out), spread out over the space.
 
     Starts from the all-``none`` arch and the all-``attn1d`` arch (each when the space has it),
     then adds, one at a time, the arch among ``pool`` uniform samples whose smallest Hamming
@@ -222,23 +222,25 @@ def pick_diverse_arches(
     if all(c.op == "none" for _, c in none_arch.choices):
         picked.append(none_arch)
     attn_arch, attn_hits = reference_arch(space, "attn1d")
-    if attn_hits > 0 and attn_arch.arch_id not in {a.arch_id for a in picked}:
+    if attn_hits > 0 and attn_arch.unet_id not in {a.unet_id for a in picked}:
         picked.append(attn_arch)
     picked = picked[:n]
-    seen = {a.arch_id for a in picked}
+    # distinct UNets: arches that differ only in the decode choice train the same model
+    seen = {a.unet_id for a in picked}
     candidates: list[Arch] = []
     tries = 0
     while len(candidates) < pool and tries < 20 * pool:
         tries += 1
         a = sample_arch(space, rng)
-        if a.arch_id not in seen:
-            seen.add(a.arch_id)
+        if a.unet_id not in seen:
+            seen.add(a.unet_id)
             candidates.append(a)
     if len(picked) + len(candidates) < n:
         raise NasError(f"found only {len(picked) + len(candidates)} distinct arches for n={n}")
-    cand = np.array([arch_indices(space, a) for a in candidates], dtype=np.int64)
+    k = len(space.groups)  # the UNet's choices: the decode choice does not change the model
+    cand = np.array([arch_indices(space, a)[:k] for a in candidates], dtype=np.int64)
     if picked:
-        chosen = np.array([arch_indices(space, a) for a in picked], dtype=np.int64)
+        chosen = np.array([arch_indices(space, a)[:k] for a in picked], dtype=np.int64)
         mind = (cand[:, None, :] != chosen[None, :, :]).sum(-1).min(1)
     else:
         mind = np.full(len(candidates), np.iinfo(np.int64).max)

@@ -208,3 +208,15 @@ def test_ground_truth_can_sample_a_few_step_student_at_the_space_steps(
     recs = [json.loads(x) for x in (tmp_path / "trained.jsonl").read_text().splitlines()]
     assert [r["resumed_from"] for r in recs[6:]] == [2] * 6  # the flow runs were finished
     assert len(list(tmp_path.glob("runs/*/*-s0"))) == 3  # the same folders
+
+
+def test_diverse_picks_are_distinct_unets_not_decoder_variants(root: Path) -> None:
+    import numpy as np
+
+    from nas.quality import pick_diverse_arches
+    from nas.space import load_space
+
+    space = load_space(root / "search_spaces" / "tiny-pipeline.yaml")  # 4 decode choices
+    # 120 of its 216 UNets: picking by arch id alone trained 4 of them twice
+    picks = pick_diverse_arches(space, 120, np.random.default_rng(0), pool=300)
+    assert len({a.unet_id for a in picks}) == 120  # no UNet trained twice under two decoders
