@@ -542,11 +542,7 @@ def _validate_latency(args: argparse.Namespace) -> int:
     for note in res.notes:
         print(f"note: {note}")
     print(res.table_text())
-    net = res.network
-    print(
-        f"network rows at this geometry: call {net['call_ms']:.3f} ms (taken out of each row), "
-        f"glue {net['glue_ms']:.2f} ms, session {net['session_mb']:.0f} MB (measured, not fitted)"
-    )
+    print(res.network_text())
     print(res.share_text())
     if res.residual_text():
         print(res.residual_text())

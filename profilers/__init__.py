@@ -37,7 +37,14 @@ from profilers._estimator import (
 )
 from profilers._import import import_rows
 from profilers._ort import ExportError, MismatchError, OrtProfiler
-from profilers._runner import PROFILERS, ProfileReport, analytic_costs, get_profiler, profile_space
+from profilers._runner import (
+    PROFILERS,
+    ProfileReport,
+    analytic_costs,
+    get_profiler,
+    profile_space,
+    rows_to_profile,
+)
 from profilers._torch import TorchProfiler
 from profilers._validate import (
     DEFAULT_VALIDATION_GEOMETRY,
@@ -104,6 +111,7 @@ __all__ = [
     "read_records",
     "residual_by_op",
     "roofline",
+    "rows_to_profile",
     "scratch_dir",
     "select_arches",
     "stats_text",

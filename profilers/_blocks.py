@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from nas.cost import RowSpec, backbone_digest
+from nas.cost import RowSpec, backbone_digest, unet_row
 from nas.errors import NasError
-from nas.space import PipelinePart, SearchSpace, UNetConfig, plan_blocks
+from nas.space import Arch, PipelinePart, SearchSpace, UNetConfig, plan_blocks
 
 __all__ = [
     "Glue",
@@ -28,7 +28,30 @@ __all__ = [
     "build_row_module",
     "glue_pairs",
     "pipeline_parts",
+    "whole_network",
 ]
+
+
+def whole_network(space: SearchSpace, arch: Arch | None = None) -> RowModule:
+    """The whole VideoUNet of ``arch`` (every slot ``none`` without one) at the space's
+    geometry, random weights (the temporal ops' zero projections given weights, as in their
+    rows: a trained op is not the identity), on random latents, timesteps and text."""
+    from nas.model import build_video_unet
+
+    torch.manual_seed(0)
+    model = build_video_unet(space, arch, load_weights=False).eval()
+    for name, p in model.temporal.named_parameters():
+        if name.endswith("weight") and torch.count_nonzero(p) == 0:
+            nn.init.normal_(p, std=0.02)
+    g = space.geometry
+    b = g.effective_batch
+    gen = torch.Generator().manual_seed(0)
+    inputs = (
+        torch.randn(b, g.latent_channels, g.frames, g.latent_height, g.latent_width, generator=gen),
+        torch.full((b,), 500, dtype=torch.int64),
+        torch.randn(b, g.text_length, g.text_dim, generator=gen),
+    )
+    return RowModule(model, inputs, ("sample", "timestep", "text"))
 
 
 def backbone_configs(space: SearchSpace) -> dict[str, UNetConfig]:
@@ -215,15 +238,21 @@ def build_row_module(
     groups: int = 32,
     parts: Mapping[str, PipelinePart] | None = None,
     backbones: Mapping[str, UNetConfig] | None = None,
+    space: SearchSpace | None = None,
 ) -> RowModule:
     """The module a row measures, with random weights and inputs of the row's shape (fp32).
 
     ``groups`` is the GroupNorm group count for temporal rows that do not record one;
     ``parts`` (:func:`pipeline_parts`) the pipeline models a pipeline row may name;
-    ``backbones`` (:func:`backbone_configs`) the backbone a ``glue`` row names.
+    ``backbones`` (:func:`backbone_configs`) the backbone a ``glue`` row names; ``space`` the
+    space being profiled, whose backbone a ``unet`` row runs.
     """
     if row.is_pipeline:
         return _pipeline_module(row, parts or {}, seed)
+    if row.op == "unet":
+        if space is None or row != unet_row(space, row.precision):
+            raise NasError(f"{row.key}: profile it with the space it names (nas profile --space)")
+        return whole_network(space)
     if row.is_network:
         return _network_module(row, backbones or {}, torch.Generator().manual_seed(seed))
     from diffusers.models.downsampling import Downsample2D

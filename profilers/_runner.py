@@ -28,6 +28,7 @@ from nas.cost import (
     rows_for_space,
     temporal_op_cost,
     temporal_row,
+    unet_row,
 )
 from nas.errors import NasError
 from nas.space import PipelinePart, SearchSpace, UNetConfig
@@ -35,7 +36,15 @@ from profilers._base import Profiler, TimingProtocol, now_iso
 from profilers._blocks import backbone_configs, build_row_module, pipeline_parts
 from profilers._devices import Device
 
-__all__ = ["PROFILERS", "ProfileReport", "analytic_costs", "get_profiler", "profile_space"]
+__all__ = [
+    "MEASURES_NETWORKS",
+    "PROFILERS",
+    "ProfileReport",
+    "analytic_costs",
+    "get_profiler",
+    "profile_space",
+    "rows_to_profile",
+]
 
 # backend -> "module:Class", imported on first use (heavy: onnxruntime, coremltools)
 PROFILERS = {
@@ -43,6 +52,9 @@ PROFILERS = {
     "torch": "profilers._torch:TorchProfiler",
     "coreml": "profilers._coreml:CoreMLProfiler",
 }
+
+# backends that measure here and get the ``unet`` reference row (Core ML rows are estimated)
+MEASURES_NETWORKS = ("onnxruntime", "torch")
 
 
 def get_profiler(backend: str) -> Profiler:
@@ -128,6 +140,16 @@ def _device_meta(device: Device) -> dict[str, Any]:
     return meta
 
 
+def rows_to_profile(space: SearchSpace, device: Device) -> list[RowSpec]:
+    """The rows ``nas profile`` makes for ``space`` on ``device``: every row the cost model
+    reads (:func:`nas.cost.rows_for_space`), and on a backend that measures here the ``unet``
+    reference network (an estimate of it would add nothing the rows do not say)."""
+    rows = rows_for_space(space, device.precision)
+    if device.backend in MEASURES_NETWORKS:
+        rows.append(unet_row(space, device.precision))
+    return rows
+
+
 def profile_space(
     space: SearchSpace,
     device: Device,
@@ -148,7 +170,7 @@ def profile_space(
     table = _open_table(folder, device)
     old = table.meta
     stale_all = bool(old) and old.get("versions") != versions
-    rows = rows_for_space(space, device.precision)
+    rows = rows_to_profile(space, device)
     analytic = analytic_costs(space, device.precision)
     todo, kept = _rows_to_measure(table, rows, redo_all=force or stale_all, limit=limit)
     parts = pipeline_parts(space)
@@ -175,7 +197,7 @@ def profile_space(
                 if bar is not None:
                     bar.set_postfix_str(spec.key[:60])
                 row = _measure_row(
-                    spec, analytic.get(spec.key), device, prof, protocol, parts, backbones
+                    spec, analytic.get(spec.key), device, prof, protocol, parts, backbones, space
                 )
                 table.put(row)
                 table.save(folder)
@@ -256,6 +278,7 @@ def _measure_row(
     protocol: TimingProtocol,
     parts: Mapping[str, PipelinePart] | None = None,
     backbones: Mapping[str, UNetConfig] | None = None,
+    space: SearchSpace | None = None,
 ) -> TableRow:
     """One row: measured, or ``failed`` with the reason (over the memory budget, an error)."""
     need = None
@@ -274,7 +297,7 @@ def _measure_row(
             measured_at=now_iso(),
         )
     try:
-        built = build_row_module(spec, parts=parts, backbones=backbones)
+        built = build_row_module(spec, parts=parts, backbones=backbones, space=space)
         row = prof.measure(spec, built, device, protocol)
         if row.flops is None and cost is not None:
             row = replace(row, flops=2 * cost.macs)

@@ -47,7 +47,7 @@ from nas.space import (
     with_geometry,
 )
 from profilers._base import Profiler, TimingProtocol, now_iso
-from profilers._blocks import RowModule
+from profilers._blocks import RowModule, whole_network
 from profilers._devices import Device
 from profilers._runner import get_profiler, profile_space
 from profilers._validate_stats import residual_by_op, stats_text, summarize
@@ -79,7 +79,7 @@ class ValidationResult:
     folder: Path
     geometry: str  # "frames=4, latent_height=16, ..."
     temporal_share: dict[str, float]  # min, median, max over the arches; heaviest
-    network: dict[str, float]  # the table's call_ms, glue_ms, session_mb at this geometry
+    network: dict[str, float | None]  # the table's network terms at this geometry (CostModel)
     notes: tuple[str, ...] = ()
     residuals: dict[str, float] | None = None  # residual_by_op: ms per slot of each op
 
@@ -97,6 +97,18 @@ class ValidationResult:
     def table_text(self) -> str:
         return stats_text(self.stats)
 
+    def network_text(self) -> str:
+        """The network rows' terms at this geometry, measured by ``nas profile``."""
+        n = self.network
+        text = (
+            f"network rows at this geometry (measured, not fitted): call {n['call_ms']:.3f} ms "
+            f"(taken out of each row), glue {n['glue_ms']:.2f} ms, session {n['session_mb']:.1f} "
+            f"MB, whole-network memory {n['network_mb']:.0f} MB (unet row)"
+        )
+        if n.get("unet_residual_ms") is not None:
+            text += f"; the backbone alone measured {n['unet_residual_ms']:+.2f} ms off its rows"
+        return text
+
     def share_text(self) -> str:
         s = self.temporal_share
         return (
@@ -107,26 +119,7 @@ class ValidationResult:
 
 
 def _whole_network(space: SearchSpace, arch: Arch) -> RowModule:
-    import torch
-    from torch import nn
-
-    from nas.model import build_video_unet
-
-    torch.manual_seed(0)
-    model = build_video_unet(space, arch, load_weights=False).eval()
-    # like the table rows: trained ops are not zero, give the zero projections weights
-    for name, p in model.temporal.named_parameters():
-        if name.endswith("weight") and torch.count_nonzero(p) == 0:
-            nn.init.normal_(p, std=0.02)
-    g = space.geometry
-    b = g.effective_batch
-    gen = torch.Generator().manual_seed(0)
-    inputs = (
-        torch.randn(b, g.latent_channels, g.frames, g.latent_height, g.latent_width, generator=gen),
-        torch.full((b,), 500, dtype=torch.int64),
-        torch.randn(b, g.text_length, g.text_dim, generator=gen),
-    )
-    return RowModule(model, inputs, ("sample", "timestep", "text"))
+    return whole_network(space, arch)
 
 
 def _whole_pipeline(space: SearchSpace, arch: Arch) -> RowModule:
@@ -473,6 +466,8 @@ def validate_latency(
     protocol = protocol or TimingProtocol()
     folder = Path(folder)
     override = DEFAULT_VALIDATION_GEOMETRY.merged(GeometryOverride.coerce(geometry))
+    if not pipeline:  # a UNet alone: no text encoder or decoder rows, weights nor choice
+        space = replace(space, pipeline=None)
     vspace = with_geometry(space, **override.to_dict())
     # 1. the per-row table at the validation geometry (resumable), network rows included
     prof = profiler or get_profiler(device.backend)
@@ -497,6 +492,7 @@ def validate_latency(
     heaviest = next((a["arch_id"] for a in arches if a["label"] == "heaviest"), None)
     return ValidationResult(
         records, summarize(records), folder, geo, _share(records, heaviest),
-        {"call_ms": model.call_ms, "glue_ms": model.glue_ms, "session_mb": model.session_mb},
+        {"call_ms": model.call_ms, "glue_ms": model.glue_ms, "session_mb": model.session_mb,
+         "network_mb": model.network_mb, "unet_residual_ms": model.unet_residual_ms},
         model.notes, residual_by_op(records),
     )  # fmt: skip

@@ -33,7 +33,7 @@ __all__ = [
 METRICS = {
     "latency (rows + network rows)": ("predicted_ms", "measured_ms"),
     "latency (rows only)": ("predicted_rows_ms", "measured_ms"),
-    "peak memory (rows + session)": ("predicted_mem_mb", "measured_mem_mb"),
+    "peak memory (rows + network)": ("predicted_mem_mb", "measured_mem_mb"),
     "ceiling: pass 2 vs pass 1": ("measured_ms_pass2", "measured_ms_pass1"),
 }
 

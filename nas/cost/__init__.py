@@ -19,6 +19,7 @@ from nas.cost._rows import (
     rows_for_space,
     temporal_row,
     text_encoder_row,
+    unet_row,
 )
 from nas.cost._summary import ArchCost, arch_cost, backbone_costs, space_summary
 from nas.cost._table import (
@@ -74,6 +75,7 @@ __all__ = [
     "temporal_op_cost",
     "temporal_row",
     "text_encoder_row",
+    "unet_row",
     "user_tables",
     "where_of",
 ]

@@ -13,7 +13,9 @@ decoder) + the largest stage's activations (the UNet's largest live set: at ever
 skip connections held for the up path plus the block's own working set; the text encoder's;
 or one decoder call's working set plus the latents and the frames decoded so far) + the
 runtime's per-session memory (the measured ``call`` row's peak, which each block's measured
-peak also held and is taken out of its working set) + any fixed ``overhead_mb`` given.
+peak also held and is taken out of its working set) + the runtime's memory for a whole network
+beyond its blocks (``network_mb``: the measured ``unet`` row, the backbone alone as one
+network, less the model's figure for it) + any fixed ``overhead_mb`` given.
 Lookups are precomputed per slot group and choice, so evaluation is array arithmetic.
 """
 
@@ -36,6 +38,7 @@ from nas.cost._rows import (
     rows_for_space,
     temporal_row,
     text_encoder_row,
+    unet_row,
 )
 from nas.cost._table import Table, TableRow
 from nas.cost._temporal import temporal_op_cost
@@ -171,6 +174,8 @@ class CostModel:
         self._bb_ms = sum(c.ms for c in walk.cells)
         self._bb_weights_mb = sum(c.weights_mb for c in walk.cells)
         self._bb_peak_mb = walk.peak_mb
+        self.network_mb, self.unet_residual_ms = self._unet_terms()
+        self.overhead_mb += self.network_mb
         # per group and choice: its cells (one per slot), latency, weights, activation peak
         choice_cells: list[tuple[tuple[BlockCell, ...], ...]] = []
         self._g_act: list[np.ndarray] = []
@@ -202,6 +207,28 @@ class CostModel:
         v = r.latency_ms_p50 if v is None else v
         assert v is not None  # __init__ rejected tables without these rows' latency
         return float(v)
+
+    def _unet_terms(self) -> tuple[float, float | None]:
+        """From the ``unet`` row (the backbone alone, measured as one network): the memory the
+        runtime holds for a whole network beyond the sum of its blocks (its measured peak less
+        the model's backbone weights, activations and session; >= 0), and the measured minus
+        predicted latency of that network (a check, not added). (0, None) without the row."""
+        r = self.table.rows.get(unet_row(self.space, self.precision).key)
+        if r is None or not r.ok or r.source != "measured":
+            if self.table.info.backend in ("onnxruntime", "torch"):
+                self.notes = (
+                    *self.notes,
+                    f"the {self.device} table has no unet row: peak memory leaves out the "
+                    "runtime's memory for a whole network beyond its blocks; add it with: nas "
+                    f"profile --device {self.device} --space {self.space.source or 'SPACE.yaml'}",
+                )
+            return 0.0, None
+        self._sources.add(r.source)
+        residual = self._lat(r) - (self._bb_ms + self.glue_ms)
+        if r.peak_mem_mb is None:
+            return 0.0, residual
+        model = self._bb_weights_mb + self._bb_peak_mb + self.session_mb
+        return max(float(r.peak_mem_mb) - model, 0.0), residual
 
     def _block_lat(self, r: TableRow) -> float:
         """A block row's time inside the UNet: its own call's fixed cost taken out."""

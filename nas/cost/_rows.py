@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 from nas.space import OPS, Arch, Block, DecodeChoice, OpChoice, SearchSpace, Slot, UNetConfig
@@ -30,6 +30,7 @@ __all__ = [
     "rows_for_space",
     "temporal_row",
     "text_encoder_row",
+    "unet_row",
 ]
 
 BACKBONE_KINDS = ("conv_in", "time_embed", "resnet", "attn", "downsample", "upsample", "conv_out")
@@ -38,8 +39,9 @@ PIPELINE_KINDS = ("text_encoder", "decoder")
 # what a whole network runs that no block row covers (docs/profiling.md#network-rows): ``call``
 # an empty network (the runtime's per-call time and per-session memory), ``glue`` the UNet's
 # own glue (folding frames into the batch, the time embedding and text repeated per frame,
-# the up path's skip concatenations, unfolding the output) with the UNet's inputs and outputs
-NETWORK_KINDS = ("call", "glue")
+# the up path's skip concatenations, unfolding the output) with the UNet's inputs and outputs;
+# ``unet`` the backbone alone as one network (a reference for whole-network memory)
+NETWORK_KINDS = ("call", "glue", "unet")
 
 # An option value of a row: an int, a flag, a word, or a text shape (length, width) "LxD".
 RowOption = int | bool | str | tuple[int, int]
@@ -316,6 +318,14 @@ def glue_row(space: SearchSpace, precision: str) -> RowSpec:
         g.effective_batch,
         precision,
     )
+
+
+def unet_row(space: SearchSpace, precision: str) -> RowSpec:
+    """The backbone alone as one network (every slot ``none``), at the space's geometry: its
+    measured peak memory, against the sum of its rows, is the runtime's memory for a whole
+    network that no block shows alone; its latency a check of the sum. Profiled where memory
+    is measured (ONNX Runtime, PyTorch), not estimated; optional like the other network rows."""
+    return replace(glue_row(space, precision), op="unet")
 
 
 def network_rows(space: SearchSpace, precision: str | None = None) -> list[RowSpec]:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 
-from nas.cost import CostModel, Table, TableRow, call_row, glue_row, rows_for_space
+from nas.cost import CostModel, Table, TableRow, call_row, glue_row, rows_for_space, unet_row
 from nas.space import load_space, sample_arch
 from profilers import backbone_configs, build_row_module, glue_pairs
 
@@ -120,6 +120,33 @@ def test_profile_adds_only_the_network_rows_to_an_old_table(space: Any, tmp_path
     old.save(tmp_path)
     fast = TimingProtocol(warmup=0, min_repeats=1, max_repeats=1, memory=False)
     rep = profile_space(space, device, tmp_path, protocol=fast, profiler=prof, progress=False)
-    assert sorted(prof.calls) == sorted([glue_row(space, "fp32").key, call_row("fp32").key])
+    # the two network rows, and the backbone alone as one network (ONNX Runtime measures it)
+    want = [glue_row(space, "fp32").key, call_row("fp32").key, unet_row(space, "fp32").key]
+    assert sorted(prof.calls) == sorted(want)
     assert rep.kept == len(old.rows)
     assert not CostModel(space, Table.load(tmp_path)).notes
+
+
+def test_the_unet_row_measures_the_whole_network_memory(space: Any) -> None:
+    """The backbone alone, measured as one network: its peak beyond the model's figure for it
+    is memory the runtime holds for a whole network; added once to every arch's peak."""
+    import numpy as np
+
+    t = _table(space, 0.5, 4.0, 2.0)
+    t.meta["backend"] = "onnxruntime"
+    without = CostModel(space, t)
+    assert without.network_mb == 0.0 and without.unet_residual_ms is None
+    assert any("no unet row" in n for n in without.notes)
+    none = np.zeros((1, len(space.groups)), dtype=np.int64)  # every group's first choice: none
+    backbone_peak = float(without.evaluate_indices(none)["peak_mem_mb"][0])
+    backbone_ms = float(without.evaluate_indices(none)["latency_ms_step"][0])
+    spec = unet_row(space, "fp32")
+    t.put(TableRow(spec, "measured", 100.0, 100.0, 100.0, 5, peak_mem_mb=backbone_peak + 30.0))
+    model = CostModel(space, t)
+    assert model.network_mb == pytest.approx(30.0) and not model.notes
+    assert model.unet_residual_ms == pytest.approx(100.0 - backbone_ms)
+    arch = sample_arch(space, np.random.default_rng(5))
+    assert model.evaluate(arch).peak_mem_mb == pytest.approx(
+        without.evaluate(arch).peak_mem_mb + 30.0
+    )
+    assert model.evaluate(arch).latency_ms_step == without.evaluate(arch).latency_ms_step

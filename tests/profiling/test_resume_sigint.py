@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from nas.cost import Table, rows_for_space
+from nas.cost import Table
 from nas.space import load_space
+from profilers import get_device, rows_to_profile
 
 
 @pytest.mark.slow
@@ -42,7 +43,7 @@ def test_ctrl_c_keeps_finished_rows_and_rerun_resumes(tmp_path: Path) -> None:
     assert proc.returncode == 130, err
     assert "run the same command again to resume" in err
     first = Table.load(tmp_path)  # never half-written: it parses
-    total = len(rows_for_space(load_space("search_spaces/tiny.yaml"), "fp32"))
+    total = len(rows_to_profile(load_space("search_spaces/tiny.yaml"), get_device("cpu-ort")))
     assert 3 <= len(first.rows) < total
     stamps = {k: r.measured_at for k, r in first.rows.items()}
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)

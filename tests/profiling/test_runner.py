@@ -18,6 +18,7 @@ from profilers import (
     get_device,
     import_rows,
     profile_space,
+    rows_to_profile,
 )
 
 FAST = TimingProtocol(warmup=0, min_repeats=1, max_repeats=1, memory=False)
@@ -60,7 +61,8 @@ def device() -> Device:
 def test_builds_a_complete_table_and_resumes(space, device, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     prof = FakeProfiler()
     rep = profile_space(space, device, tmp_path, protocol=FAST, profiler=prof, progress=False)
-    needed = rows_for_space(space, "fp32")
+    needed = rows_to_profile(space, device)  # rows_for_space's and the unet reference network
+    assert [r.key for r in needed[:-1]] == [r.key for r in rows_for_space(space, "fp32")]
     assert len(rep.done) == len(needed) == len(prof.calls) and not rep.failed
     table = Table.load(tmp_path)
     assert set(table.rows) == {r.key for r in needed}
@@ -96,7 +98,7 @@ def test_interrupt_keeps_finished_rows_and_resume_does_the_rest(
     prof2 = FakeProfiler()
     profile_space(space, device, tmp_path, protocol=FAST, profiler=prof2, progress=False)
     assert not set(prof2.calls) & set(prof.calls)  # finished rows not re-measured
-    assert len(prof.calls) + len(prof2.calls) == len(rows_for_space(space, "fp32"))
+    assert len(prof.calls) + len(prof2.calls) == len(rows_to_profile(space, device))
     assert not list(tmp_path.glob(".table.csv.*"))  # no temporary files left behind
 
 

@@ -161,7 +161,7 @@ def test_resumes_adds_seeds_and_times_each_network_twice(tmp_path: Path) -> None
     ceiling = res.stats["ceiling: pass 2 vs pass 1"]
     assert ceiling["within_10pct"] == 1.0 and ceiling["kendall_tau"] == pytest.approx(1.0)
     assert (
-        "latency (rows + network rows)" in res.stats and "peak memory (rows + session)" in res.stats
+        "latency (rows + network rows)" in res.stats and "peak memory (rows + network)" in res.stats
     )
     assert 0.0 <= res.temporal_share["min"] <= res.temporal_share["max"] < 1.0
     # the same command again: nothing to measure
@@ -227,7 +227,7 @@ def test_statistics_and_the_bootstrap_interval() -> None:
     assert stats["latency (rows + network rows)"]["within_10pct"] == 1.0
     assert stats["latency (rows only)"]["within_10pct"] == 0.0
     assert stats["latency (rows only)"]["bias_pct"] == pytest.approx(30.0)
-    assert "peak memory (rows + session)" not in stats  # no measured memory
+    assert "peak memory (rows + network)" not in stats  # no measured memory
     assert stats["ceiling: pass 2 vs pass 1"]["kendall_tau"] == pytest.approx(1.0)
 
 
