@@ -408,6 +408,7 @@ class ProxyValidation:
                 f"{s['seconds_per_arch']:>8.2f}{s['cost_ratio'] * 100:>8.2f}%{seed_tau}{noise}"
                 f"{no_none}"
             )
+        lines += self._target_lines()
         lines += self._transfer_lines()
         others = [
             f"{q} K {v['kendall']:.2f}/S {v['spearman']:.2f}"
@@ -424,6 +425,32 @@ class ProxyValidation:
             "noise ceilings of the other quality definitions and parts: " + "; ".join(others),
         ]
         return "\n".join(lines)
+
+    def _target_lines(self) -> list[str]:
+        """Issue 15's targets: a noise ceiling >= 0.8, and a proxy at <= 5 % of the ground
+        truth's cost with Kendall >= 0.7 and its interval's lower end >= 0.4."""
+        ceil = self.ceilings[self.config.quality]["kendall"]
+        cheap = {  # the baselines (size, latency) are what a proxy must beat, not candidates
+            n: s
+            for n, s in self.stats.items()
+            if s["cost_ratio"] <= 0.05 and n not in ("params", *EXTRA_PROXIES)
+        }
+        good = [n for n, s in cheap.items() if s["kendall"] >= 0.7 and s["kendall_lo"] >= 0.4]
+        best = max(cheap, key=lambda n: cheap[n]["kendall"], default=None)
+        lines = [
+            "",
+            f"targets: noise ceiling {ceil:.3f} (>= 0.8: {'met' if ceil >= 0.8 else 'NOT met'}); "
+            f"proxies (not the params and latency baselines) at <= 5 % cost with Kendall >= 0.7 "
+            "and lower end >= 0.4: "
+            + (", ".join(good) if good else "none"),
+        ]
+        if best is not None:
+            b = cheap[best]
+            lines.append(
+                f"  best at <= 5 % cost: {best}, Kendall {b['kendall']:.3f} "
+                f"[{b['kendall_lo']:.3f}, {b['kendall_hi']:.3f}] at {b['cost_ratio'] * 100:.2f} %"
+            )
+        return lines
 
     def _transfer_lines(self) -> list[str]:
         t = self.transfer

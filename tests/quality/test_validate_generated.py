@@ -163,6 +163,7 @@ def test_validate_proxy_with_generated_ground_truth_resumes_and_transfers(
     assert len(t["arches"]) == 3 and t["geometry"]["latent_height"] == 16
     assert set(t["agreement"]) >= {"kendall", "kendall_lo", "spearman"}
     assert "scale transfer" in info.table_text()
+    assert "targets: noise ceiling" in info.table_text()
     lines = (tmp_path / "trained.jsonl").read_text().splitlines()
     assert len(lines) == 3 * 2 + 3  # base (3 arches x 2 seeds) + transfer (3 x 1)
     assert all(json.loads(x)["resumed_from"] == 0 for x in lines)
