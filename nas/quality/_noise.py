@@ -30,8 +30,8 @@ from nas.quality._defaults import resolved_data
 __all__ = ["ProxyNoise", "proxy_noise", "shipped_noise"]
 
 NOISE_FORMAT = "nas-proxy-noise/1"
-# options that do not change what a seed-to-seed spread measures
-_SEED_OPTIONS = ("seed", "progress")
+# options that do not change what a seed-to-seed spread measures (where it runs included)
+_SEED_OPTIONS = ("seed", "progress", "device")
 
 
 @dataclass(frozen=True)

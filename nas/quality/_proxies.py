@@ -506,6 +506,7 @@ class TrainingProxy:
     temporal layers matter and, in our measurements, rankings agree across seeds) on
     ``n_val`` held-out procedural videos with fixed noise, of the EMA weights (``ema=True``)
     or the trained ones. Deterministic for a seed on CPU. Results are cached by ``arch_id``.
+    Training runs on CUDA when present (``device``: ``auto``), else the CPU.
 
     :meth:`evaluate_with_reports` trains the same run in rungs (``rungs`` are fractions of
     ``steps``), resuming from a checkpoint in a temporary folder, and calls ``report(step,
@@ -533,6 +534,7 @@ class TrainingProxy:
         n_val: int = 16,
         ema: bool = True,
         progress: bool = False,
+        device: str = "auto",
     ) -> None:
         _check_difficulty(difficulty)
         if steps < 1:
@@ -561,6 +563,7 @@ class TrainingProxy:
             checkpoint_every=steps,
             keep_checkpoints=1,
             log_every=steps,
+            device=device,
         )
         self._val = ProceduralVideos.for_geometry(
             self.geometry,

@@ -860,6 +860,7 @@ def _run_training_proxies(
         "batch_size": c.proxy_batch_size,
         "lr": c.proxy_lr,
         "n_val": c.n_val,
+        "device": c.device,
     }
     opts["geometry"] = c.training_proxy_geometry
     for name, ema in (("train", True), ("train[raw]", False)):
