@@ -523,19 +523,27 @@ def _validate_latency(args: argparse.Namespace) -> int:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out) if args.out else Path("experiments/runs") / f"{stamp}-validate-latency"
     print(f"validate latency: --seed {args.seed} --select {args.select} into {out}", flush=True)
-    res = validate_latency(
-        space,
-        device,
-        out,
-        samples=args.samples,
-        seed=args.seed,
-        geometry=GeometryOverride.parse(args.geometry),
-        protocol=_timing_protocol(args),
-        progress=not args.no_progress,
-        pipeline=args.pipeline,
-        select=args.select,
-        passes=args.passes,
-    )
+    try:
+        res = validate_latency(
+            space,
+            device,
+            out,
+            samples=args.samples,
+            seed=args.seed,
+            geometry=GeometryOverride.parse(args.geometry),
+            protocol=_timing_protocol(args),
+            progress=not args.no_progress,
+            pipeline=args.pipeline,
+            select=args.select,
+            passes=args.passes,
+        )
+    except KeyboardInterrupt:
+        print(
+            f"interrupted: every finished measurement is kept in {out}; run the same command "
+            "again to resume",
+            file=sys.stderr,
+        )
+        return 130
     what = "whole pipelines (text encoder + steps + decoder, per video)" if args.pipeline else ""
     n = len(res.records)
     print(f"{n} {what or 'arches'} of {space.name} on {device.name} at {res.geometry}")
