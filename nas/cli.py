@@ -130,6 +130,8 @@ def cmd_space(args: argparse.Namespace) -> int:
     summary = space_summary(space)
     if args.device:
         summary["per_video"] = per_video_stages(space, args.device, args.tables)
+        for note in summary["per_video"]["notes"]:  # what the table leaves out
+            print(f"note: {note}", file=sys.stderr)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -169,6 +171,7 @@ def per_video_stages(space: Any, device: str, tables: str | None) -> dict[str, A
         "table": str(folder),
         "sources": list(cm.sources),
         "memory_budget_mb": cm.memory_budget_mb,
+        "notes": list(cm.notes),
         "arches": rows,
     }
 

@@ -241,4 +241,6 @@ def run_search(
             status = "interrupted" if stopped == "interrupted" else "incomplete"
         info.save(status=status, finished=utc_now())
         result = write_outputs(d, study)
+    for note in build_cost_model(cfg, space).notes:  # what the table leaves out; how to add it
+        log(f"note: {note}")
     return replace(result, resumed=resumed, stopped_early=stopped)
