@@ -311,7 +311,8 @@ def test_pruner_stops_weak_proxy_runs_early(in_tmp: Path, tiny_tables: Path) -> 
 def test_ctrl_c_saves_the_run_and_the_same_command_finishes_it(
     in_tmp: Path, tiny_tables: Path
 ) -> None:
-    cmd = search_cmd(tiny_tables, *SLOW_TRIALS, "search.trials=10")
+    # enough trials that the run is still going when the signal lands, on a loaded machine too
+    cmd = search_cmd(tiny_tables, *SLOW_TRIALS, "search.trials=30")
     p = subprocess.Popen(
         cmd,
         cwd=in_tmp,
@@ -346,7 +347,7 @@ def test_ctrl_c_saves_the_run_and_the_same_command_finishes_it(
     trials = open_run_study(run_dir).get_trials(deepcopy=False)
     after = {t.number: t.values for t in trials if t.state.name == "COMPLETE"}
     assert all(after[n] == v for n, v in done_before.items())
-    assert len(after) == 10 and RunInfo.load(run_dir).status == "complete"
+    assert len(after) == 30 and RunInfo.load(run_dir).status == "complete"
 
 
 def test_gp_sampler_runs_when_scipy_is_present(in_tmp: Path, tiny_tables: Path) -> None:
