@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from nas.quality import (
+    GENERATED_PARTS,
     TrainConfig,
     evaluate_generation,
     few_step_sample,
@@ -40,16 +41,7 @@ from nas.quality import (
 from nas.space import load_space, reference_arch
 
 GEOMETRY = {"frames": 8, "latent_height": 16, "latent_width": 16}
-KEYS = (
-    "motion_accuracy",
-    "tracked_motion_accuracy",
-    "speed_accuracy",
-    "tracked_speed_accuracy",
-    "fd",
-    "fd_real",
-    "flicker",
-    "flicker_real",
-)
+KEYS = GENERATED_PARTS  # evaluate_generation's figures, in the printed order
 
 
 def _args() -> argparse.Namespace:
