@@ -21,6 +21,7 @@ are cached in ``--out/scores.json``. ``--png`` writes frames of the first 4 capt
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from dataclasses import replace
@@ -57,6 +58,7 @@ def _args() -> argparse.Namespace:
     ap.add_argument("--disc-lr", type=float, default=1e-3)
     ap.add_argument("--adv-weight", type=float, default=0.1)
     ap.add_argument("--distill-weight", type=float, default=1.0)
+    ap.add_argument("--guided-weight", type=float, default=1.0)
     ap.add_argument("--few-steps", type=int, default=4, help="the student's training grid")
     ap.add_argument(
         "--guidance", type=float, default=2.0, help="the guided teacher's scale (row and distill)"
@@ -101,6 +103,7 @@ def main() -> None:
         disc_lr=args.disc_lr,
         adv_weight=args.adv_weight,
         distill_weight=args.distill_weight,
+        guided_weight=args.guided_weight,
         few_steps=args.few_steps,
         teacher_guidance=args.guidance,
         joint_images=args.joint_images,
@@ -139,7 +142,9 @@ def main() -> None:
     ]
     cache = out / "scores.json"
     scores = json.loads(cache.read_text()) if cache.is_file() else {}
-    stamp = f"{arch.arch_id}/{args.teacher_steps}/{args.student_steps}/{args.n}"
+    settings = json.dumps(student_cfg.to_dict(), sort_keys=True, default=str)
+    student_id = hashlib.sha256(settings.encode()).hexdigest()[:8]  # scores follow the settings
+    stamp = f"{arch.arch_id}/{args.teacher_steps}/{student_id}/{args.n}"
     for who, steps, g in rows:
         key = f"{stamp}/{who}/{steps}/{g:g}"
         if key not in scores:

@@ -593,6 +593,7 @@ def _adversarial_kwargs(args: argparse.Namespace, given: dict[str, Any]) -> dict
             "teacher_guidance": args.teacher_guidance,
             "adv_weight": args.adv_weight,
             "distill_weight": args.distill_weight,
+            "guided_weight": args.guided_weight,
             "disc_lr": args.disc_lr,
         }.items()
         if v is not None
@@ -1363,6 +1364,13 @@ def _add_adversarial_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--distill-weight", type=float, metavar="W", help="adversarial: distillation weight (1)"
+    )
+    p.add_argument(
+        "--guided-weight",
+        type=float,
+        metavar="W",
+        help="adversarial: weight of the student's velocity against the guided teacher's at "
+        "each grid point (1)",
     )
     p.add_argument(
         "--disc-lr", type=float, metavar="LR", help="adversarial: discriminator heads' lr (1e-4)"

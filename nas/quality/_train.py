@@ -121,6 +121,7 @@ class TrainConfig:
     teacher_guidance: float = 3.0  # adversarial: the teacher's guidance in the distillation
     adv_weight: float = 0.1  # adversarial: weight of the student's adversarial (hinge) loss
     distill_weight: float = 1.0  # adversarial: weight of the distillation term
+    guided_weight: float = 1.0  # adversarial: weight of the guided-velocity term at the grid
     disc_lr: float = 1e-4  # adversarial: AdamW learning rate of the discriminator's heads
     joint_images: bool = False  # adversarial: every other step trains on one-frame clips
 
@@ -210,7 +211,7 @@ def _check_stage(c: TrainConfig) -> None:
         raise NasError("the adversarial stage distils rectified-flow models only (not eps)")
     if c.few_steps > 8:
         raise NasError(f"TrainConfig.few_steps must be in 1..8, got {c.few_steps!r}")
-    for name in ("teacher_guidance", "adv_weight", "distill_weight"):
+    for name in ("teacher_guidance", "adv_weight", "distill_weight", "guided_weight"):
         if not 0 <= getattr(c, name) < math.inf:
             raise NasError(
                 f"TrainConfig.{name} must be a finite number >= 0, got {getattr(c, name)!r}"
@@ -237,7 +238,7 @@ class TrainResult:
     samples_per_s: float  # videos per second over this call's steps, all ranks together
     model: VideoUNet = field(repr=False)  # trained (not EMA) weights, eval mode
     ema: Mapping[str, torch.Tensor] = field(repr=False)  # EMA of the trainable parameters
-    # the adversarial stage's per-step parts (d_loss, g_adv, distill), from step 1; else {}
+    # the adversarial stage's per-step parts (d_loss, g_adv, distill, guided), from step 1; else {}
     parts: Mapping[str, tuple[float, ...]] = field(default_factory=dict, repr=False)
 
     def ema_model(self) -> VideoUNet:

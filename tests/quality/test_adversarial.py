@@ -143,15 +143,41 @@ def test_the_losses_move_the_right_way(tiny_space, arch, teacher) -> None:  # ty
     # the student, with distillation alone, comes closer to the guided teacher (measured on
     # fixed clips, noise and times: the per-step losses are too noisy to compare)
     t = load_trained(tiny_space, teacher)
-    s = train(
-        tiny_space, arch, _student(teacher, steps=30, adv_weight=0.0, lr=3e-3), None, progress=False
-    )
+    alone = _student(teacher, steps=30, adv_weight=0.0, guided_weight=0.0, lr=3e-3)
+    s = train(tiny_space, arch, alone, None, progress=False)
     assert len(s.parts["distill"]) == 30 and s.parts["g_adv"]  # recorded, though unweighted
     assert _distill_gap(s.model, t) < 0.9 * _distill_gap(t, t)
+    assert s.parts["guided"] == (0.0,) * 30  # off: not computed
     # the student starts from the teacher's weights
     s0 = train(tiny_space, arch, _student(teacher, steps=1, lr=1e-9), None, progress=False)
     for (name, a), b in zip(s0.model.state_dict().items(), t.state_dict().values(), strict=True):
         assert torch.allclose(a, b, atol=1e-6), name
+
+
+def _guided_gap(student: torch.nn.Module, teacher: torch.nn.Module) -> float:
+    """The guided-velocity term on 8 fixed clips and noise at the 4-step grid (guidance 3)."""
+    data = ProceduralVideos.for_geometry(teacher.geometry, difficulty="easy")  # type: ignore[arg-type]
+    x0 = torch.stack([data[i]["video"] for i in range(8)])
+    text = torch.stack([data[i]["text"] for i in range(8)])
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(8))
+    t_k = torch.tensor([1.0, 0.75, 0.5, 0.25] * 2)
+    with torch.no_grad():
+        x_t = (1 - t_k[:, None, None, None, None]) * x0 + t_k[:, None, None, None, None] * noise
+        v = student(x_t, t_k * 1000, text)
+        cond, uncond = teacher(
+            torch.cat([x_t, x_t]), torch.cat([t_k, t_k]) * 1000, torch.cat([text, 0 * text])
+        ).chunk(2)
+    return float((v - (uncond + 3 * (cond - uncond))).square().mean())
+
+
+def test_the_guided_term_takes_the_guided_teachers_steps(tiny_space, arch, teacher) -> None:  # type: ignore[no-untyped-def]
+    # with the guided-velocity term alone, the student's velocity at its grid points comes
+    # closer to the guided teacher's (fixed clips and noise; the per-step figures are noisy)
+    t = load_trained(tiny_space, teacher)
+    cfg = _student(teacher, steps=30, adv_weight=0.0, distill_weight=0.0, lr=3e-4)
+    s = train(tiny_space, arch, cfg, None, progress=False)
+    assert len(s.parts["guided"]) == 30 and all(g > 0 for g in s.parts["guided"])
+    assert _guided_gap(s.model, t) < 0.8 * _guided_gap(t, t)
 
 
 def test_resume_is_bitwise_and_keeps_the_discriminator(tiny_space, arch, teacher, tmp_path) -> None:  # type: ignore[no-untyped-def]
