@@ -387,9 +387,7 @@ def adversarial_loss(
     for name, value in zip(_HISTORY, parts, strict=True):
         adv.history[name].append(value)
     loss: torch.Tensor = (
-        config.adv_weight * g_adv
-        + config.distill_weight * distill
-        + config.guided_weight * guided
+        config.adv_weight * g_adv + config.distill_weight * distill + config.guided_weight * guided
     )
     return loss
 

@@ -441,8 +441,7 @@ class ProxyValidation:
             "",
             f"targets: noise ceiling {ceil:.3f} (>= 0.8: {'met' if ceil >= 0.8 else 'NOT met'}); "
             f"proxies (not the params and latency baselines) at <= 5 % cost with Kendall >= 0.7 "
-            "and lower end >= 0.4: "
-            + (", ".join(good) if good else "none"),
+            "and lower end >= 0.4: " + (", ".join(good) if good else "none"),
         ]
         if best is not None:
             b = cheap[best]

@@ -32,12 +32,7 @@ def test_trials_record_the_proxy_noise_and_the_front_draws_it(
     assert all("proxy.noise" in r["quality_noise_source"] for r in with_q)
     assert all(r["quality_noise"] == "" for r in rows if r not in with_q)
     info = pareto_info(run)
-    bars = [
-        t["error_y"]
-        for fig in figures(info).values()
-        for t in fig["data"]
-        if "error_y" in t
-    ]
+    bars = [t["error_y"] for fig in figures(info).values() for t in fig["data"] if "error_y" in t]
     assert bars and all(set(b["array"]) == {0.05} for b in bars)
     assert "seed-to-seed std" in render_html(info)
 
