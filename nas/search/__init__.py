@@ -136,10 +136,14 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    # BufferedJournal and JournalMirror subclass Optuna classes: imported on first use, so
-    # that importing nas.search imports no Optuna
+    # BufferedJournal, JournalMirror and FixedSpaceNSGAII subclass Optuna classes: imported
+    # on first use, so that importing nas.search imports no Optuna
     if name in ("BufferedJournal", "JournalMirror"):
         from nas.search import _journal
 
         return getattr(_journal, name)
+    if name == "FixedSpaceNSGAII":
+        from nas.search import _fixed_space
+
+        return _fixed_space.FixedSpaceNSGAII
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

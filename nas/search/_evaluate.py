@@ -231,6 +231,9 @@ class TrialEvaluation:
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
         self.params = search_params(space)
         self._index = [{k: i for i, k in enumerate(keys)} for _, keys in self.params]
+        expect = getattr(study.sampler, "expect_params", None)  # FixedSpaceNSGAII
+        if expect is not None:
+            expect(name for name, keys in self.params if len(keys) > 1)
         self.aux: optuna.Study | None = None
         if pruner is not None and evaluator.proxy is not None:
             import optuna

@@ -17,10 +17,12 @@ Importing this module imports Optuna.
 from __future__ import annotations
 
 import copy
+import uuid
 from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
-from optuna.distributions import BaseDistribution
+from optuna.distributions import BaseDistribution, CategoricalDistribution, distribution_to_json
 from optuna.storages import InMemoryStorage, JournalStorage
 from optuna.storages.journal import BaseJournalBackend, JournalFileBackend
 from optuna.study import StudyDirection
@@ -60,6 +62,12 @@ class BufferedJournal(BaseJournalBackend):
 
 
 _MISSING = object()
+_CREATE_TRIAL = 4  # JournalOperation.CREATE_TRIAL in Optuna's journal file format
+
+
+def _utc(d: datetime | None) -> str | None:
+    """A datetime as Optuna's journal writes it (a naive one is local time)."""
+    return None if d is None else d.astimezone(timezone.utc).isoformat(timespec="microseconds")
 
 
 def _snapshot(t: FrozenTrial) -> FrozenTrial:
@@ -95,6 +103,8 @@ class JournalMirror(InMemoryStorage):
         self._written: dict[int, FrozenTrial] = {}  # the journal's copy of each trial
         self._dirty: set[int] = set()  # mirror trial ids changed since the last flush
         self._trial_study: dict[int, int] = {}  # mirror trial id -> mirror study id
+        self._dist_cache: dict[tuple[str, Any], str] = {}  # (param, choices) -> its JSON
+        self._worker_id = f"nas-mirror-{uuid.uuid4()}"  # the records' writer, for Optuna
         for s in journal.get_all_studies():
             sid = super().create_new_study(s.directions, s.study_name)
             self._study_jid[sid] = s._study_id
@@ -171,19 +181,71 @@ class JournalMirror(InMemoryStorage):
 
     def flush(self) -> None:
         """Copy every trial changed since the last flush to the journal, in creation order
-        (so the journal numbers them as the mirror does), then make it durable."""
+        (so the journal numbers them as the mirror does), then make it durable.
+
+        A new trial goes to the file as the record Optuna's ``create_new_trial`` writes for a
+        template trial, appended straight to the :class:`BufferedJournal`: the journal storage
+        reads it back only when it is next used (to update a trial already on file, or a
+        study-level write), not once per trial (replaying each record cost as much as
+        pricing the trial). Without a buffered backend it goes through the storage."""
         for tid in sorted(self._dirty):
             t = super().get_trial(tid)
-            jid = self._trial_jid.get(tid)
-            if jid is None:
+            if tid not in self._written:
                 sid = self._study_jid[self._trial_study[tid]]
-                self._trial_jid[tid] = self.journal.create_new_trial(sid, template_trial=t)
+                if self.backend is None:
+                    self._trial_jid[tid] = self.journal.create_new_trial(sid, template_trial=t)
+                else:
+                    self.backend.append_logs([self._create_record(sid, t)])
             else:
-                self._update(jid, self._written[tid], t)
+                self._update(self._journal_trial_id(tid), self._written[tid], t)
             self._written[tid] = _snapshot(t)
         self._dirty.clear()
         if self.backend is not None:
             self.backend.flush()
+
+    def _journal_trial_id(self, tid: int) -> int:
+        """The journal's id of mirror trial ``tid`` (found by study and number, the journal
+        having read the records written since its last use)."""
+        jid = self._trial_jid.get(tid)
+        if jid is None:
+            number = super().get_trial(tid).number
+            sid = self._study_jid[self._trial_study[tid]]
+            jid = self.journal.get_trial_id_from_study_id_trial_number(sid, number)
+            self._trial_jid[tid] = jid
+        return jid
+
+    def _create_record(self, journal_sid: int, t: FrozenTrial) -> dict[str, Any]:
+        """The journal record of a new trial: Optuna's CREATE_TRIAL with ``t`` as template
+        (the same fields and forms; a test reads such a file back with Optuna's own storage).
+        The JSON of each parameter's distribution is made once per distinct distribution."""
+        log: dict[str, Any] = {
+            "op_code": _CREATE_TRIAL,
+            "worker_id": self._worker_id,
+            "study_id": journal_sid,
+            "state": t.state,
+        }
+        if t.values is not None and len(t.values) > 1:
+            log["value"], log["values"] = None, t.values
+        else:
+            log["value"], log["values"] = t.value, None
+        log["datetime_start"] = _utc(t.datetime_start)
+        if t.datetime_complete:
+            log["datetime_complete"] = _utc(t.datetime_complete)
+        log["distributions"] = {k: self._dist_json(k, d) for k, d in t.distributions.items()}
+        log["params"] = {k: t.distributions[k].to_internal_repr(v) for k, v in t.params.items()}
+        log["user_attrs"] = t.user_attrs
+        log["system_attrs"] = t.system_attrs
+        log["intermediate_values"] = t.intermediate_values
+        return log
+
+    def _dist_json(self, name: str, dist: BaseDistribution) -> str:
+        key = (name, dist.choices) if isinstance(dist, CategoricalDistribution) else None
+        if key is None:
+            return distribution_to_json(dist)
+        cached = self._dist_cache.get(key)
+        if cached is None:
+            cached = self._dist_cache[key] = distribution_to_json(dist)
+        return cached
 
     def _update(self, jid: int, old: FrozenTrial, new: FrozenTrial) -> None:
         """Write to the journal's trial ``jid`` what differs between ``old`` and ``new``."""

@@ -49,9 +49,9 @@ class SamplerSpec:
 
 
 def _nsga2(o: Mapping[str, Any], seed: int) -> optuna.samplers.BaseSampler:
-    import optuna
+    from nas.search._fixed_space import FixedSpaceNSGAII
 
-    return optuna.samplers.NSGAIISampler(
+    return FixedSpaceNSGAII(
         population_size=o["population_size"],
         mutation_prob=o["mutation_prob"],
         crossover_prob=o["crossover_prob"],

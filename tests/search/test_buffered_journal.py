@@ -93,6 +93,11 @@ def test_the_mirror_works_in_memory_and_the_journal_catches_up_on_flush(tmp_path
     mirror.flush()
     assert _frozen(fresh().get_trials()) == _frozen(study.get_trials())
     assert fresh().get_trials()[2].state == TrialState.RUNNING
+    # new trials are written as Optuna's own CREATE_TRIAL records: times and types too
+    on_file, here = fresh().get_trials(), study.get_trials()
+    for a, b in zip(on_file, here, strict=True):
+        assert (a.datetime_start, a.datetime_complete) == (b.datetime_start, b.datetime_complete)
+        assert a.distributions == b.distributions
     assert fresh().user_attrs == {"unit": "s"}
     # a trial already on file is updated field by field: its params, attrs, intermediate, state
     running.suggest_float("x", 0, 1)

@@ -114,10 +114,10 @@ def test_rerunning_the_same_command_resumes_or_extends(in_tmp: Path, tiny_tables
 def test_each_sampler_name_builds_its_own_optuna_sampler() -> None:
     import optuna
 
-    from nas.search import SAMPLERS, make_sampler
+    from nas.search import SAMPLERS, FixedSpaceNSGAII, make_sampler
 
     expected = {
-        "nsga2": optuna.samplers.NSGAIISampler,
+        "nsga2": FixedSpaceNSGAII,  # Optuna's NSGA-II, keeping its search space once complete
         "tpe": optuna.samplers.TPESampler,
         "random": optuna.samplers.RandomSampler,
         "gp": optuna.samplers.GPSampler,
@@ -126,6 +126,7 @@ def test_each_sampler_name_builds_its_own_optuna_sampler() -> None:
     assert set(SAMPLERS) == set(expected)
     for name, cls in expected.items():
         assert type(make_sampler(name, {}, 0)) is cls, name
+    assert issubclass(FixedSpaceNSGAII, optuna.samplers.NSGAIISampler)
     # options reach the sampler
     nsga = make_sampler("nsga2", {"population_size": 7}, 0)
     assert nsga._population_size == 7
