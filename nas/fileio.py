@@ -16,6 +16,7 @@ __all__ = [
     "fsync_dir",
     "read_utf8",
     "require_writable_dir",
+    "unwritable_ancestor",
 ]
 
 
@@ -82,16 +83,25 @@ def read_utf8(path: str | Path) -> str:
         ) from None
 
 
+def unwritable_ancestor(folder: str | Path) -> Path | None:
+    """None when ``folder`` can be made and written to; else its nearest existing ancestor
+    (or itself), which is not a folder this process may write to."""
+    existing = Path(folder)
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.is_dir() and os.access(existing, os.W_OK | os.X_OK):
+        return None
+    return existing
+
+
 def require_writable_dir(out: str | Path, flag: str = "--out") -> None:
     """Refuse, in one line naming ``flag``, an output folder that cannot be created or written:
     its nearest existing ancestor must be a folder this process may write to."""
     from nas.errors import NasError
 
     out = Path(out)
-    existing = out
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+    existing = unwritable_ancestor(out)
+    if existing is not None:
         raise NasError(
             f"{flag} {out}: cannot be written to ({existing} is not a writable folder); give a "
             "folder you can write to"

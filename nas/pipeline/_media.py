@@ -11,6 +11,7 @@ import torch
 
 from nas.errors import NasError
 from nas.extras import require
+from nas.fileio import unwritable_ancestor
 
 __all__ = ["check_out_path", "to_uint8", "write_mp4", "write_png_strip"]
 
@@ -18,17 +19,13 @@ __all__ = ["check_out_path", "to_uint8", "write_mp4", "write_png_strip"]
 def check_out_path(out: Path, suffix: str, flag: str = "--out") -> None:
     """Fail before any work when ``out`` cannot be written: not a folder, a folder that
     cannot be made or written to, a wrong suffix."""
-    import os
-
     if out.suffix.lower() != suffix:
         raise NasError(f"{flag} {out}: must end in {suffix} (e.g. clip{suffix})")
     if out.is_dir():
         raise NasError(f"{flag} {out}: is a folder; give a file in it, e.g. {out}/clip{suffix}")
     folder = out.parent if str(out.parent) else Path(".")
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+    existing = unwritable_ancestor(folder)
+    if existing is not None:
         raise NasError(
             f"{flag} {out}: the folder {folder} cannot be written to ({existing} is not a "
             "writable folder); give a path in a folder you can write to"

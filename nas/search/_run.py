@@ -106,10 +106,11 @@ def _claim_run(
 
 def _start(
     info: RunInfo, space: SearchSpace, cfg: SearchConfig
-) -> tuple[optuna.Study, RunInfo, Callable[[], None]]:
+) -> tuple[optuna.Study, RunInfo, Callable[[], None], tuple[str, ...]]:
     """Fail fast on a bad table before any worker starts; record the table's provenance and
     the run's settings (objectives, resolved budgets) for its readers; open the study, after
-    repairing a torn journal and clearing a dead process's journal lock."""
+    repairing a torn journal and clearing a dead process's journal lock. Also returns the
+    cost model's notes (what the table leaves out, and how to add it)."""
     cost = build_cost_model(cfg, space)
     settings = run_settings(cfg, run_constraints(cfg, cost))
     box = info.box
@@ -136,7 +137,7 @@ def _start(
                 params[DECODER_PARAM] = arch.decoder
             study.enqueue_trial(params, user_attrs={"reference": op})
     flush()
-    return study, info, flush
+    return study, info, flush, tuple(cost.notes)
 
 
 def initial_box(settings: RunSettings, cost: CostModel, space: SearchSpace) -> HypervolumeBox:
@@ -227,7 +228,7 @@ def run_search(
     with run_lock(d):
         info = _claim_run(found, d, space, cfg, raw_config)
         try:
-            study, info, flush = _start(info, space, cfg)
+            study, info, flush, notes = _start(info, space, cfg)
             try:
                 stopped = _run_trials(study, info, cfg, resumed, progress, log, flush)
             finally:
@@ -241,6 +242,6 @@ def run_search(
             status = "interrupted" if stopped == "interrupted" else "incomplete"
         info.save(status=status, finished=utc_now())
         result = write_outputs(d, study)
-    for note in build_cost_model(cfg, space).notes:  # what the table leaves out; how to add it
+    for note in notes:  # what the table leaves out; how to add it
         log(f"note: {note}")
     return replace(result, resumed=resumed, stopped_early=stopped)
