@@ -418,3 +418,16 @@ def test_reference_arches_come_first_and_anchor_the_front(in_tmp: Path, tiny_tab
         tiny_tables, "experiment=cost_only", "search.trials=20", "search.references=false"
     )
     assert [r.arch_id for r in off.records[: len(refs)]] != first
+
+
+def test_the_search_ends_with_the_cost_models_notes(in_tmp, tiny_tables) -> None:  # type: ignore[no-untyped-def]
+    from nas.search import build_cost_model
+
+    cfg, raw = compose_config(
+        tiny_overrides(tiny_tables, "experiment=cost_only", "search.trials=4", "sampler=random")
+    )
+    notes = build_cost_model(cfg, load_space(TINY)).notes
+    assert notes  # the hand-made table has no network rows: the notes say so
+    lines: list[str] = []
+    run_search(TINY, cfg, raw, progress=False, log=lines.append)
+    assert [ln for ln in lines if ln.startswith("note: ")] == [f"note: {n}" for n in notes]
