@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -53,7 +54,7 @@ def _args() -> argparse.Namespace:
     ap.add_argument("--teacher-steps", type=int, default=4000)
     ap.add_argument("--teacher-lr", type=float, default=2e-3)
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--student-steps", type=int, default=1000)
+    ap.add_argument("--student-steps", type=int, default=2000)
     ap.add_argument("--student-lr", type=float, default=2e-4)
     ap.add_argument("--disc-lr", type=float, default=1e-3)
     ap.add_argument("--adv-weight", type=float, default=0.1)
@@ -65,7 +66,7 @@ def _args() -> argparse.Namespace:
     )
     ap.add_argument("--joint-images", action="store_true")
     ap.add_argument("--evaluator-steps", type=int, default=2000)
-    ap.add_argument("--n", type=int, default=64, help="held-out captions")
+    ap.add_argument("--n", type=int, default=256, help="held-out captions")
     ap.add_argument("--png", default=None, help="frames of the first 4 captions, every row")
     ap.add_argument("--tiny", action="store_true", help="a quick check of the script")
     ap.add_argument("--threads", type=int, default=1)
@@ -171,11 +172,25 @@ def _table(rows: list[tuple[str, int, float]], scores: dict, stamp: str) -> None
     ref = scores[f"{stamp}/{rows[0][0]}/{rows[0][1]}/{rows[0][2]:g}"]
     s4 = scores[f"{stamp}/student/4/1"]
     gap = 100 * (s4["motion_accuracy"] - ref["motion_accuracy"])
+    n = int(stamp.rsplit("/", 1)[1])
+    lo_s, hi_s = _wilson(s4["motion_accuracy"], n)
+    lo_t, hi_t = _wilson(ref["motion_accuracy"], n)
+    print(
+        f"direction, 95 % Wilson interval over the {n} captions: guided teacher "
+        f"[{lo_t:.3f}, {hi_t:.3f}], student 4 [{lo_s:.3f}, {hi_s:.3f}]"
+    )
     print(
         f"student 4 vs guided teacher 32: direction {gap:+.1f} "
         f"points (target >= -5), FD ratio {s4['fd'] / max(ref['fd'], 1e-9):.2f} (target <= 1.5), "
         f"UNet calls {rows[0][1] * 2 // 4}x fewer"
     )
+
+
+def _wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a proportion ``p`` of ``n`` trials."""
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
 
 
 def _png(models: dict, rows: list[tuple[str, int, float]], evaluator, path: Path) -> None:  # type: ignore[no-untyped-def, type-arg]
