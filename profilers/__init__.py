@@ -56,6 +56,7 @@ from profilers._validate import (
 from profilers._validate_stats import (
     bootstrap_tau,
     combine_runs,
+    kendall_by_piece,
     read_records,
     residual_by_op,
     stats_text,
@@ -99,6 +100,7 @@ __all__ = [
     "group_costs",
     "import_rows",
     "infeasible_note",
+    "kendall_by_piece",
     "list_devices",
     "load_device",
     "measure_path",

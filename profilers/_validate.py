@@ -50,7 +50,7 @@ from profilers._base import Profiler, TimingProtocol, now_iso
 from profilers._blocks import RowModule, whole_network
 from profilers._devices import Device
 from profilers._runner import get_profiler, profile_space
-from profilers._validate_stats import residual_by_op, stats_text, summarize
+from profilers._validate_stats import kendall_by_piece, residual_by_op, stats_text, summarize
 
 __all__ = [
     "DEFAULT_VALIDATION_GEOMETRY",
@@ -96,6 +96,17 @@ class ValidationResult:
 
     def table_text(self) -> str:
         return stats_text(self.stats)
+
+    def pieces_text(self) -> str:
+        """Latency Kendall within each ``--seed`` piece of the folder ("" for one piece)."""
+        pieces = kendall_by_piece(self.records)
+        if len(pieces) < 2:
+            return ""
+        each = ", ".join(f"seed {k}: {t:.3f} ({n} arches)" for k, (n, t) in pieces.items())
+        return (
+            f"latency Kendall tau within each piece (timed in one stretch; pooled pairs across "
+            f"pieces also carry the machine's drift between them): {each}"
+        )
 
     def network_text(self) -> str:
         """The network rows' terms at this geometry, measured by ``nas profile``."""

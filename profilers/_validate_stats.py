@@ -103,6 +103,23 @@ def summarize(
     return stats
 
 
+def kendall_by_piece(records: Sequence[dict[str, Any]]) -> dict[str, tuple[int, float]]:
+    """Latency Kendall tau (predicted against measured) within each piece of a folder: the
+    arches measured by one ``--seed`` run (the ``seed`` column), each timed in one stretch.
+    Pooled over pieces timed on different days, the machine's drift reorders pairs across
+    pieces; within a piece it cannot. Pieces of fewer than 3 arches are left out."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault(str(r.get("seed", "")), []).append(r)
+    out: dict[str, tuple[int, float]] = {}
+    for seed, rs in sorted(groups.items()):
+        pred, meas = _column(rs, "predicted_ms"), _column(rs, "measured_ms")
+        ok = np.isfinite(pred) & np.isfinite(meas) & (meas > 0)
+        if ok.sum() >= 3:
+            out[seed] = (int(ok.sum()), _kendall(pred[ok], meas[ok]))
+    return out
+
+
 def residual_by_op(records: Sequence[dict[str, Any]]) -> dict[str, float] | None:
     """Where the rows miss what the network runs: measured - predicted (ms) regressed by least
     squares on each arch's count of slots per temporal op, plus a fixed term. A large per-slot

@@ -249,3 +249,15 @@ def test_the_residual_by_op_finds_an_op_the_rows_underestimate() -> None:
     assert r["attn1d"] == pytest.approx(2.0) and r["conv1d"] == pytest.approx(0.0, abs=1e-9)
     assert r["fixed"] == pytest.approx(3.0)
     assert residual_by_op(records[:3]) is None  # too few arches for three unknowns
+
+
+def test_kendall_by_piece_keeps_the_drift_between_pieces_out() -> None:
+    from profilers import kendall_by_piece
+
+    # two pieces ranked perfectly within themselves; the second timed 30 % slower (drift),
+    # which reorders pairs across the pieces when pooled
+    first = [{"seed": 0, "predicted_ms": p, "measured_ms": p} for p in (100.0, 110.0, 120.0)]
+    second = [{"seed": 1, "predicted_ms": p, "measured_ms": p * 1.3} for p in (95, 105, 115)]
+    pieces = kendall_by_piece(first + second)
+    assert pieces == {"0": (3, pytest.approx(1.0)), "1": (3, pytest.approx(1.0))}
+    assert kendall_by_piece(first + second[:2]) == {"0": (3, pytest.approx(1.0))}  # too few
