@@ -155,12 +155,12 @@ def main() -> None:
             )
             scores[key]["seconds"] = time.perf_counter() - t0
             cache.write_text(json.dumps(scores, indent=1))
-    _table(rows, scores, stamp)
+    _table(rows, scores, stamp, args.n)
     if args.png:
         _png(models, rows, evaluator, Path(args.png))
 
 
-def _table(rows: list[tuple[str, int, float]], scores: dict, stamp: str) -> None:  # type: ignore[type-arg]
+def _table(rows: list[tuple[str, int, float]], scores: dict, stamp: str, n: int) -> None:  # type: ignore[type-arg]
     heads = [f"{who} {steps}{' g' + format(g, 'g') if g != 1 else ''}" for who, steps, g in rows]
     print(f"{'':26s}" + "".join(f"{h:>14s}" for h in heads))
     print(f"{'UNet calls per video':26s}" + "".join(
@@ -172,7 +172,6 @@ def _table(rows: list[tuple[str, int, float]], scores: dict, stamp: str) -> None
     ref = scores[f"{stamp}/{rows[0][0]}/{rows[0][1]}/{rows[0][2]:g}"]
     s4 = scores[f"{stamp}/student/4/1"]
     gap = 100 * (s4["motion_accuracy"] - ref["motion_accuracy"])
-    n = int(stamp.rsplit("/", 1)[1])
     lo_s, hi_s = _wilson(s4["motion_accuracy"], n)
     lo_t, hi_t = _wilson(ref["motion_accuracy"], n)
     print(

@@ -555,10 +555,9 @@ def _validate_latency(args: argparse.Namespace) -> int:
     print(res.table_text())
     print(res.network_text())
     print(res.share_text())
-    if res.pieces_text():
-        print(res.pieces_text())
-    if res.residual_text():
-        print(res.residual_text())
+    for line in (res.pieces_text(), res.residual_text()):  # each "" when it has nothing
+        if line:
+            print(line)
     print(f"per-arch figures: {out / 'validate_latency.csv'}")
     return 0
 

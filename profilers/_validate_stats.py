@@ -96,11 +96,17 @@ def summarize(
     """Statistics per metric (:data:`METRICS`) over the records that have both figures."""
     stats: dict[str, dict[str, float]] = {}
     for name, (pc, mc) in METRICS.items():
-        pred, meas = _column(records, pc), _column(records, mc)
-        ok = np.isfinite(pred) & np.isfinite(meas) & (meas > 0)
-        if ok.sum() >= 2:
-            stats[name] = pair_stats(pred[ok], meas[ok], n_boot=n_boot)
+        pred, meas = _pairs(records, pc, mc)
+        if len(pred) >= 2:
+            stats[name] = pair_stats(pred, meas, n_boot=n_boot)
     return stats
+
+
+def _pairs(records: Sequence[dict[str, Any]], pc: str, mc: str) -> tuple[np.ndarray, np.ndarray]:
+    """Columns ``pc`` and ``mc`` over the records that have both figures (a measured one > 0)."""
+    pred, meas = _column(records, pc), _column(records, mc)
+    ok = np.isfinite(pred) & np.isfinite(meas) & (meas > 0)
+    return pred[ok], meas[ok]
 
 
 def kendall_by_piece(records: Sequence[dict[str, Any]]) -> dict[str, tuple[int, float]]:
@@ -111,12 +117,12 @@ def kendall_by_piece(records: Sequence[dict[str, Any]]) -> dict[str, tuple[int, 
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in records:
         groups.setdefault(str(r.get("seed", "")), []).append(r)
+    pc, mc = METRICS["latency (rows + network rows)"]
     out: dict[str, tuple[int, float]] = {}
     for seed, rs in sorted(groups.items()):
-        pred, meas = _column(rs, "predicted_ms"), _column(rs, "measured_ms")
-        ok = np.isfinite(pred) & np.isfinite(meas) & (meas > 0)
-        if ok.sum() >= 3:
-            out[seed] = (int(ok.sum()), _kendall(pred[ok], meas[ok]))
+        pred, meas = _pairs(rs, pc, mc)
+        if len(pred) >= 3:
+            out[seed] = (len(pred), _kendall(pred, meas))
     return out
 
 
