@@ -13,7 +13,10 @@ ceiling (pass 2 against pass 1), and the temporal ops' share of the step at this
 Every measurement is appended to ``<folder>/measurements.csv`` as it is made, and the arches
 to ``<folder>/selection.json``: rerunning the same command resumes after a crash or Ctrl-C, and
 a rerun with another ``seed`` in the same folder adds its arches to the same run (the figures
-cover every arch measured there). Runs at other geometries go to other folders;
+cover every arch measured there). Each such piece times its own table (``table`` for the first,
+``table-<select>-seed<N>`` after) right before its whole networks, and its arches are predicted
+from it: a machine that runs a few % slower on another day then moves the rows and the networks
+alike, and the pooled ranking compares like with like. Runs at other geometries go to other folders;
 :func:`profilers.combine_runs` reads several.
 
 With ``pipeline=True`` (a space with a ``pipeline:``), each measured network is the whole
@@ -266,11 +269,9 @@ def select_arches(
 # -- the run folder: selection.json and the measurement cache ---------------------------------
 
 
-def _selection(
-    folder: Path, ident: dict[str, Any], picked: list[tuple[str, list[int]]], space: SearchSpace,
-    seed: int, select: str,
-) -> list[dict[str, Any]]:  # fmt: skip
-    """The folder's arches: those of earlier runs, then this run's new ones (saved)."""
+def _read_selection(folder: Path, ident: dict[str, Any]) -> dict[str, Any]:
+    """The folder's selection.json (a fresh one when there is none), checked against this
+    run's space, device, geometry and pipeline before anything is measured."""
     path = folder / "selection.json"
     data: dict[str, Any] = {**ident, "arches": [], "runs": []}
     if path.is_file():
@@ -281,16 +282,37 @@ def _selection(
                     f"{folder} holds a validation of another {k} ({data.get(k)!r}, not {v!r}); "
                     "use another --out (and --combine to read several)"
                 )
+    return data
+
+
+def _piece_table(data: dict[str, Any], seed: int, select: str) -> str:
+    """The table folder (under the run folder) that predicts this piece's arches: ``table``
+    for the folder's first piece, a fresh ``table-<select>-seed<N>`` for each later one, so
+    that rows and whole networks are timed in the same stretch (a machine that drifts between
+    pieces then moves both, not only the measurements). A piece already started keeps its
+    table; one started before pieces had tables (no ``table`` key) keeps ``table``."""
+    for run in data["runs"]:
+        if run["seed"] == seed and run.get("select", "stratified") == select:
+            return str(run.get("table", "table"))
+    return "table" if not data["runs"] else f"table-{select}-seed{seed}"
+
+
+def _selection(
+    folder: Path, data: dict[str, Any], picked: list[tuple[str, list[int]]],
+    space: SearchSpace, seed: int, select: str, table: str,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """The folder's arches: those of earlier runs, then this run's new ones (saved), each
+    with the table folder that predicts it."""
     have = {a["arch_id"] for a in data["arches"]}
     for label, idx in picked:
         arch = arch_from_indices(space, idx)
         if arch.arch_id not in have:
             have.add(arch.arch_id)
-            data["arches"].append(
-                {"arch_id": arch.arch_id, "indices": idx, "label": label, "seed": seed}
-            )
-    data["runs"].append({"seed": seed, "select": select, "arches": len(picked), "at": now_iso()})
-    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
+            data["arches"].append({"arch_id": arch.arch_id, "indices": idx, "label": label,
+                                   "seed": seed, "table": table})  # fmt: skip
+    data["runs"].append({"seed": seed, "select": select, "arches": len(picked),
+                         "table": table, "at": now_iso()})  # fmt: skip
+    atomic_write_text(folder / "selection.json", json.dumps(data, indent=1) + "\n")
     return list(data["arches"])
 
 
@@ -377,10 +399,10 @@ def _measure_all(
 
 def _records(
     arches: list[dict[str, Any]], cache: dict[tuple[str, int], dict[str, str]],
-    vspace: SearchSpace, model: CostModel, rows_only: CostModel, geometry: str, pipeline: bool,
+    vspace: SearchSpace, models: _Models, geometry: str, pipeline: bool,
 ) -> list[dict[str, Any]]:  # fmt: skip
-    """One record per arch measured at least once: predictions, measurements, the temporal
-    ms of the predicted step."""
+    """One record per arch measured at least once: predictions (from the arch's piece's
+    table), measurements, the temporal ms of the predicted step."""
 
     def pred_ms(m: CostModel, arch: Arch) -> float:
         e = m.evaluate(arch)
@@ -393,6 +415,8 @@ def _records(
             continue
         second = cache.get((a["arch_id"], 2))
         arch = arch_from_indices(vspace, a["indices"])
+        table = str(a.get("table", "table"))
+        model, rows_only = models.get(table)
         m1 = float(first["measured_ms"])
         m2 = float(second["measured_ms"]) if second else None
         temporal = sum(c.ms for c in model.breakdown(arch).cells if c.temporal)
@@ -410,6 +434,7 @@ def _records(
             "measured_mem_mb": float(mem) if mem else "",
             "temporal_share": temporal / step if step > 0 else 0.0,
             "ops": ";".join(f"{k}:{n}" for k, n in sorted(arch.op_counts().items()) if n),
+            "table": table,
         }  # fmt: skip
         rec["error_pct"] = (rec["predicted_ms"] - rec["measured_ms"]) / rec["measured_ms"] * 100
         out.append(rec)
@@ -424,6 +449,24 @@ def _write_records(folder: Path, records: list[dict[str, Any]]) -> None:
     w.writeheader()
     w.writerows(records)
     atomic_write_text(folder / "validate_latency.csv", buf.getvalue())
+
+
+class _Models:
+    """Cost models (rows + network rows, rows only) of each table folder of a run folder,
+    each loaded once."""
+
+    def __init__(self, folder: Path, vspace: SearchSpace) -> None:
+        self.folder, self.vspace = folder, vspace
+        self._got: dict[str, tuple[CostModel, CostModel]] = {}
+
+    def get(self, name: str) -> tuple[CostModel, CostModel]:
+        if name not in self._got:
+            table = Table.load(self.folder / name)
+            self._got[name] = (
+                CostModel(self.vspace, table),
+                CostModel(self.vspace, _without_network_rows(table)),
+            )
+        return self._got[name]
 
 
 def _without_network_rows(table: Table) -> Table:
@@ -480,25 +523,27 @@ def validate_latency(
     if not pipeline:  # a UNet alone: no text encoder or decoder rows, weights nor choice
         space = replace(space, pipeline=None)
     vspace = with_geometry(space, **override.to_dict())
-    # 1. the per-row table at the validation geometry (resumable), network rows included
-    prof = profiler or get_profiler(device.backend)
-    rep = profile_space(
-        vspace, device, folder / "table", protocol=protocol, progress=progress, profiler=prof
-    )
-    if rep.interrupted:
-        raise KeyboardInterrupt
-    table = Table.load(folder / "table")
-    model = CostModel(vspace, table)
-    rows_only = CostModel(vspace, _without_network_rows(table))
-    # 2. the arches, then whole networks measured with the same backend and protocol
     geo = ", ".join(f"{k}={v}" for k, v in override.to_dict().items())
     ident = {"space": f"{space.name}@{space.hash}", "device": device.name, "geometry": geo,
              "pipeline": pipeline}  # fmt: skip
+    data = _read_selection(folder, ident)
+    # 1. this piece's per-row table at the validation geometry (resumable), network rows
+    # included, timed right before its whole networks
+    name = _piece_table(data, seed, select)
+    prof = profiler or get_profiler(device.backend)
+    rep = profile_space(
+        vspace, device, folder / name, protocol=protocol, progress=progress, profiler=prof
+    )
+    if rep.interrupted:
+        raise KeyboardInterrupt
+    models = _Models(folder, vspace)
+    model, _ = models.get(name)
+    # 2. the arches, then whole networks measured with the same backend and protocol
     picked = select_arches(space, model, samples, seed, select, pipeline)
-    arches = _selection(folder, ident, picked, space, seed, select)
+    arches = _selection(folder, data, picked, space, seed, select, name)
     cache = _measure_all(vspace, arches, device, protocol, folder, prof, passes=passes,
                          pipeline=pipeline, progress=progress)  # fmt: skip
-    records = _records(arches, cache, vspace, model, rows_only, geo, pipeline)
+    records = _records(arches, cache, vspace, models, geo, pipeline)
     _write_records(folder, records)
     heaviest = next((a["arch_id"] for a in arches if a["label"] == "heaviest"), None)
     return ValidationResult(

@@ -6,6 +6,7 @@ import csv
 import math
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -180,8 +181,57 @@ def test_resumes_adds_seeds_and_times_each_network_twice(tmp_path: Path) -> None
     assert 6 < len(res2.records) <= 9 + 6 and len(more.networks) == 2 * (len(res2.records) - 6)
     import json
 
-    runs = json.loads((tmp_path / "selection.json").read_text())["runs"]
+    sel = json.loads((tmp_path / "selection.json").read_text())
+    runs = sel["runs"]
     assert [r["seed"] for r in runs] == [0, 0, 0, 1]
+    # the second piece timed its own table right before its networks and is predicted from it
+    assert [r["table"] for r in runs] == ["table"] * 3 + ["table-stratified-seed1"]
+    assert (tmp_path / "table-stratified-seed1" / "table.csv").is_file()
+    by_seed = {(a["seed"], a["table"]) for a in sel["arches"]}
+    assert by_seed == {(0, "table"), (1, "table-stratified-seed1")}
+    assert {r["table"] for r in res2.records} == {"table", "table-stratified-seed1"}
+
+
+def res_arches(folder: Path) -> list[dict[str, Any]]:
+    import json
+
+    return list(json.loads((folder / "selection.json").read_text())["arches"])
+
+
+def test_each_piece_is_predicted_from_its_own_table(tmp_path: Path) -> None:
+    """A machine 10 % slower on the second piece's day: the piece's own table moves with its
+    networks, so its predictions stay exact and the pooled ranking is not reordered."""
+
+    class Slower(FakeBackend):
+        def measure(self, row: Any, built: Any, device: Any, protocol: Any) -> Any:
+            out = super().measure(row, built, device, protocol)
+            return replace(out, latency_ms_p10=out.latency_ms_p10 * 1.1,
+                           latency_ms_p50=out.latency_ms_p50 * 1.1,
+                           latency_ms_p90=out.latency_ms_p90 * 1.1)  # fmt: skip
+
+    from nas.cost import CostModel, Table
+    from nas.space import arch_from_indices, load_space, with_geometry
+    from profilers import DEFAULT_VALIDATION_GEOMETRY
+
+    first = _run(tmp_path, FakeBackend(), samples=5, passes=1)
+    p1 = {r["arch_id"]: r["predicted_ms"] for r in first.records}
+    res = _run(tmp_path, Slower(), seed=1, samples=10, passes=1)
+    geo = DEFAULT_VALIDATION_GEOMETRY.merged(DEFAULT_VALIDATION_GEOMETRY.coerce(SMALL))
+    vspace = with_geometry(replace(load_space(TINY), pipeline=None), **geo.to_dict())
+    old = CostModel(vspace, Table.load(tmp_path / "table"))  # the first piece's table
+    new = [r for r in res.records if r["seed"] == 1]
+    assert new and all(r["table"] == "table-stratified-seed1" for r in new)
+    for r in res.records:
+        if r["seed"] == 0:  # the first piece keeps its own table
+            assert r["predicted_ms"] == pytest.approx(p1[r["arch_id"]])
+            continue
+        idx = next(a["indices"] for a in res_arches(tmp_path) if a["arch_id"] == r["arch_id"])
+        was = old.evaluate(arch_from_indices(vspace, idx)).latency_ms_step
+        assert r["predicted_ms"] == pytest.approx(was * 1.1, rel=1e-4)  # the CSV rounds
+    # a resumed piece keeps its table: nothing is timed again
+    again = FakeBackend()
+    _run(tmp_path, again, seed=1, samples=10, passes=1)
+    assert again.networks == []
 
 
 def test_a_folder_holds_one_geometry(tmp_path: Path) -> None:
