@@ -82,7 +82,9 @@ def test_the_mirror_works_in_memory_and_the_journal_catches_up_on_flush(tmp_path
     mirror = JournalMirror(JournalStorage(backend), backend)
     study = optuna.load_study(study_name="s", storage=mirror)
     assert _frozen(study.get_trials()) == _frozen(plain.get_trials())  # seeded, numbers kept
-    study.set_user_attr("unit", "s")  # study-level: at once
+    study.set_user_attr("unit", "s")  # study-level: in the mirror at once, on file at flush
+    mirror.set_study_system_attr(study._study_id, "parents:1", [0, 1])  # as NSGA-II caches
+    assert mirror.get_study_system_attrs(study._study_id)["parents:1"] == [0, 1]
     study.enqueue_trial({"x": 0.5, "n": 1}, user_attrs={"reference": "none"})
     running = study.ask()  # the enqueued one: WAITING on flush would be RUNNING now
     running.set_user_attr("arch", "abc")
@@ -99,6 +101,8 @@ def test_the_mirror_works_in_memory_and_the_journal_catches_up_on_flush(tmp_path
         assert (a.datetime_start, a.datetime_complete) == (b.datetime_start, b.datetime_complete)
         assert a.distributions == b.distributions
     assert fresh().user_attrs == {"unit": "s"}
+    on_disk = JournalStorage(JournalFileBackend(str(path)))
+    assert on_disk.get_study_system_attrs(fresh()._study_id)["parents:1"] == [0, 1]
     # a trial already on file is updated field by field: its params, attrs, intermediate, state
     running.suggest_float("x", 0, 1)
     running.suggest_int("n", 0, 3)

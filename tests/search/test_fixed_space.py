@@ -27,6 +27,9 @@ def test_the_same_samples_as_optunas_nsga2_and_the_space_is_kept() -> None:
     fixed.expect_params(["a", "b", "c"])  # "one" has a single value: not in the space
     assert _run(fixed) == _run(optuna.samplers.NSGAIISampler(population_size=8, seed=3))
     assert fixed._kept is not None and set(fixed._kept) == {"a", "b", "c"}
+    # the last generation's parents were kept (and gave the same samples as Optuna's scan)
+    assert fixed._parents is not None and fixed._parents[0][1] == 48 // 8 - 1
+    assert len(fixed._parents[1]) == 8
 
 
 @pytest.mark.parametrize("expected", [None, ["a", "b", "c", "d"]])

@@ -286,6 +286,27 @@ def test_two_local_workers_share_one_study(in_tmp: Path, tiny_tables: Path, stor
     assert len(_rows(run_dir / "trials.csv")) == 30
 
 
+def test_sqlite_studies_use_a_write_ahead_log(tmp_path: Path) -> None:
+    """An SQLite study file is opened in WAL mode with synchronous=NORMAL (no fsync per
+    commit); what one connection commits another (a new storage, as another process) reads."""
+    import optuna
+    from sqlalchemy import text
+
+    from nas.search import open_storage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    storage = open_storage(url, tmp_path)
+    with storage.engine.connect() as c:  # type: ignore[attr-defined]
+        assert c.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert c.execute(text("PRAGMA synchronous")).scalar() == 1  # NORMAL
+    study = optuna.create_study(study_name="s", storage=storage)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    other = optuna.load_study(study_name="s", storage=open_storage(url, tmp_path))
+    assert [t.params for t in other.trials] == [t.params for t in study.trials]
+    assert (tmp_path / "s.db-wal").exists()
+
+
 @pytest.mark.slow
 def test_pruner_stops_weak_proxy_runs_early(in_tmp: Path, tiny_tables: Path) -> None:
     res = _search(
