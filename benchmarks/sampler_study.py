@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -108,6 +109,21 @@ def feasible_points(run_dir: Path) -> tuple[np.ndarray, np.ndarray, HypervolumeB
     return v, ok, info.box
 
 
+def elapsed_s(run_dir: Path, checkpoints: list[int]) -> list[float]:
+    """Wall seconds from the run's first trial's start to the end of its first k trials, for
+    each checkpoint k (the sampler's asks, the proxies and the writes; a resumed run's pause
+    counts too, so the figure is only meaningful for a run made in one go)."""
+    from nas.search import open_run_study
+
+    trials = sorted(open_run_study(run_dir).get_trials(deepcopy=False), key=lambda t: t.number)
+    t0 = trials[0].datetime_start
+    out = []
+    for k in checkpoints:
+        ends = [t.datetime_complete for t in trials[:k] if t.datetime_complete is not None]
+        out.append((max(ends) - t0).total_seconds() if t0 is not None and ends else math.nan)
+    return out
+
+
 def hv_at(v: np.ndarray, ok: np.ndarray, k: int, box: HypervolumeBox) -> float:
     pts = v[:k][ok[:k]]
     return box_hypervolume(pts[non_dominated(pts)], box) if len(pts) else 0.0
@@ -150,20 +166,37 @@ def main() -> None:
     )
 
     rows = []
+    times = {key: elapsed_s(d, plan.checkpoints) for key, d in runs.items()}
     head = "".join(f"{f'@{k} mean':>11}{f'@{k} worst':>11}" for k in plan.checkpoints)
     print(f"\nhypervolume / reference front's, over {len(plan.seeds)} seeds\n{'sampler':<8}{head}")
     for s in plan.samplers:
         cells = []
-        for k in plan.checkpoints:
+        for i, k in enumerate(plan.checkpoints):
             ratios = [hv_at(*data[(s, seed)][:2], k, box) / ref_hv for seed in plan.seeds]
             cells.append(f"{np.mean(ratios):>11.3f}{np.min(ratios):>11.3f}")
             rows += [
-                {"sampler": s, "seed": seed, "trials": k, "hv_ratio": f"{r:.5f}"}
+                {
+                    "sampler": s,
+                    "seed": seed,
+                    "trials": k,
+                    "hv_ratio": f"{r:.5f}",
+                    "elapsed_s": f"{times[(s, seed)][i]:.1f}",
+                }
                 for seed, r in zip(plan.seeds, ratios, strict=True)
             ]
         print(f"{s:<8}{''.join(cells)}")
+    head = "".join(f"{f'@{k}':>11}" for k in plan.checkpoints)
+    print(
+        "\nwall seconds to k trials (sampler, proxies, writes), fastest seed: a run that "
+        f"shared the machine or was resumed is slower\n{'sampler':<8}{head}"
+    )
+    for s in plan.samplers:
+        cells = [
+            min(times[(s, seed)][i] for seed in plan.seeds) for i in range(len(plan.checkpoints))
+        ]
+        print(f"{s:<8}{''.join(f'{c:>11.0f}' for c in cells)}")
     with (out / "sampler_study.csv").open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["sampler", "seed", "trials", "hv_ratio"])
+        w = csv.DictWriter(f, fieldnames=["sampler", "seed", "trials", "hv_ratio", "elapsed_s"])
         w.writeheader()
         w.writerows(rows)
     (out / "reference.json").write_text(

@@ -1,16 +1,22 @@
-"""The README's main search under two process layouts, side by side in one run.
+"""The README's main search under several layouts and samplers, side by side in one run.
 
-- ``default``: what ``nas search --space search_spaces/temporal.yaml`` does now: one process
-  asks the trials in batches and the training proxies run in a pool of ``search.workers=auto``
-  processes (the usable cores) with one torch thread each;
+- ``default``: what ``nas search --space search_spaces/temporal.yaml`` does now: the GP sampler;
+  one process asks the trials in batches and the training proxies run in a pool of
+  ``search.workers=auto`` processes (the usable cores) with one torch thread each, each proxy
+  starting as soon as its trial is asked;
 - ``one process``: ``search.workers=1 proxy.threads=2``: the proxies run one after another in
-  the search's own process, on two torch threads (the layout before batches).
+  the search's own process, on two torch threads (the layout before batches);
+- ``nsga2``: the default layout with ``sampler=nsga2`` (the default sampler before the sampler
+  study).
 
 Each layout runs ``--repeats`` times, alternating, each a fresh run dir; the script prints wall
-time, CPU time (user + system of the search and its children) and whether every run found the
-same trials. Run it alone on the machine: anything else competing for the cores changes both.
+time, CPU time (user + system of the search and its children), the front's hypervolume in the
+run's fixed box (``run.json``), and whether the runs of one sampler found the same trials (they
+should, whatever the layout). Run it alone on the machine: anything else competing for the cores
+changes the times.
 
     python benchmarks/search_layouts.py --repeats 2
+    python benchmarks/search_layouts.py --repeats 2 --layouts default,nsga2
 """
 
 from __future__ import annotations
@@ -25,11 +31,29 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
-LAYOUTS = {"default": [], "one process": ["search.workers=1", "proxy.threads=2"]}
+LAYOUTS = {
+    "default": [],
+    "one process": ["search.workers=1", "proxy.threads=2"],
+    "nsga2": ["sampler=nsga2"],
+}
 
 
-def run(extra: list[str], runs: Path) -> tuple[float, float, list[tuple[str, ...]]]:
+def front_hypervolume(run_dir: Path) -> float:
+    """The hypervolume of the run's feasible front in the box its run.json records."""
+    from nas.results import RunInfo, box_hypervolume, minimised, non_dominated, read_trials
+
+    info = RunInfo.load(run_dir)
+    assert info.box is not None and info.box.complete, f"{run_dir}: no complete box"
+    records = [r for r in read_trials(run_dir / "trials.csv") if r.usable]
+    v = minimised(records, info.require_settings().objectives)
+    v = v[np.all(np.isfinite(v), axis=1)]
+    return box_hypervolume(v[non_dominated(v)], info.box) if len(v) else 0.0
+
+
+def run(extra: list[str], runs: Path) -> tuple[float, float, list[tuple[str, ...]], float]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run(
@@ -54,30 +78,44 @@ def run(extra: list[str], runs: Path) -> tuple[float, float, list[tuple[str, ...
     (trials,) = runs.glob("*/trials.csv")
     with trials.open() as f:
         rows = [(r["arch_id"], r["latency_s_video"], r["quality"]) for r in csv.DictReader(f)]
-    return wall, cpu, rows
+    return wall, cpu, rows, front_hypervolume(trials.parent)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--layouts", default=",".join(LAYOUTS), help="of: " + ", ".join(LAYOUTS))
     args = ap.parse_args()
-    times: dict[str, list[tuple[float, float]]] = {k: [] for k in LAYOUTS}
-    found = set()
+    names = args.layouts.split(",")
+    bad = [n for n in names if n not in LAYOUTS]
+    if bad:
+        raise SystemExit(f"unknown layout {bad[0]!r}; valid: {', '.join(LAYOUTS)}")
+    times: dict[str, list[tuple[float, float, float]]] = {k: [] for k in names}
+    found: dict[str, set[tuple[tuple[str, ...], ...]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeats):
-            for name, extra in LAYOUTS.items():
-                wall, cpu, rows = run(extra, Path(tmp) / f"{name}-{i}".replace(" ", "_"))
-                times[name].append((wall, cpu))
-                found.add(tuple(rows))
-                print(f"{name:<12} run {i + 1}: {wall:6.1f} s wall, {cpu:6.1f} CPU-s", flush=True)
-    print(f"\n{'layout':<12} {'wall s (median)':>16} {'CPU-s (median)':>15} {'wall vs one':>12}")
-    med = {
-        k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v))
-        for k, v in times.items()
-    }
-    for name, (wall, cpu) in med.items():
-        print(f"{name:<12} {wall:>16.1f} {cpu:>15.1f} {wall / med['one process'][0]:>11.2f}x")
-    print(f"\nevery run found the same 60 trials: {len(found) == 1}")
+            for name in names:
+                wall, cpu, rows, hv = run(
+                    LAYOUTS[name], Path(tmp) / f"{name}-{i}".replace(" ", "_")
+                )
+                times[name].append((wall, cpu, hv))
+                sampler = "nsga2" if "sampler=nsga2" in LAYOUTS[name] else "gp"
+                found.setdefault(sampler, set()).add(tuple(rows))
+                print(
+                    f"{name:<12} run {i + 1}: {wall:6.1f} s wall, {cpu:6.1f} CPU-s, "
+                    f"front hypervolume {hv:.4f}",
+                    flush=True,
+                )
+    print(
+        f"\n{'layout':<12} {'wall s (median)':>16} {'CPU-s (median)':>15} "
+        f"{'hypervolume':>12} {'wall vs default':>16}"
+    )
+    med = {k: tuple(statistics.median(x[j] for x in v) for j in range(3)) for k, v in times.items()}
+    for name, (wall, cpu, hv) in med.items():
+        ratio = f"{wall / med['default'][0]:>15.2f}x" if "default" in med else ""
+        print(f"{name:<12} {wall:>16.1f} {cpu:>15.1f} {hv:>12.4f} {ratio}")
+    for sampler, runs in found.items():
+        print(f"every {sampler} run found the same 60 trials: {len(runs) == 1}")
 
 
 if __name__ == "__main__":

@@ -989,7 +989,10 @@ def _add_search_parser(sub: _Subparsers) -> None:
         "the run (after Ctrl-C or a killed process) with no completed trial lost or repeated.",
         epilog="configuration (Hydra, from experiments/conf/; trailing key=value overrides):\n"
         "  device=iphone16pm|iphone14pm|mac|cpu-ort|torch-cpu|cuda   the table to read\n"
-        "  sampler=nsga2|tpe|random|gp|brute      sampler.population_size=32\n"
+        "  sampler=gp|nsga2|tpe|random|brute      "
+        "(gp the default; nsga2 for experiment=cost_only)\n"
+        "                                         sampler.n_startup_trials=10  "
+        "sampler.population_size=32\n"
         "  proxy=train|naswot|synflow|params|none proxy.pruner=sha  proxy.options.steps=32\n"
         "  constraints=snapgen|none      constraints.latency_s=5  constraints.memory_mb=3000\n"
         "  search.trials=300  search.seed=1  search.objectives=[latency,memory,quality]\n"

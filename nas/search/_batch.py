@@ -10,6 +10,7 @@ the next start queues their arches again.
 
 from __future__ import annotations
 
+import functools
 import math
 import signal
 import time
@@ -138,11 +139,20 @@ class _Pool:
         self.pool = None
 
 
-def _ask(study: optuna.Study, objective: TrialEvaluation, n: int) -> list[_Asked]:
-    """Ask ``n`` trials, price them, and find which need the proxy (once per arch)."""
+def _ask(
+    study: optuna.Study,
+    objective: TrialEvaluation,
+    n: int,
+    asked: list[_Asked],
+    start: Callable[[_Asked], None] = lambda a: None,
+) -> None:
+    """Ask ``n`` trials into ``asked``, price them, and find which need the proxy (once per
+    arch); ``start`` is called on each such trial as soon as it is asked, so its proxy runs
+    while the sampler asks for the next (a GP's ask takes seconds). The study sees the same
+    thing at every ask either way (this batch's trials RUNNING, none told), so the trials do
+    not depend on when the proxies finish."""
     import optuna
 
-    asked: list[_Asked] = []
     first: set[str] = set()
     for _ in range(n):
         t = study.ask()
@@ -157,7 +167,8 @@ def _ask(study: optuna.Study, objective: TrialEvaluation, n: int) -> list[_Asked
                 a.state = "wait" if arch.unet_id in first else "proxy"
                 first.add(arch.unet_id)
         asked.append(a)
-    return asked
+        if a.state == "proxy":
+            start(a)
 
 
 def _tell(
@@ -200,6 +211,19 @@ def _tell_trial(
     _tell_with_warning(study, trial, value_or_values=values, state=state)
 
 
+def _start(
+    pool: _Pool,
+    objective: TrialEvaluation,
+    flush: Callable[[], None],
+    futures: dict[int, Future[Outcome]],
+    a: _Asked,
+) -> None:
+    """Submit an asked trial's proxy, its trial durable first (a kill during the proxies
+    leaves the asked trials RUNNING, and the next start queues their arches again)."""
+    flush()
+    futures[id(a)] = pool.submit(objective, a.arch)
+
+
 def run_batches(
     study: optuna.Study,
     objective: TrialEvaluation,
@@ -216,8 +240,8 @@ def run_batches(
     passed. On Ctrl-C the untold trials of the batch are told FAIL and the pool stopped.
 
     ``flush`` makes the study's writes durable (a buffered journal,
-    :func:`nas.search._study.open_run_storage`): after asking a batch with proxy work, after
-    telling each proxy result, and after every batch. Trials priced from the table alone are
+    :func:`nas.search._study.open_run_storage`): before each proxy starts, after telling each
+    proxy result, and after every batch. Trials priced from the table alone are
     written with their batch."""
     from optuna.trial import TrialState
 
@@ -233,12 +257,12 @@ def run_batches(
             room = total - done_count(counts) - counts.get("RUNNING", 0)
             if room <= 0:
                 return
-            asked = _ask(study, objective, min(batch, left, room))
-            if any(a.state == "proxy" for a in asked):
-                flush()  # a kill during the proxies leaves these RUNNING: queued again
-            futures = {id(a): pool.submit(objective, a.arch) for a in asked if a.state == "proxy"}
+            asked: list[_Asked] = []
+            futures: dict[int, Future[Outcome]] = {}
+            start = functools.partial(_start, pool, objective, flush, futures)
             told = 0
             try:
+                _ask(study, objective, min(batch, left, room), asked, start)
                 for a in asked:
                     f = futures.get(id(a))
                     _tell(study, objective, a, pool.result(f) if f is not None else None)

@@ -80,6 +80,9 @@ def _gp(o: Mapping[str, Any], seed: int) -> optuna.samplers.BaseSampler:
 
     for module in ("scipy", "torch"):  # Optuna's GP runs on torch and scipy
         require(module, purpose="sampler=gp")
+    # an infeasible arch's quality is told as inf (its proxy never runs); the GP clips it to
+    # the worst finite value and learns feasibility from the constraints: nothing to warn about
+    warnings.filterwarnings("ignore", message="Clip non-finite values", category=UserWarning)
     return optuna.samplers.GPSampler(seed=seed, n_startup_trials=o["n_startup_trials"])
 
 
@@ -99,7 +102,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
             "crossover_prob": Option("float", 0.9, 0, 1),
         },
         _nsga2,
-        "NSGA-II, a genetic algorithm (the default)",
+        "NSGA-II, a genetic algorithm (cost-only searches' default)",
     ),
     "tpe": SamplerSpec(
         {"n_startup_trials": Option("int", 10, 0), "multivariate": Option("bool", True)},
@@ -107,7 +110,11 @@ SAMPLERS: dict[str, SamplerSpec] = {
         "multi-objective TPE",
     ),
     "random": SamplerSpec({}, _random, "uniform random choices"),
-    "gp": SamplerSpec({"n_startup_trials": Option("int", 10, 0)}, _gp, "Gaussian process"),
+    "gp": SamplerSpec(
+        {"n_startup_trials": Option("int", 10, 0)},
+        _gp,
+        "Gaussian-process Bayesian optimisation (the default)",
+    ),
     "brute": SamplerSpec({}, _brute, "every arch once (small spaces)"),
 }
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -12,7 +13,7 @@ from nas.search import compose_config
 def test_defaults_compose_to_the_documented_search() -> None:
     cfg, raw = compose_config()
     assert cfg.device.name == "iphone16pm"
-    assert cfg.sampler.name == "nsga2"
+    assert cfg.sampler.name == "gp"  # the sampler study's winner (docs/benchmarks.md)
     assert cfg.proxy.name == "train"
     assert cfg.search.objectives == ("latency", "quality")
     assert cfg.constraints.latency_s == 4.0 and cfg.constraints.memory_mb == "device"
@@ -37,6 +38,19 @@ def test_overrides_groups_and_experiments() -> None:
     assert raw["sampler"]["name"] == "tpe"
     cfg, _ = compose_config(["experiment=cost_only"])
     assert cfg.proxy.name == "none" and cfg.search.objectives == ("latency", "memory")
+    assert cfg.sampler.name == "nsga2"  # a GP ask would cost more than a cost-only trial
+    cfg, _ = compose_config(["experiment=cost_only", "sampler=tpe"])  # the command line wins
+    assert cfg.sampler.name == "tpe"
+
+
+def test_search_tests_pin_nsga2_unless_they_pick_a_sampler(tmp_path: Path) -> None:
+    from _search_helpers import tiny_overrides
+
+    def name(*extra: str) -> str:
+        return compose_config(tiny_overrides(tmp_path, *extra))[0].sampler.name
+
+    assert name() == "nsga2" and name("sampler=tpe") == "tpe"
+    assert name("sampler=default") == "gp" and name("experiment=quick") == "random"
 
 
 @pytest.mark.parametrize(

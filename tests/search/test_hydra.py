@@ -54,7 +54,7 @@ def test_the_users_config_yaml_is_the_primary_config(my_conf: Path) -> None:
     from nas.search import config_dir
 
     text = (config_dir() / "config.yaml").read_text().replace("trials: 60", "trials: 7")
-    _write(my_conf / "config.yaml", text.replace("- sampler: nsga2", "- sampler: mytpe"))
+    _write(my_conf / "config.yaml", text.replace("- sampler: gp", "- sampler: mytpe"))
     cfg, _ = compose_config([], conf_dir=my_conf)
     assert cfg.search.trials == 7 and cfg.sampler.options["n_startup_trials"] == 5
 

@@ -384,6 +384,40 @@ def test_gp_sampler_runs_when_scipy_is_present(in_tmp: Path, tiny_tables: Path) 
     assert len(res.records) == 6 and all(r.state == "COMPLETE" for r in res.records)
 
 
+def test_a_proxy_starts_as_soon_as_its_trial_is_asked(
+    in_tmp: Path, tiny_tables: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pool trains while the sampler asks for the batch's next trial (a GP ask takes
+    seconds): each proxy is submitted right after its own trial is asked, not once the whole
+    batch is."""
+    from nas.search import _batch
+
+    events: list[tuple[str, int]] = []
+    real_submit, real_init = _batch._Pool.submit, _batch._Asked.__init__
+
+    def submit(self, objective, arch):  # type: ignore[no-untyped-def]
+        trials = objective.study.get_trials(deepcopy=False)  # not the queued reference arches
+        events.append(("submit", sum(t.state.name != "WAITING" for t in trials)))
+        return real_submit(self, objective, arch)
+
+    def asked(self, trial, *a, **k):  # type: ignore[no-untyped-def]
+        events.append(("ask", trial.number))
+        real_init(self, trial, *a, **k)
+
+    monkeypatch.setattr(_batch._Pool, "submit", submit)
+    monkeypatch.setattr(_batch._Asked, "__init__", asked)
+    res = _search(
+        tiny_tables, "proxy=params", "sampler=random", "search.trials=12", "search.batch=6"
+    )
+    assert len(res.records) == 12
+    submits = [i for i, (kind, _) in enumerate(events) if kind == "submit"]
+    assert len(submits) >= 4
+    for i in submits:  # the trial just asked is the study's newest when its proxy starts
+        kind, number = events[i - 1]
+        assert kind == "ask" and events[i][1] == number + 1
+    assert any(events[i + 1][0] == "ask" for i in submits if i + 1 < len(events))
+
+
 def test_time_limit_stops_early_and_the_same_command_continues(
     in_tmp: Path, tiny_tables: Path
 ) -> None:
@@ -403,13 +437,22 @@ def test_time_limit_stops_early_and_the_same_command_continues(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    "sampler",
+    [
+        ("sampler=nsga2", "sampler.population_size=4"),  # a generation per batch
+        ("sampler=default", "sampler.n_startup_trials=4", "search.batch=4"),  # GP: proxies
+        # start while it asks for the batch's next trial
+    ],
+    ids=["nsga2", "gp"],
+)
 def test_the_same_seed_gives_the_same_front_with_one_or_two_workers(
-    in_tmp: Path, tiny_tables: Path
+    in_tmp: Path, tiny_tables: Path, sampler: tuple[str, ...]
 ) -> None:
     over = (
         "proxy=train",
         "proxy.options.steps=2",
-        "sampler.population_size=4",
+        *sampler,
         "search.trials=12",
         "constraints.latency_s=0.42",
     )
