@@ -333,8 +333,10 @@ def test_pruner_stops_weak_proxy_runs_early(in_tmp: Path, tiny_tables: Path) -> 
 def test_ctrl_c_saves_the_run_and_the_same_command_finishes_it(
     in_tmp: Path, tiny_tables: Path
 ) -> None:
-    # enough trials that the run is still going when the signal lands, on a loaded machine too
-    cmd = search_cmd(tiny_tables, *SLOW_TRIALS, "search.trials=30")
+    # enough trials, long enough, that the run is still going when the signal lands, on a
+    # loaded machine too (at 3 steps the last 27 trials can finish within 4 s of the first 3)
+    slower = [o for o in SLOW_TRIALS if not o.startswith("proxy.options.steps=")]
+    cmd = search_cmd(tiny_tables, *slower, "proxy.options.steps=12", "search.trials=40")
     p = subprocess.Popen(
         cmd,
         cwd=in_tmp,
@@ -369,7 +371,7 @@ def test_ctrl_c_saves_the_run_and_the_same_command_finishes_it(
     trials = open_run_study(run_dir).get_trials(deepcopy=False)
     after = {t.number: t.values for t in trials if t.state.name == "COMPLETE"}
     assert all(after[n] == v for n, v in done_before.items())
-    assert len(after) == 30 and RunInfo.load(run_dir).status == "complete"
+    assert len(after) == 40 and RunInfo.load(run_dir).status == "complete"
 
 
 def test_gp_sampler_runs_when_scipy_is_present(in_tmp: Path, tiny_tables: Path) -> None:
@@ -388,34 +390,39 @@ def test_a_proxy_starts_as_soon_as_its_trial_is_asked(
     in_tmp: Path, tiny_tables: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The pool trains while the sampler asks for the batch's next trial (a GP ask takes
-    seconds): each proxy is submitted right after its own trial is asked, not once the whole
-    batch is."""
-    from nas.search import _batch
+    seconds): each proxy starts right after its own trial is asked and priced, not once the
+    whole batch is (one worker: the proxy runs in the search's process when it starts)."""
+    from nas.search import TrialEvaluation
 
     events: list[tuple[str, int]] = []
-    real_submit, real_init = _batch._Pool.submit, _batch._Asked.__init__
+    real_price, real_proxy = TrialEvaluation.price, TrialEvaluation.run_proxy
 
-    def submit(self, objective, arch):  # type: ignore[no-untyped-def]
-        trials = objective.study.get_trials(deepcopy=False)  # not the queued reference arches
-        events.append(("submit", sum(t.state.name != "WAITING" for t in trials)))
-        return real_submit(self, objective, arch)
-
-    def asked(self, trial, *a, **k):  # type: ignore[no-untyped-def]
+    def price(self, trial):  # type: ignore[no-untyped-def]
         events.append(("ask", trial.number))
-        real_init(self, trial, *a, **k)
+        return real_price(self, trial)
 
-    monkeypatch.setattr(_batch._Pool, "submit", submit)
-    monkeypatch.setattr(_batch._Asked, "__init__", asked)
+    def run_proxy(self, arch):  # type: ignore[no-untyped-def]
+        trials = self.study.get_trials(deepcopy=False)  # not the queued reference arches
+        events.append(("proxy", sum(t.state.name != "WAITING" for t in trials)))
+        return real_proxy(self, arch)
+
+    monkeypatch.setattr(TrialEvaluation, "price", price)
+    monkeypatch.setattr(TrialEvaluation, "run_proxy", run_proxy)
     res = _search(
-        tiny_tables, "proxy=params", "sampler=random", "search.trials=12", "search.batch=6"
+        tiny_tables,
+        "proxy=params",
+        "sampler=random",
+        "search.trials=12",
+        "search.batch=6",
+        "search.workers=1",
     )
     assert len(res.records) == 12
-    submits = [i for i, (kind, _) in enumerate(events) if kind == "submit"]
-    assert len(submits) >= 4
-    for i in submits:  # the trial just asked is the study's newest when its proxy starts
+    starts = [i for i, (kind, _) in enumerate(events) if kind == "proxy"]
+    assert len(starts) >= 4
+    for i in starts:  # the trial just asked is the study's newest when its proxy starts
         kind, number = events[i - 1]
         assert kind == "ask" and events[i][1] == number + 1
-    assert any(events[i + 1][0] == "ask" for i in submits if i + 1 < len(events))
+    assert any(events[i + 1][0] == "ask" for i in starts if i + 1 < len(events))
 
 
 def test_time_limit_stops_early_and_the_same_command_continues(
