@@ -31,8 +31,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 LAYOUTS = {
     "default": [],
@@ -42,15 +40,12 @@ LAYOUTS = {
 
 
 def front_hypervolume(run_dir: Path) -> float:
-    """The hypervolume of the run's feasible front in the box its run.json records."""
-    from nas.results import RunInfo, box_hypervolume, minimised, non_dominated, read_trials
+    """The hypervolume of the run's feasible front in the box its run.json records (the
+    sampler study's reading of a run dir)."""
+    from sampler_study import feasible_points, hv_at
 
-    info = RunInfo.load(run_dir)
-    assert info.box is not None and info.box.complete, f"{run_dir}: no complete box"
-    records = [r for r in read_trials(run_dir / "trials.csv") if r.usable]
-    v = minimised(records, info.require_settings().objectives)
-    v = v[np.all(np.isfinite(v), axis=1)]
-    return box_hypervolume(v[non_dominated(v)], info.box) if len(v) else 0.0
+    v, ok, box = feasible_points(run_dir)
+    return hv_at(v, ok, len(v), box)
 
 
 def run(extra: list[str], runs: Path) -> tuple[float, float, list[tuple[str, ...]], float]:

@@ -144,7 +144,7 @@ def _ask(
     objective: TrialEvaluation,
     n: int,
     asked: list[_Asked],
-    start: Callable[[_Asked], None] = lambda a: None,
+    start: Callable[[_Asked], None],
 ) -> None:
     """Ask ``n`` trials into ``asked``, price them, and find which need the proxy (once per
     arch); ``start`` is called on each such trial as soon as it is asked, so its proxy runs
