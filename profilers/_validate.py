@@ -120,7 +120,10 @@ class ValidationResult:
             f"MB, whole-network memory {n['network_mb']:.0f} MB (unet row)"
         )
         if n.get("unet_residual_ms") is not None:
-            text += f"; the backbone alone measured {n['unet_residual_ms']:+.2f} ms off its rows"
+            text += (
+                f"; the backbone alone measured {n['unet_residual_ms']:+.2f} ms off its rows "
+                "(the model anchors every arch on it)"
+            )
         return text
 
     def share_text(self) -> str:
