@@ -22,10 +22,9 @@ import statistics
 from dataclasses import replace
 from pathlib import Path
 
-from scipy.stats import kendalltau
-
 from nas.cost import CostModel, Table
 from nas.space import load_space, with_geometry
+from profilers import summarize
 
 
 def _geometry(text: str) -> dict[str, object]:
@@ -37,13 +36,13 @@ def _geometry(text: str) -> dict[str, object]:
     return out
 
 
-def _scores(pred: list[float], meas: list[float]) -> str:
-    err = [(p - m) / m * 100 for p, m in zip(pred, meas, strict=True)]
-    rmspe = statistics.fmean(e * e for e in err) ** 0.5
-    within = sum(abs(e) <= 10 for e in err)
-    tau = kendalltau(pred, meas)[0]
-    return (f"Kendall {tau:.3f}  within 10 % {within}/{len(err)}  RMSPE {rmspe:.2f} %  "
-            f"bias {statistics.fmean(err):+.2f} %")  # fmt: skip
+def _scores(rows: list[dict[str, str]], pred: list[float]) -> str:
+    """The latency line of `nas validate latency` (profilers.summarize) with ``pred``."""
+    recs = [{**r, "predicted_ms": p} for r, p in zip(rows, pred, strict=True)]
+    st = summarize(recs)["latency (rows + network rows)"]
+    return (f"Kendall {st['kendall_tau']:.3f} [{st['tau_lo']:.2f}, {st['tau_hi']:.2f}]  "
+            f"within 10 % {st['within_10pct']:.0%}  RMSPE {st['rmspe_pct']:.2f} %  "
+            f"bias {st['bias_pct']:+.2f} %")  # fmt: skip
 
 
 def main() -> None:
@@ -56,19 +55,19 @@ def main() -> None:
         sel = json.loads((folder / "selection.json").read_text())
         vspace = with_geometry(space, **_geometry(sel["geometry"]))
         rows = list(csv.DictReader((folder / "validate_latency.csv").open()))
-        tables = {r.get("table") or "table" for r in rows}
+        piece = [r.get("table") or "table" for r in rows]  # folders before per-piece tables
         shift = {}
-        for t in sorted(tables):
+        for t in sorted(set(piece)):
             residual = CostModel(vspace, Table.load(folder / t)).unet_residual_ms
             shift[t] = residual or 0.0
         meas = [float(r["measured_ms"]) for r in rows]
         anchored = [float(r["predicted_ms"]) for r in rows]
-        plain = [p - shift[r.get("table") or "table"] for p, r in zip(anchored, rows, strict=True)]
+        plain = [p - shift[t] for p, t in zip(anchored, piece, strict=True)]
         print(f"{folder} ({len(rows)} arches, {sel['geometry']})")
-        print(f"  rows + network rows:    {_scores(plain, meas)}")
-        print(f"  anchored on unet row:   {_scores(anchored, meas)}")
-        for t in sorted(tables):
-            idx = [i for i, r in enumerate(rows) if (r.get("table") or "table") == t]
+        print(f"  rows + network rows:    {_scores(rows, plain)}")
+        print(f"  anchored on unet row:   {_scores(rows, anchored)}")
+        for t in sorted(shift):
+            idx = [i for i, name in enumerate(piece) if name == t]
             b0 = statistics.fmean((plain[i] - meas[i]) / meas[i] * 100 for i in idx)
             b1 = statistics.fmean((anchored[i] - meas[i]) / meas[i] * 100 for i in idx)
             print(f"  piece {t}: {len(idx)} arches, unet row {shift[t]:+.1f} ms off its rows, "
