@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "search_spaces" / "tiny.yaml")
@@ -57,3 +58,20 @@ def run_cli(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
         check=False,
         timeout=300,
     )
+
+
+def running_search(cwd: Path) -> tuple[Path | None, list[Any]]:
+    """While a search started in ``cwd`` runs: its run dir and the study's trials, or (None, [])
+    until the study is in its journal (the journal file appears a moment before the study's
+    first record, and a reader that opens it then finds no study)."""
+    from nas.errors import NasError
+    from nas.search import open_run_study
+
+    journals = list((cwd / "experiments" / "runs").glob("*/study.journal"))
+    if not journals:
+        return None, []
+    try:
+        trials = open_run_study(journals[0].parent).get_trials(deepcopy=False)
+    except NasError:  # "study ... not found in its storage": not written yet
+        return None, []
+    return journals[0].parent, trials

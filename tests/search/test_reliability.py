@@ -15,11 +15,11 @@ from pathlib import Path
 
 import optuna
 import pytest
-from _search_helpers import TINY, search_cmd, subprocess_env, tiny_overrides
+from _search_helpers import TINY, running_search, search_cmd, subprocess_env, tiny_overrides
 
 from nas.errors import NasError
 from nas.results import RunInfo
-from nas.search import compose_config, open_run_study, repair_journal, run_search
+from nas.search import compose_config, repair_journal, run_search
 
 
 def _search(tables: Path, *overrides: str, **kw: object):  # type: ignore[no-untyped-def]
@@ -194,13 +194,13 @@ def test_sigterm_stops_the_search_and_its_workers(in_tmp: Path, tiny_tables: Pat
         "2",
     )
     p = subprocess.Popen(cmd, cwd=in_tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    run_dir = None
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             time.sleep(0.5)
-            runs = list((in_tmp / "experiments" / "runs").glob("*/study.journal"))
-            if runs and len(_marked(mark)) >= 3:  # the search and its two workers
-                done = open_run_study(runs[0].parent).get_trials(deepcopy=False)
+            if len(_marked(mark)) >= 3:  # the search and its two workers
+                run_dir, done = running_search(in_tmp)
                 if sum(t.state.name == "COMPLETE" for t in done) >= 2:
                     break
         else:
@@ -212,7 +212,7 @@ def test_sigterm_stops_the_search_and_its_workers(in_tmp: Path, tiny_tables: Pat
             p.kill()
     assert p.returncode == 130, err
     assert "Traceback" not in err.decode()
-    run_dir = runs[0].parent
+    assert run_dir is not None
     assert RunInfo.load(run_dir).status == "interrupted"
     deadline = time.monotonic() + 10
     while _marked(mark) and time.monotonic() < deadline:

@@ -11,7 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _search_helpers import TINY, run_cli, search_cmd, subprocess_env, tiny_overrides
+from _search_helpers import (
+    TINY,
+    run_cli,
+    running_search,
+    search_cmd,
+    subprocess_env,
+    tiny_overrides,
+)
 
 from nas.results import RunInfo, TrialRecord, non_dominated
 from nas.search import compose_config, open_run_study, run_search
@@ -222,10 +229,9 @@ def test_resume_after_kill_9_loses_nothing_and_repeats_nothing(
     try:
         while time.monotonic() < deadline:
             time.sleep(0.3)
-            runs = list((in_tmp / "experiments" / "runs").glob("*/study.journal"))
-            if runs:
-                run_dir = runs[0].parent
-                trials = open_run_study(run_dir).get_trials(deepcopy=False)
+            found, trials = running_search(in_tmp)
+            if found is not None:
+                run_dir = found
                 done = sum(t.state.name == "COMPLETE" for t in trials)
                 # kill during the proxy, once the running trial's arch is fixed (its arch_id is
                 # recorded right after its choices), not while it is still choosing
@@ -351,9 +357,9 @@ def test_ctrl_c_saves_the_run_and_the_same_command_finishes_it(
     run_dir = None
     while time.monotonic() < deadline:
         time.sleep(0.3)
-        runs = list((in_tmp / "experiments" / "runs").glob("*/study.journal"))
-        if runs and _counts(runs[0].parent)["COMPLETE"] >= 3:
-            run_dir = runs[0].parent
+        found, trials = running_search(in_tmp)
+        if sum(t.state.name == "COMPLETE" for t in trials) >= 3:
+            run_dir = found
             break
     assert run_dir is not None, "the search did not get going"
     os.killpg(p.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
