@@ -274,6 +274,10 @@ def run_batches(
             except KeyboardInterrupt:
                 pool.close(force=True)
                 for a in asked[told:]:
+                    # the interrupt can land after a trial was told and before it was
+                    # counted (in the flush or the callback): leave a finished one as it is
+                    if study._storage.get_trial(a.trial._trial_id).state.is_finished():
+                        continue
                     a.trial.set_user_attr("error", "interrupted")
                     study.tell(a.trial, state=TrialState.FAIL)
                 raise

@@ -219,3 +219,35 @@ def test_sigterm_stops_the_search_and_its_workers(in_tmp: Path, tiny_tables: Pat
         time.sleep(0.2)
     assert _marked(mark) == []  # no worker left behind
     assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+
+
+def test_an_interrupt_just_after_a_tell_leaves_that_trial_complete(tmp_path: Path) -> None:
+    """Ctrl-C or SIGTERM can land after a proxy's trial is told and before the batch counts
+    it (in the flush that makes the result durable): that trial stays COMPLETE, the batch's
+    untold trials are told FAIL, and the interrupt goes on. CI once caught this window: the
+    handler told the finished trial again and the search died with a traceback."""
+    from types import SimpleNamespace
+
+    from nas.search._batch import _Pool, run_batches
+    from nas.search._evaluate import Outcome
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    objective = SimpleNamespace(
+        ev=SimpleNamespace(needs_quality=True, values=lambda costs, q: [q]),
+        price=lambda t: (SimpleNamespace(unet_id=t.number), None),
+        lookup=lambda t, arch, costs: None,
+        run_proxy=lambda arch: Outcome("complete", float(arch.unet_id), 0.0),
+        record=lambda t, arch, outcome: outcome.value,
+    )
+
+    def flush() -> None:
+        if any(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False)):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_batches(study, objective, _Pool(tmp_path, 1, 1), 4, 4, 4, None, None, flush)  # type: ignore[arg-type]
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "FAIL", "FAIL"]
+    assert trials[0].values == [0.0]
+    assert [t.user_attrs.get("error") for t in trials[1:]] == ["interrupted"] * 3
