@@ -16,6 +16,7 @@ driver (``_run``). What a run writes is :mod:`nas.results`' schema; the search n
 :mod:`nas.report`.
 """
 
+from nas.search._batch import run_batches
 from nas.search._config import (
     GROUPS,
     OBJECTIVES,
@@ -119,6 +120,7 @@ __all__ = [
     "reference_arches",
     "repair_journal",
     "run_batch_worker",
+    "run_batches",
     "run_config",
     "run_constraints",
     "run_search",
