@@ -494,6 +494,7 @@ def _validate_proxy_scale_args(args: argparse.Namespace) -> dict[str, Any]:
             GeometryOverride.parse(args.transfer_geometry) if args.transfer_geometry else None
         ),
         "device": args.train_device,
+        "precision": args.train_precision,
     }
 
 
@@ -1338,6 +1339,12 @@ def _add_validate_proxy_args(p: argparse.ArgumentParser) -> None:
         metavar="DEV",
         help="proxy: where trainings run: auto (default: CUDA if present), cpu, cuda",
     )
+    p.add_argument(
+        "--train-precision",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        help="proxy: autocast of the full trainings and the generate proxy's (default auto: "
+        "bf16 on CUDA, fp32 on CPU); bf16 is 1.8x faster on a CPU with AMX",
+    )
 
 
 def _add_adversarial_args(p: argparse.ArgumentParser) -> None:
@@ -1424,7 +1431,8 @@ def _add_train_parser(sub: _Subparsers) -> None:
     p.add_argument(
         "--precision",
         choices=["auto", "fp32", "bf16", "fp16"],
-        help="autocast on CUDA (default auto: bf16 on CUDA, fp32 on CPU)",
+        help="autocast (default auto: bf16 on CUDA, fp32 on CPU); bf16 also runs on CPU "
+        "(fast on CPUs with bf16 units, e.g. AMX), fp16 on CUDA only",
     )
     p.add_argument(
         "--width-mult", type=float, metavar="W", help="backbone width multiplier (default 1)"

@@ -78,6 +78,7 @@ if TYPE_CHECKING:
         generated_score,
         score_generation,
     )
+    from nas.quality._ground_truth import Scale, train_config
     from nas.quality._objective import (
         OBJECTIVES,
         corrupt,
@@ -154,6 +155,8 @@ _LAZY: dict[str, str] = {
     "GenerationProxy": "nas.quality._generated",
     "generated_score": "nas.quality._generated",
     "score_generation": "nas.quality._generated",
+    "Scale": "nas.quality._ground_truth",
+    "train_config": "nas.quality._ground_truth",
     "OBJECTIVES": "nas.quality._objective",
     "corrupt": "nas.quality._objective",
     "DEFAULT_PROXY_GEOMETRY": "nas.quality._proxies",
@@ -234,6 +237,7 @@ __all__ = [
     "ProxyValidation",
     "ProxyValidationConfig",
     "Rung",
+    "Scale",
     "SynflowProxy",
     "ToyTextEncoder",
     "TrainConfig",
@@ -272,6 +276,7 @@ __all__ = [
     "teacher_config",
     "track_motion",
     "train",
+    "train_config",
     "train_geometry",
     "train_video_evaluator",
     "unzeroed_outputs",

@@ -135,6 +135,7 @@ class GenerationProxy:
         evaluator_steps: int = 2000,
         evaluator_cache: str | Path | None = DEFAULT_EVALUATOR_CACHE,
         device: str = "auto",
+        precision: str = "auto",
         progress: bool = False,
     ) -> None:
         from nas.quality._proxies import DEFAULT_PROXY_WIDTH_MULT, proxy_geometry
@@ -165,6 +166,7 @@ class GenerationProxy:
             checkpoint_every=steps,
             log_every=steps,
             device=device,
+            precision=precision,
         )
         self.n_samples = n_samples
         self.sample_steps = sample_steps

@@ -74,6 +74,7 @@ def train_config(
         keep_checkpoints=2,  # a resume point survives a bad newest checkpoint
         log_every=max(1, min(100, c.steps)),
         device=c.device,
+        precision=c.precision,
     )
 
 

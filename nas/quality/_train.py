@@ -98,6 +98,7 @@ class TrainConfig:
     text_dropout: float = 0.0  # share of videos trained with an empty caption (all-zero text),
     # which lets sample_video(guidance=...) apply classifier-free guidance
     precision: str = "auto"  # "auto" (bf16 on CUDA, fp32 on CPU) | "fp32" | "bf16" | "fp16"
+    # (fp16: CUDA only)
     freeze_spatial: bool | None = None  # None: the space's backbone.freeze_spatial
     width_mult: float = 1.0  # channel multiplier of the backbone (proxy scale)
     # over the space's geometry, e.g. GeometryOverride(frames=8) (or a mapping {"frames": 8})
@@ -615,11 +616,14 @@ def _amp(precision: str, device: torch.device) -> torch.dtype | None:
     if precision == "auto":
         cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
         return torch.bfloat16 if cuda_bf16 else None
+    if precision == "bf16" and device.type in ("cuda", "cpu"):
+        return torch.bfloat16  # CPU autocast: fast where the CPU has bf16 units (AMX)
     if device.type != "cuda":
         raise NasError(
-            f"precision {precision} (autocast) needs a CUDA device; on {device.type} use fp32"
+            f"precision {precision} (autocast) needs a CUDA device; on {device.type} use "
+            "fp32 or bf16"
         )
-    return torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.float16
 
 
 def _needs_unused_search(model: VideoUNet, geo: Geometry, device: torch.device) -> bool:
@@ -636,10 +640,21 @@ def _needs_unused_search(model: VideoUNet, geo: Geometry, device: torch.device) 
     return unused
 
 
-def _autocast(device: torch.device, dtype: torch.dtype | None) -> Any:
+@contextlib.contextmanager
+def _autocast(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
+    """Autocast to ``dtype`` (nothing for None). On CPU, attention runs on SDPA's math
+    kernel: its bf16 flash kernel's backward took 7x the fp32 one's time (benchmarks/
+    train_precision.py), while the math kernel's matmuls use the CPU's bf16 units."""
     if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=dtype)
+        yield
+        return
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(torch.autocast(device.type, dtype=dtype))
+        if device.type == "cpu":
+            from torch.nn.attention import SDPBackend, sdpa_kernel
+
+            stack.enter_context(sdpa_kernel(SDPBackend.MATH))
+        yield
 
 
 class _Diverged(Exception):

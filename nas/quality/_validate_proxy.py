@@ -128,6 +128,9 @@ class ProxyValidationConfig:
     transfer_geometry: GeometryOverride = field(default_factory=GeometryOverride)
     transfer_seeds: int = 1
     device: str = "auto"  # full trainings and proxies: CUDA when present
+    # the full trainings' and the generate proxy's short one: "auto" (bf16 on CUDA, fp32 on
+    # CPU), "fp32", "bf16" (1.8x faster on a CPU with AMX, benchmarks/train_precision.py)
+    precision: str = "auto"
     checkpoint_every: int = 500  # full trainings: steps between checkpoints (resume points)
 
     def __post_init__(self) -> None:
@@ -151,6 +154,10 @@ class ProxyValidationConfig:
                 raise NasError(
                     f"{name} must be >= 2 (a Frechet distance), got {getattr(self, name)}"
                 )
+        from nas.quality._train import PRECISIONS
+
+        if self.precision not in PRECISIONS:
+            raise NasError(f"precision {self.precision!r} is not one of {list(PRECISIONS)}")
         if self.student_steps < 0 or self.transfer_n < 0:
             raise NasError("student_steps and transfer_n must be >= 0")
         if 0 < self.transfer_n < 3:
@@ -380,7 +387,8 @@ class ProxyValidation:
             else f"{c.quality} validation loss"
         )
         lines = [
-            f"trained quality = {what} after {c.steps} steps of {c.batch_size}, mean of "
+            f"trained quality = {what} after {c.steps} steps of {c.batch_size}"
+            f"{'' if c.precision == 'auto' else f' ({c.precision})'}, mean of "
             f"{c.seeds} seeds; lower is better",
             f"{len(self.arches)} arches picked with arch seed {c.seed}; one full training "
             f"(+ eval) {self.full_cost_s:.1f} s",
@@ -767,6 +775,7 @@ def _generate_options(c: ProxyValidationConfig, folder: Path) -> dict[str, Any]:
         "evaluator_steps": c.evaluator_steps,
         "evaluator_cache": folder / "evaluator",
         "device": c.device,
+        "precision": c.precision,
     }
 
 

@@ -218,7 +218,7 @@ def test_validate_proxy_cli_on_tiny(root: Path, tmp_path: Path) -> None:
             "--geometry", "frames=4", "--geometry", "latent_height=8",
             "--geometry", "latent_width=8", "--out", str(out), "--no-progress",
             "--quality", "t800_ema", "--proxies", "naswot,synflow,params,train",
-            "--batch-size", "4"]  # fmt: skip
+            "--batch-size", "4", "--train-precision", "bf16"]  # fmt: skip
     res = subprocess.run(
         [sys.executable, "-m", "nas", *args], capture_output=True, text=True, cwd=root, timeout=300
     )
@@ -230,6 +230,11 @@ def test_validate_proxy_cli_on_tiny(root: Path, tmp_path: Path) -> None:
         assert f"\n{proxy} " in res.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["arches"]) == 4 and summary["config"]["seeds"] == 2
+    # the full trainings ran in bf16 (autocast on CPU), and the output says so
+    assert summary["config"]["precision"] == "bf16" and "steps of 4 (bf16)" in res.stdout
+    runs = sorted(out.glob("runs/**/config.json"))
+    assert len(runs) == 8
+    assert {json.loads(p.read_text())["config"]["precision"] for p in runs} == {"bf16"}
     assert set(summary["proxies"]["naswot"]) >= {"kendall", "spearman_lo", "cost_ratio"}
     header = (out / "proxy_validation.csv").read_text()
     assert header.startswith("arch_id,arch,quality_mean,quality_seed0,quality_seed1,full_train_s,")

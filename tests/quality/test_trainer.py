@@ -189,7 +189,7 @@ def test_eps_objective_and_config_errors(tiny_space, arch) -> None:  # type: ign
     with pytest.raises(NasError, match="steps must be an integer >= 1"):
         TrainConfig(steps=0)
     with pytest.raises(NasError, match="needs a CUDA device"):
-        train(tiny_space, arch, replace(CFG, precision="bf16", device="cpu"), None,
+        train(tiny_space, arch, replace(CFG, precision="fp16", device="cpu"), None,
               progress=False)  # fmt: skip
     assert TrainConfig.from_dict(CFG.to_dict()) == CFG
     # geometry overrides: one type inside, the same plain mapping in run files
@@ -469,3 +469,17 @@ def test_nas_train_resume_says_it_passed_over_a_checkpoint(  # type: ignore[no-u
         "missing); resuming from the last good one, step_0000010\n"
     )
     assert f"resuming {out} from step_0000010" in captured.out and "steps 10 -> 20" in captured.out
+
+
+def test_bf16_autocast_trains_on_cpu(tiny_space, arch) -> None:  # type: ignore[no-untyped-def]
+    """bf16 on CPU runs the model under autocast (its matmuls in bf16) and keeps the weights,
+    the loss and the EMA in fp32; its losses stay near the fp32 run's from the same seed."""
+    fp32 = train(tiny_space, arch, replace(CFG, steps=3, device="cpu"), None, progress=False)
+    res = train(
+        tiny_space, arch, replace(CFG, steps=3, precision="bf16", device="cpu"), None,
+        progress=False,
+    )  # fmt: skip
+    assert all(np.isfinite(res.losses)) and len(res.losses) == 3
+    assert not np.array_equal(res.losses, fp32.losses)  # it did run in bf16
+    np.testing.assert_allclose(res.losses, fp32.losses, rtol=0.05)
+    assert all(p.dtype == torch.float32 for p in res.model.parameters())

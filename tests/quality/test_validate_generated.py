@@ -189,6 +189,23 @@ def test_validate_proxy_config_refuses_what_cannot_be_measured() -> None:
         ProxyValidationConfig(proxies=("nope",))
     with pytest.raises(NasError, match="colours"):
         ProxyValidationConfig(colours="green")
+    with pytest.raises(NasError, match="precision 'half' is not one of"):
+        ProxyValidationConfig(precision="half")
+
+
+def test_the_trainings_precision_reaches_them_and_keys_their_cache(tiny_space) -> None:  # type: ignore[no-untyped-def]
+    """--train-precision bf16 trains the full trainings and the generate proxy's short one
+    under bf16 autocast, and a bf16 training is never mistaken for a cached fp32 one."""
+    from nas.quality import Scale, train_config
+
+    auto, bf16 = ProxyValidationConfig(), ProxyValidationConfig(precision="bf16")
+    base = Scale(auto.width_mult, auto.geometry)
+    assert train_config(auto, tiny_space, 0, base).precision == "auto"
+    full = train_config(bf16, tiny_space, 0, base)
+    # what keys the cached trainings: the whole config but the seed, device and checkpointing
+    assert full.to_dict() != train_config(auto, tiny_space, 0, base).to_dict()
+    assert full.precision == "bf16"
+    assert GenerationProxy(tiny_space, precision="bf16").config.precision == "bf16"
 
 
 @pytest.mark.slow
