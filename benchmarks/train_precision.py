@@ -8,7 +8,8 @@ trainer's own clock, median over logged steps, the first dropped), the speed-up 
 how far the bf16 run's losses are from the fp32 run's, and how far apart the two trained
 models are as a share of how far fp32 training moved the weights.
 
-    python benchmarks/train_precision.py [--steps 24] [--threads 1]
+    python benchmarks/train_precision.py [--steps 24] [--threads 1] [--width-mult 0.25]
+        [--train-spatial]
 
 bf16 pays off on CPUs with bf16 matrix units (AVX512-BF16, AMX); `lscpu` says which this
 one has, and the script prints it.
@@ -57,6 +58,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=24)
     ap.add_argument("--batch", type=int, default=8, help="videos per step")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--width-mult", type=float, default=0.25, help="backbone width (0.25)")
     ap.add_argument(
         "--train-spatial",
         action="store_true",
@@ -71,7 +73,7 @@ def main() -> None:
     cfg = TrainConfig(
         steps=args.steps,
         batch_size=args.batch,
-        width_mult=0.25,
+        width_mult=args.width_mult,
         geometry=GeometryOverride(frames=8, latent_height=16, latent_width=16),
         log_every=1,
         checkpoint_every=args.steps,
@@ -79,8 +81,8 @@ def main() -> None:
         freeze_spatial=False if args.train_spatial else None,
     )
     print(
-        f"arch {arch.arch_id} ({arch.describe()[:60]}...), width 0.25, 8x16x16, batch "
-        f"{args.batch}, {args.steps} steps, {args.threads} thread(s), "
+        f"arch {arch.arch_id} ({arch.describe()[:60]}...), width {args.width_mult:g}, 8x16x16, "
+        f"batch {args.batch}, {args.steps} steps, {args.threads} thread(s), "
         f"{'backbone trained' if args.train_spatial else 'backbone frozen'}, torch "
         f"{torch.__version__}; CPU flags: {_cpu_flags()}"
     )
