@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from nas.model import build_video_unet
-from nas.quality import TrainConfig, train
+from nas.quality import TrainConfig, train, train_geometry
 from nas.space import GeometryOverride, load_space, sample_arch
 
 
@@ -88,8 +88,9 @@ def main() -> None:
     )
     # the weights before training, built as the trainer builds them (its seed)
     torch.manual_seed(cfg.seed)
-    geo = cfg.geometry.apply(space.geometry)
-    init = build_video_unet(space, arch, width_mult=cfg.width_mult, geometry=geo)
+    init = build_video_unet(
+        space, arch, width_mult=cfg.width_mult, geometry=train_geometry(space, cfg)
+    )
     print(f"{'precision':<11}{'samples/s':>10}{'speed-up':>10}{'wall s':>9}{'final loss':>12}")
     runs, base = {}, 0.0
     for precision in ("fp32", "bf16"):

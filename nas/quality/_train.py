@@ -616,14 +616,14 @@ def _amp(precision: str, device: torch.device) -> torch.dtype | None:
     if precision == "auto":
         cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
         return torch.bfloat16 if cuda_bf16 else None
-    if precision == "bf16" and device.type in ("cuda", "cpu"):
-        return torch.bfloat16  # CPU autocast: fast where the CPU has bf16 units (AMX)
-    if device.type != "cuda":
-        raise NasError(
-            f"precision {precision} (autocast) needs a CUDA device; on {device.type} use "
-            "fp32 or bf16"
-        )
-    return torch.float16
+    if device.type == "cuda" or (precision == "bf16" and device.type == "cpu"):
+        # CPU autocast: fast where the CPU has bf16 units (AMX)
+        return torch.bfloat16 if precision == "bf16" else torch.float16
+    where = "a CUDA device" if precision == "fp16" else "a CUDA or CPU device"
+    instead = "fp32 or bf16" if device.type == "cpu" else "fp32"
+    raise NasError(
+        f"precision {precision} (autocast) needs {where}; on {device.type} use {instead}"
+    )
 
 
 def _needs_unused_search(model: VideoUNet, geo: Geometry, device: torch.device) -> bool:

@@ -275,7 +275,7 @@ def run_batches(
                 pool.close(force=True)
                 for a in asked[told:]:
                     # the interrupt can land after a trial was told and before it was
-                    # counted (in the flush or the callback): leave a finished one as it is
+                    # counted (in the flush after a proxy result): leave it as it is
                     if study._storage.get_trial(a.trial._trial_id).state.is_finished():
                         continue
                     a.trial.set_user_attr("error", "interrupted")

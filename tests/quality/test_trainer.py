@@ -483,3 +483,4 @@ def test_bf16_autocast_trains_on_cpu(tiny_space, arch) -> None:  # type: ignore[
     assert not np.array_equal(res.losses, fp32.losses)  # it did run in bf16
     np.testing.assert_allclose(res.losses, fp32.losses, rtol=0.05)
     assert all(p.dtype == torch.float32 for p in res.model.parameters())
+    assert all(v.dtype == torch.float32 for v in res.ema.values())
