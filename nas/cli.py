@@ -431,7 +431,7 @@ def _validate_proxy(args: argparse.Namespace) -> int:
 
     import torch
 
-    from nas.quality import ProxyValidationConfig, validate_proxies
+    from nas.quality import ProxyValidationConfig, validate_proxies, validation_worker
     from nas.space import GeometryOverride, load_space
 
     if args.threads is not None:
@@ -459,15 +459,28 @@ def _validate_proxy(args: argparse.Namespace) -> int:
     }
     kwargs: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     config = ProxyValidationConfig(**kwargs, geometry=GeometryOverride.parse(args.geometry))
+    if args.worker and not args.out:
+        raise NasError("--worker needs --out: the folder of the run it helps")
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out) if args.out else Path("experiments/runs") / f"{stamp}-validate-proxy"
-    res = validate_proxies(
-        space,
-        out,
-        config,
-        progress=not args.no_progress,
-        log=lambda m: print(m, file=sys.stderr, flush=True),
-    )
+    say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    try:
+        if args.worker:
+            counts = validation_worker(space, out, config, progress=not args.no_progress, log=say)
+            print(
+                f"worker: nothing left to claim in {out}: {counts['done']} full trainings done, "
+                f"{counts['left']} held by other processes; the run without --worker scores "
+                "the proxies and writes the results"
+            )
+            return 0
+        res = validate_proxies(space, out, config, progress=not args.no_progress, log=say)
+    except KeyboardInterrupt:
+        print(
+            f"interrupted: finished trainings are in {out / 'trained.jsonl'} and the one in "
+            "progress checkpointed; run the same command again to resume",
+            file=sys.stderr,
+        )
+        return 130
     print(res.table_text())
     print(f"per-arch figures: {out / 'proxy_validation.csv'}")
     print(f"summary: {out / 'summary.json'}; plot: {out / 'proxy_validation.html'}")
@@ -1180,7 +1193,9 @@ def _add_validate_parser(sub: _Subparsers) -> None:
         "95 % intervals, each proxy's seed-to-seed noise and its cost relative to one full "
         "training. Writes proxy_validation.csv, summary.json and proxy_validation.html; every "
         "(arch, seed) training checkpoints under --out/runs, so rerunning the same command "
-        "resumes it (hours on a GPU, days on 2 CPU cores: docs/benchmarks.md).",
+        "resumes it (hours on a GPU, days on 2 CPU cores: docs/benchmarks.md); Ctrl-C or "
+        "SIGTERM checkpoints the step in progress first. More processes with --worker and "
+        "the same --out train other (arch, seed) runs at the same time.",
         epilog="examples:\n"
         "  nas validate latency --device cpu-ort --space search_spaces/temporal.yaml "
         "--samples 20\n"
@@ -1191,6 +1206,8 @@ def _add_validate_parser(sub: _Subparsers) -> None:
         "  nas validate latency --device cpu-ort --space search_spaces/tiny.yaml --samples 6 "
         "--geometry frames=2\n"
         "  nas validate proxy --space search_spaces/temporal.yaml --out runs/vp     (issue 15)\n"
+        "  nas validate proxy --space search_spaces/temporal.yaml --out runs/vp --worker   "
+        "(a second process beside it)\n"
         "  nas validate proxy --space search_spaces/temporal.yaml --quality t800_ema --steps "
         "150 --batch-size 4 --lr 1e-3 --difficulty medium --colours random   (the old one)\n"
         "  nas validate proxy --space search_spaces/tiny.yaml --n 4 --seeds 2 --steps 20 "
@@ -1338,6 +1355,13 @@ def _add_validate_proxy_args(p: argparse.ArgumentParser) -> None:
         "--train-device",
         metavar="DEV",
         help="proxy: where trainings run: auto (default: CUDA if present), cpu, cuda",
+    )
+    p.add_argument(
+        "--worker",
+        action="store_true",
+        help="proxy: only train: take the full trainings of --out that no other process holds, "
+        "and stop when none is left (start one per free core or GPU beside the same command "
+        "without --worker, which also scores the proxies and writes the results)",
     )
     p.add_argument(
         "--train-precision",

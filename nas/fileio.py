@@ -6,14 +6,19 @@ checkpoints, caches, pages) goes through :func:`atomic_write_text` or :func:`ato
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
+    "claim",
     "fsync_dir",
+    "locked",
     "read_utf8",
     "require_writable_dir",
     "unwritable_ancestor",
@@ -106,3 +111,42 @@ def require_writable_dir(out: str | Path, flag: str = "--out") -> None:
             f"{flag} {out}: cannot be written to ({existing} is not a writable folder); give a "
             "folder you can write to"
         )
+
+
+def claim(path: str | Path) -> IO[str] | None:
+    """Take the lock file ``path`` without waiting: the open file holding an exclusive lock
+    (close it to give the lock back), or None when another process holds it. The kernel
+    drops the lock when its process dies, so a crashed worker never leaves work claimed.
+    Where there are no locks (Windows, some network file systems) every claim succeeds: one
+    process per folder there."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    f = p.open("a", encoding="utf-8")
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return f
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:  # held by another process
+        f.close()
+        return None
+    except OSError:  # a file system without locks: as on Windows
+        return f
+    return f
+
+
+@contextlib.contextmanager
+def locked(path: str | Path) -> Iterator[None]:
+    """Hold the lock file ``path`` (waiting for it) for the ``with`` block: work that two
+    processes must not do at once, such as appending to a shared file or filling a cache."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with p.open("a", encoding="utf-8") as f:  # closing it gives the lock back
+        try:
+            import fcntl
+
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        except (ImportError, OSError):  # pragma: no cover - no locks here (see claim)
+            pass
+        yield

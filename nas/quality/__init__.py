@@ -116,6 +116,7 @@ if TYPE_CHECKING:
         rank_stats,
         render_proxy_validation_html,
         validate_proxies,
+        validation_worker,
     )
 
 # name -> the module that defines it, imported on first access
@@ -187,6 +188,7 @@ _LAZY: dict[str, str] = {
     "rank_stats": "nas.quality._validate_proxy",
     "render_proxy_validation_html": "nas.quality._validate_proxy",
     "validate_proxies": "nas.quality._validate_proxy",
+    "validation_worker": "nas.quality._validate_proxy",
 }
 
 
@@ -282,6 +284,7 @@ __all__ = [
     "unzeroed_outputs",
     "validate_proxies",
     "validation_loss",
+    "validation_worker",
     "weighted_validation_loss",
     "write_latents",
 ]

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.errors import NasError
-from nas.fileio import atomic_write_bytes
+from nas.fileio import atomic_write_bytes, locked
 from nas.quality._data import (
     DIFFICULTIES,
     DIRECTIONS,
@@ -340,13 +340,16 @@ def train_video_evaluator(
         background=background,
         colours=colours,
     )
-    path = None
-    if cache_dir is not None:
-        path = Path(cache_dir).expanduser() / f"evaluator-{config.key()}.safetensors"
+    if cache_dir is None:
+        return _train(config)
+    path = Path(cache_dir).expanduser() / f"evaluator-{config.key()}.safetensors"
+    if path.is_file():
+        return _load(path, config)
+    # processes sharing the cache (workers of one validation) train it once: the others wait
+    with locked(path.with_name(path.name + ".lock")):
         if path.is_file():
             return _load(path, config)
-    model = _train(config)
-    if path is not None:
+        model = _train(config)
         _save(path, model)
     return model
 

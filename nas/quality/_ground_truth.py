@@ -19,13 +19,14 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nas.fileio import claim, locked
 from nas.quality._data import ProceduralVideos
 from nas.quality._eval import validation_loss
 from nas.quality._evaluator import VideoEvaluator, train_video_evaluator
@@ -37,7 +38,14 @@ from nas.space import Arch, GeometryOverride, SearchSpace
 if TYPE_CHECKING:
     from nas.quality._validate_proxy import ProxyValidationConfig
 
-__all__ = ["Scale", "full_trainings", "sampler_of", "train_config"]
+__all__ = [
+    "Scale",
+    "full_trainings",
+    "sampler_of",
+    "train_config",
+    "train_ground_truth",
+    "transfer_scale",
+]
 
 TIMESTEPS = (200, 500, 800)
 STUDENT_LR = 2e-4  # the adversarial stage's learning rate (benchmarks/few_step.py)
@@ -229,42 +237,118 @@ def full_trainings(
     scale: Scale,
     *,
     progress: bool,
+    wait: bool = True,
+    log: Callable[[str], None] | None = None,
+    poll_s: float = 30.0,
 ) -> dict[tuple[str, int], dict[str, Any]]:
     """Every (arch, seed) full training at ``scale`` and its evaluation, by ``(arch_id,
     seed)``: read from ``trained.jsonl`` when done with the same settings, else trained (or
-    resumed from its folder), evaluated and appended there."""
+    resumed from its folder), evaluated and appended there.
+
+    Several processes can share ``folder`` (workers, :func:`train_ground_truth`): each
+    training is claimed with a lock file next to its run folder, so a process trains only
+    what no other is training, and a worker that dies gives its claims back. With ``wait``
+    this returns once every training is done, polling every ``poll_s`` seconds for the ones
+    other processes hold (and taking over any whose process died); without it, it returns
+    what is done when nothing is left to claim."""
     key = _key(c, space, scale)
     jsonl = folder / "trained.jsonl"
     done = _load_done(jsonl, key)
-    todo = [(a, s) for a in arches for s in seeds if (a.arch_id, s) not in done]
-    if not todo:
+    pending = [(a, s) for a in arches for s in seeds if (a.arch_id, s) not in done]
+    if not pending:
         return done
+    say = log or (lambda _msg: None)
+    total = len(arches) * len(seeds)
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(
-            total=len(arches) * len(seeds),
-            initial=len(arches) * len(seeds) - len(todo),
+            total=total,
+            initial=total - len(pending),
             desc=f"full trainings ({scale.name})",
             unit="run",
             dynamic_ncols=True,
         )
-    evaluator = (
-        _evaluator(c, space, train_config(c, space, 0, scale), folder) if c.generates else None
-    )
-    for arch, s in todo:
-        run = folder / "runs" / _key(c, space, scale, gen=False) / f"{arch.arch_id}-s{s}"
-        rec = {"key": key, **_one(c, space, arch, s, scale, run, evaluator)}
-        with jsonl.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(rec) + "\n")
-        done[(arch.arch_id, s)] = json.loads(json.dumps(rec))
+    evaluator: list[VideoEvaluator] = []  # made at the first training this process claims
+    runs = folder / "runs" / _key(c, space, scale, gen=False)
+    while True:
+        busy = []
+        for arch, s in pending:
+            run = runs / f"{arch.arch_id}-s{s}"
+            held = claim(run.with_name(run.name + ".lock"))
+            if held is None:
+                busy.append((arch, s))
+                continue
+            try:
+                done.update(_load_done(jsonl, key))  # another process may have finished it
+                if (arch.arch_id, s) in done:
+                    continue
+                if c.generates and not evaluator:
+                    evaluator.append(_evaluator(c, space, train_config(c, space, 0, scale), folder))
+                rec = {
+                    "key": key,
+                    **_one(c, space, arch, s, scale, run, evaluator[0] if evaluator else None),
+                }
+                with locked(folder / "trained.jsonl.lock"), jsonl.open("a", encoding="utf-8") as f:
+                    f.write(json.dumps(rec) + "\n")
+                done[(arch.arch_id, s)] = json.loads(json.dumps(rec))
+            finally:
+                held.close()
+            if bar is not None:
+                bar.n = sum((a.arch_id, x) in done for a in arches for x in seeds)
+                bar.set_postfix(arch=arch.arch_id, seed=s)
+                bar.refresh()
+        done.update(_load_done(jsonl, key))
+        pending = [(a, s) for a, s in busy if (a.arch_id, s) not in done]
         if bar is not None:
-            bar.update(1)
-            bar.set_postfix(arch=arch.arch_id, seed=s)
+            bar.n = total - len(pending)
+            bar.refresh()
+        if not pending or not wait:
+            break
+        say(
+            f"waiting for {len(pending)} full training(s) ({scale.name}) that other processes "
+            f"are running in {folder}"
+        )
+        time.sleep(poll_s)
     if bar is not None:
         bar.close()
     return done
+
+
+def train_ground_truth(
+    space: SearchSpace,
+    c: ProxyValidationConfig,
+    arches: Sequence[Arch],
+    folder: Path,
+    *,
+    progress: bool,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, int]:
+    """A worker's share of a validation's full trainings (base scale, then the transfer
+    subset): what no other process has claimed, until nothing is left to claim. Returns the
+    counts ``done`` (by anyone) and ``left`` (held by others or not yet started), per run."""
+    seeds = list(range(c.seeds))
+    jobs: list[tuple[Sequence[Arch], list[int], Scale]] = [
+        (arches, seeds, Scale(c.width_mult, c.geometry))
+    ]
+    if c.transfer_n:
+        jobs.append((arches[: c.transfer_n], list(range(c.transfer_seeds)), transfer_scale(c)))
+    counts = {"done": 0, "left": 0}
+    for subset, ss, scale in jobs:
+        done = full_trainings(
+            space, c, subset, ss, folder, scale, progress=progress, wait=False, log=log
+        )
+        n = sum((a.arch_id, s) in done for a in subset for s in ss)
+        counts["done"] += n
+        counts["left"] += len(subset) * len(ss) - n
+    return counts
+
+
+def transfer_scale(c: ProxyValidationConfig) -> Scale:
+    """The scale-transfer subset's scale: its width (the base one unless set) and geometry."""
+    width = c.transfer_width_mult if c.transfer_width_mult is not None else c.width_mult
+    return Scale(width, c.geometry.merged(c.transfer_geometry), name="transfer")
 
 
 def quality_of(rec: Mapping[str, Any], which: str, model: str) -> float:

@@ -34,7 +34,10 @@ import json
 import math
 import os
 import shutil
+import signal
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
@@ -791,7 +794,8 @@ def _train(
         dynamic_ncols=True,
     )
     try:
-        _run_steps(s, t, net, loader, run, metrics, bar)
+        with _stop_on_signal(out is not None and dist.world <= 1) as stop:
+            _run_steps(s, t, net, loader, run, metrics, bar, stop)
     except _Diverged as e:
         raise _diverged_error(e, s) from None
     finally:
@@ -912,9 +916,11 @@ def _run_steps(
     run: _Progress,
     metrics: _Metrics | None,
     bar: Any,
+    stop: list[int] | None = None,
 ) -> None:
     """Steps ``run.start + 1 ..``: each updates ``run``; metrics rows and checkpoints on their
-    schedules. A non-finite loss, gradient or weight raises :class:`_Diverged`."""
+    schedules. A non-finite loss, gradient or weight raises :class:`_Diverged`. Once ``stop``
+    holds a signal the step in progress ends, is checkpointed, and KeyboardInterrupt is raised."""
     config, out = s.config, s.out
     window: list[tuple[float, float]] = []
     window_time = 0.0
@@ -936,9 +942,41 @@ def _run_steps(
             bar.set_postfix(loss=f"{mean_loss:.4f}", samples_s=f"{speed:.1f}", refresh=False)
             window, window_time = [], 0.0
         bar.update(1)
-        if out is not None and (step % config.checkpoint_every == 0 or step == config.steps):
+        scheduled = step % config.checkpoint_every == 0 or step == config.steps
+        if out is not None and (scheduled or stop):  # a stop request: this step is kept too
             run.checkpoint = _checkpoint(s, t, run, step, out)
+        if stop:
+            bar.close()
+            print(f"stopped at step {step}: checkpoint {run.checkpoint}", file=sys.stderr)
+            raise KeyboardInterrupt
         t0 = time.perf_counter()
+
+
+@contextlib.contextmanager
+def _stop_on_signal(enabled: bool) -> Iterator[list[int]]:
+    """While training into a folder: Ctrl-C or SIGTERM (a scheduler's stop, the end of a
+    session) lets the step in progress finish and checkpoints it before stopping, so a resume
+    loses nothing; a second signal stops at once. Yields the list the signals are put in."""
+    got: list[int] = []
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield got
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        if got:
+            raise KeyboardInterrupt
+        got.append(signum)
+        print(
+            "stopping after this step, with a checkpoint (a second Ctrl-C stops at once)",
+            file=sys.stderr,
+        )
+
+    before = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield got
+    finally:
+        for sig, old in before.items():
+            signal.signal(sig, old)
 
 
 def _train_step(

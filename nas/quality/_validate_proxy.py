@@ -35,7 +35,14 @@ from nas.fileio import atomic_write_text
 from nas.quality._data import COLOURS, DIFFICULTIES, MAX_BACKGROUND
 from nas.quality._defaults import DEFAULT_BACKGROUND, DEFAULT_COLOURS, DEFAULT_DIFFICULTY
 from nas.quality._generated import GENERATED_PARTS
-from nas.quality._ground_truth import Scale, full_trainings, quality_of, sampler_of
+from nas.quality._ground_truth import (
+    Scale,
+    full_trainings,
+    quality_of,
+    sampler_of,
+    train_ground_truth,
+    transfer_scale,
+)
 from nas.quality._proxies import (
     DEFAULT_PROXY_WIDTH_MULT,
     PROXIES,
@@ -60,6 +67,7 @@ __all__ = [
     "rank_stats",
     "render_proxy_validation_html",
     "validate_proxies",
+    "validation_worker",
 ]
 
 TIMESTEPS = (200, 500, 800)
@@ -629,8 +637,11 @@ def validate_proxies(
     *,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    poll_s: float = 30.0,
 ) -> ProxyValidation:
-    """Run a proxy validation (see the module docstring); files go to ``folder``."""
+    """Run a proxy validation (see the module docstring); files go to ``folder``. Trainings
+    that other processes (:func:`validation_worker`) hold are waited for, polling every
+    ``poll_s`` seconds."""
     c = config or ProxyValidationConfig()
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -639,22 +650,25 @@ def validate_proxies(
     arches = pick_diverse_arches(space, c.n, rng, pool=c.pool)
     say(f"arches: {len(arches)} picked with arch seed {c.seed}; ground truth: {c.quality}")
 
-    # 1. full trainings (each resumable, and cached in trained.jsonl)
+    # 1. the full trainings (each resumable, cached in trained.jsonl) that no worker
+    # (validation_worker) has claimed, base scale then transfer; 2. the proxies, each timed
+    # per arch; then the trainings that workers hold, waited for
     seeds = list(range(c.seeds))
     base = Scale(c.width_mult, c.geometry)
-    done = full_trainings(space, c, arches, seeds, folder, base, progress=progress)
+    train_ground_truth(space, c, arches, folder, progress=progress)  # base, then transfer
+    scores, times, reseeded = _score_proxies(space, c, arches, folder, say)
+    done = full_trainings(
+        space, c, arches, seeds, folder, base, progress=progress, log=say, poll_s=poll_s
+    )
     quality = _quality_matrices(c, arches, seeds, done)
     full_s, mean_full = _full_cost(c, arches, done)
-
-    # 2. proxies, each timed per arch
-    scores, times, reseeded = _score_proxies(space, c, arches, folder, say)
 
     # 3. statistics
     stats, ceilings = _statistics(c, arches, quality, scores, times, reseeded, mean_full)
     notes = [f"ground truth clips: {sampler_of(c, space)}"] if c.generates else []
     if any(not math.isfinite(v) for vals in scores.values() for v in vals):
         notes.append("some proxy values are not finite")
-    transfer = _scale_transfer(space, c, arches, quality, scores, folder, progress)
+    transfer = _scale_transfer(space, c, arches, quality, scores, folder, progress, poll_s)
     info = ProxyValidation(
         config=c,
         space_name=space.name,
@@ -679,6 +693,26 @@ def validate_proxies(
     return info
 
 
+def validation_worker(
+    space: SearchSpace,
+    folder: str | Path,
+    config: ProxyValidationConfig | None = None,
+    *,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, int]:
+    """One more process for a validation's full trainings (``nas validate proxy --worker``):
+    it trains the (arch, seed) runs, base scale then the transfer subset, that no other
+    process sharing ``folder`` has claimed, and returns when none is left to claim; the run
+    without ``--worker`` scores the proxies and writes the results. Returns the counts of
+    trainings ``done`` (by any process) and ``left``."""
+    c = config or ProxyValidationConfig()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    arches = pick_diverse_arches(space, c.n, np.random.default_rng(c.seed), pool=c.pool)
+    return train_ground_truth(space, c, arches, folder, progress=progress, log=log)
+
+
 def _scale_transfer(
     space: SearchSpace,
     c: ProxyValidationConfig,
@@ -687,16 +721,17 @@ def _scale_transfer(
     scores: Mapping[str, list[float]],
     folder: Path,
     progress: bool,
+    poll_s: float,
 ) -> dict[str, Any]:
     """The first ``transfer_n`` arches trained again at the transfer scale: the rank agreement
     of their quality with the base scale's, and of each proxy with the larger scale's."""
     if c.transfer_n == 0:
         return {}
     subset = list(arches[: c.transfer_n])
-    width = c.transfer_width_mult if c.transfer_width_mult is not None else c.width_mult
-    scale = Scale(width, c.geometry.merged(c.transfer_geometry), name="transfer")
+    scale = transfer_scale(c)
+    width = scale.width_mult
     seeds = list(range(c.transfer_seeds))
-    done = full_trainings(space, c, subset, seeds, folder, scale, progress=progress)
+    done = full_trainings(space, c, subset, seeds, folder, scale, progress=progress, poll_s=poll_s)
     big = _quality_matrices(c, subset, seeds, done)[c.quality]
     big_mean = [float(np.mean(r)) for r in big]
     small_mean = [float(np.mean(r)) for r in quality[c.quality][: c.transfer_n]]

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import sys
 from collections.abc import Iterator
 from dataclasses import replace
@@ -129,6 +130,42 @@ def test_a_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_space, arch, t
     assert not any(p.name.startswith(".tmp") for p in (tmp_path / "checkpoints").iterdir())
     with (tmp_path / "metrics.csv").open() as f:
         assert [int(r["step"]) for r in csv.DictReader(f)] == [1, 2, 3, 4]
+
+
+class _SignalAt(Dataset[VideoItem]):
+    """Procedural items; the ``at``-th fetch sends this process ``signum`` (a Ctrl-C or a
+    scheduler's SIGTERM arriving while the step that fetched it runs)."""
+
+    def __init__(self, base: ProceduralVideos, at: int, signum: int) -> None:
+        self.base, self.at, self.signum, self.calls = base, at, signum, 0
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int) -> VideoItem:
+        self.calls += 1
+        if self.calls == self.at:
+            signal.raise_signal(self.signum)
+        return self.base[i]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_checkpoints_the_step_in_progress_and_resumes_bit_for_bit(  # type: ignore[no-untyped-def]
+    tiny_space, arch, full_run, tmp_path, signum, capsys
+) -> None:
+    _, full = full_run
+    data = ProceduralVideos.for_geometry(tiny_space.geometry)
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):  # batch 2: fetch 13 is step 7's first video
+        train(tiny_space, arch, CFG, tmp_path, progress=False, dataset=_SignalAt(data, 13, signum))
+    assert signal.getsignal(signal.SIGTERM) is before  # the trainer's handlers are gone
+    assert "stopped at step 7" in capsys.readouterr().err
+    assert find_checkpoint(tmp_path) == tmp_path / "checkpoints" / "step_0000007"
+    rest = train(tiny_space, arch, CFG, tmp_path, progress=False)
+    assert rest.start_step == 7 and rest.losses == full.losses  # nothing lost, bitwise
+    for (name, a), b in zip(rest.model.state_dict().items(), full.model.state_dict().values(),
+                            strict=True):  # fmt: skip
+        assert torch.equal(a, b), name
 
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC

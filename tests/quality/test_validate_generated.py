@@ -238,3 +238,46 @@ def test_diverse_picks_are_distinct_unets_not_decoder_variants(root: Path) -> No
     # 120 of its 216 UNets: picking by arch id alone trained 4 of them twice
     picks = pick_diverse_arches(space, 120, np.random.default_rng(0), pool=300)
     assert len({a.unet_id for a in picks}) == 120  # no UNet trained twice under two decoders
+
+
+def test_workers_share_a_validation_each_training_once(tiny_space, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`nas validate proxy --worker`: processes sharing --out claim (arch, seed) trainings with
+    lock files; a held claim is skipped by a worker, waited for (then taken over) by the main
+    run, and every training is recorded once."""
+    import threading
+
+    from nas.fileio import claim
+    from nas.quality import validation_worker
+
+    cfg = ProxyValidationConfig(**{**TINY, "proxies": ("params",)})
+    records = tmp_path / "trained.jsonl"
+    assert validation_worker(tiny_space, tmp_path, cfg, progress=False) == {"done": 6, "left": 0}
+    locks = sorted((tmp_path / "runs").glob("*/*.lock"))
+    assert len(locks) == 6
+    # another process holds one training (its record not written yet): the worker skips it
+    held_id = locks[0].stem
+    kept = [x for x in records.read_text().splitlines() if held_id not in
+            f"{json.loads(x)['arch_id']}-s{json.loads(x)['seed']}"]  # fmt: skip
+    records.write_text("".join(x + "\n" for x in kept))
+    held = claim(locks[0])
+    assert held is not None and claim(locks[0]) is None  # one holder at a time
+    assert validation_worker(tiny_space, tmp_path, cfg, progress=False) == {"done": 5, "left": 1}
+    assert len(records.read_text().splitlines()) == 5
+    # the main run scores the proxies, then waits for it; the holder goes away, so it takes over
+    said: list[str] = []
+    threading.Timer(1.0, held.close).start()
+    info = validate_proxies(tiny_space, tmp_path, cfg, progress=False, log=said.append,
+                            poll_s=0.1)  # fmt: skip
+    assert any("waiting for 1 full training(s) (base)" in m for m in said)
+    recs = [json.loads(x) for x in records.read_text().splitlines()]
+    assert len(recs) == 6 and len({(r["arch_id"], r["seed"]) for r in recs}) == 6
+    assert recs[-1]["resumed_from"] == 4  # its run had finished: loaded, not retrained
+    assert len(info.quality["generated"]) == 3
+
+
+def test_worker_needs_the_folder_it_helps(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from nas.cli import main
+
+    space = Path(__file__).resolve().parents[2] / "search_spaces" / "tiny.yaml"
+    assert main(["validate", "proxy", "--space", str(space), "--worker"]) == 2
+    assert "--worker needs --out" in capsys.readouterr().err
