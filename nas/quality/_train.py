@@ -956,9 +956,16 @@ def _run_steps(
 def _stop_on_signal(enabled: bool) -> Iterator[list[int]]:
     """While training into a folder: Ctrl-C or SIGTERM (a scheduler's stop, the end of a
     session) lets the step in progress finish and checkpoints it before stopping, so a resume
-    loses nothing; a second signal stops at once. Yields the list the signals are put in."""
+    loses nothing; a second signal stops at once. A signal whose handler the process has set
+    itself is left to it. Yields the list the signals are put in."""
     got: list[int] = []
-    if not enabled or threading.current_thread() is not threading.main_thread():
+    if (
+        not enabled
+        or threading.current_thread() is not threading.main_thread()
+        # a process that handles Ctrl-C itself (a search's pool process ignores it) keeps
+        # its own way
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
         yield got
         return
 
@@ -971,7 +978,10 @@ def _stop_on_signal(enabled: bool) -> Iterator[list[int]]:
             file=sys.stderr,
         )
 
-    before = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    sigs = [signal.SIGINT]
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:  # else: its owner's handler stays
+        sigs.append(signal.SIGTERM)
+    before = {sig: signal.signal(sig, handler) for sig in sigs}
     try:
         yield got
     finally:

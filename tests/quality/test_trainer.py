@@ -168,6 +168,21 @@ def test_a_stop_signal_checkpoints_the_step_in_progress_and_resumes_bit_for_bit(
         assert torch.equal(a, b), name
 
 
+def test_a_process_that_ignores_ctrl_c_keeps_ignoring_it(tiny_space, arch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A search's pool process ignores Ctrl-C (its search stops it): training there does not
+    turn the signal into a stop."""
+    data = ProceduralVideos.for_geometry(tiny_space.geometry)
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        cfg = replace(CFG, steps=6)
+        res = train(tiny_space, arch, cfg, tmp_path, progress=False,
+                    dataset=_SignalAt(data, 3, signal.SIGINT))  # fmt: skip
+        assert res.step == 6
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 _WRITES: list[list[str]] = []  # one list per active _file_writes block
 
