@@ -78,7 +78,7 @@ if TYPE_CHECKING:
         generated_score,
         score_generation,
     )
-    from nas.quality._ground_truth import Scale, train_config
+    from nas.quality._ground_truth import Scale, loss_collapse, train_config
     from nas.quality._objective import (
         OBJECTIVES,
         corrupt,
@@ -158,6 +158,7 @@ _LAZY: dict[str, str] = {
     "score_generation": "nas.quality._generated",
     "Scale": "nas.quality._ground_truth",
     "train_config": "nas.quality._ground_truth",
+    "loss_collapse": "nas.quality._ground_truth",
     "OBJECTIVES": "nas.quality._objective",
     "corrupt": "nas.quality._objective",
     "DEFAULT_PROXY_GEOMETRY": "nas.quality._proxies",
@@ -259,6 +260,7 @@ __all__ = [
     "generated_score",
     "list_proxies",
     "load_trained",
+    "loss_collapse",
     "make_proxy",
     "naswot_score",
     "open_dataset",

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Scale",
     "full_trainings",
+    "loss_collapse",
     "sampler_of",
     "train_config",
     "train_ground_truth",
@@ -214,6 +215,7 @@ def _one(
         "raw": raw,
         "ema": ema,
         "final_train_loss": float(np.mean(res.losses[-10:])) if res.losses else None,
+        **loss_collapse(res.losses),
     }
     if evaluator is not None:
         t3 = time.perf_counter()
@@ -221,6 +223,24 @@ def _one(
         eval_s = time.perf_counter() - t3
     rec["eval_s"] = eval_s  # the evaluation that makes the ground truth's number
     return rec
+
+
+COLLAPSE_WINDOW = 100  # steps per window of the training loss
+COLLAPSE_RATIO = 2.0  # the last window's mean over the best window's: collapsed above it
+
+
+def loss_collapse(losses: Sequence[float]) -> dict[str, Any]:
+    """Whether a training ended far above its best loss (a collapse: the model fell to a
+    trivial prediction and never came back, which a learning rate too high for the arch can
+    cause with finite losses throughout): the best and last ``COLLAPSE_WINDOW``-step means."""
+    n = len(losses) // COLLAPSE_WINDOW
+    if n < 2:
+        return {"collapsed": False}
+    means = [
+        float(np.mean(losses[i * COLLAPSE_WINDOW : (i + 1) * COLLAPSE_WINDOW])) for i in range(n)
+    ]
+    best, last = min(means), means[-1]
+    return {"loss_best": best, "loss_last": last, "collapsed": bool(last > COLLAPSE_RATIO * best)}
 
 
 def cfg_steps(space: SearchSpace) -> int:

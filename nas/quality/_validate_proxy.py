@@ -36,6 +36,7 @@ from nas.quality._data import COLOURS, DIFFICULTIES, MAX_BACKGROUND
 from nas.quality._defaults import DEFAULT_BACKGROUND, DEFAULT_COLOURS, DEFAULT_DIFFICULTY
 from nas.quality._generated import GENERATED_PARTS
 from nas.quality._ground_truth import (
+    COLLAPSE_RATIO,
     Scale,
     full_trainings,
     quality_of,
@@ -666,6 +667,13 @@ def validate_proxies(
     # 3. statistics
     stats, ceilings = _statistics(c, arches, quality, scores, times, reseeded, mean_full)
     notes = [f"ground truth clips: {sampler_of(c, space)}"] if c.generates else []
+    collapsed = [f"{a}-s{s}" for (a, s), rec in sorted(done.items()) if rec.get("collapsed")]
+    if collapsed:
+        notes.append(
+            f"{len(collapsed)} full training(s) ended at more than {COLLAPSE_RATIO:g}x their "
+            f"best loss (collapsed; their quality is the collapsed model's): "
+            f"{', '.join(collapsed)}; a lower --lr trains these arches stably"
+        )
     if any(not math.isfinite(v) for vals in scores.values() for v in vals):
         notes.append("some proxy values are not finite")
     transfer = _scale_transfer(space, c, arches, quality, scores, folder, progress, poll_s)

@@ -281,3 +281,13 @@ def test_worker_needs_the_folder_it_helps(tmp_path: Path, capsys) -> None:  # ty
     space = Path(__file__).resolve().parents[2] / "search_spaces" / "tiny.yaml"
     assert main(["validate", "proxy", "--space", str(space), "--worker"]) == 2
     assert "--worker needs --out" in capsys.readouterr().err
+
+
+def test_a_training_that_ends_far_above_its_best_loss_is_marked_collapsed() -> None:
+    from nas.quality import loss_collapse
+
+    assert loss_collapse([0.1] * 500 + [1.0] * 200)["collapsed"] is True  # stuck at zero output
+    assert loss_collapse([0.1] * 700)["collapsed"] is False
+    spike = loss_collapse([0.2] * 300 + [1.0] * 100 + [0.1] * 300)  # spiked, came back
+    assert spike["collapsed"] is False and spike["loss_best"] == pytest.approx(0.1)
+    assert loss_collapse([5.0] * 150) == {"collapsed": False}  # too short to judge
