@@ -1,7 +1,8 @@
 """Training on CPU in bf16 autocast against fp32, side by side in one run.
 
-Trains the same arch of the default space at the scale of `nas validate proxy`'s full
-trainings (width 0.25, 8 frames of 16x16 latents, batch 8) for --steps steps, once per
+Trains the same arch of the default space near the scale of `nas validate proxy`'s full
+trainings (8 frames of 16x16 latents, batch 8, at width 0.25 where they run at 0.125:
+--width-mult 0.125 gives theirs) for --steps steps, once per
 precision, with the same seed and data, one after the other in this process at --threads
 threads (default 1, as the validation runs them). Prints each run's samples/s (the
 trainer's own clock, median over logged steps, the first dropped), the speed-up over fp32,

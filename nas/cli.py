@@ -1244,7 +1244,7 @@ def _add_validate_parser(sub: _Subparsers) -> None:
     p.add_argument(
         "--difficulty", choices=["easy", "medium", "hard"], help="proxy: data (default easy)"
     )
-    p.add_argument("--lr", type=float, help="proxy: full trainings' learning rate (default 2e-3)")
+    p.add_argument("--lr", type=float, help="proxy: full trainings' learning rate (default 1e-3)")
     p.add_argument(
         "--proxy-geometry",
         action="append",

@@ -122,7 +122,7 @@ class GenerationProxy:
         *,
         steps: int = 200,
         batch_size: int = 8,
-        lr: float = 2e-3,
+        lr: float = 1e-3,  # the full trainings' (2e-3 collapsed an arch of the default space)
         width_mult: float | None = None,
         geometry: GeometryOverride | Mapping[str, Any] | None = None,
         difficulty: str = DEFAULT_DIFFICULTY,
