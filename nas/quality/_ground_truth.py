@@ -292,6 +292,7 @@ def full_trainings(
         )
     evaluator: list[VideoEvaluator] = []  # made at the first training this process claims
     runs = folder / "runs" / _key(c, space, scale, gen=False)
+    said = -1  # the count last reported as waited for: said again only when it changes
     while True:
         busy = []
         for arch, s in pending:
@@ -326,10 +327,12 @@ def full_trainings(
             bar.refresh()
         if not pending or not wait:
             break
-        say(
-            f"waiting for {len(pending)} full training(s) ({scale.name}) that other processes "
-            f"are running in {folder}"
-        )
+        if len(pending) != said:
+            said = len(pending)
+            say(
+                f"waiting for {said} full training(s) ({scale.name}) that other processes "
+                f"are running in {folder}"
+            )
         time.sleep(poll_s)
     if bar is not None:
         bar.close()
@@ -347,7 +350,7 @@ def train_ground_truth(
 ) -> dict[str, int]:
     """A worker's share of a validation's full trainings (base scale, then the transfer
     subset): what no other process has claimed, until nothing is left to claim. Returns the
-    counts ``done`` (by anyone) and ``left`` (held by others or not yet started), per run."""
+    counts ``done`` (by any process) and ``left`` (held by others)."""
     seeds = list(range(c.seeds))
     jobs: list[tuple[Sequence[Arch], list[int], Scale]] = [
         (arches, seeds, Scale(c.width_mult, c.geometry))

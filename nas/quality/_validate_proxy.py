@@ -108,7 +108,7 @@ class ProxyValidationConfig:
     background: float = DEFAULT_BACKGROUND  # its static background's amplitude
     colours: str = DEFAULT_COLOURS  # its digits' colour signs
     batch_size: int = 8  # videos per step of a full training
-    lr: float = 1e-3  # AdamW learning rate of a full training (2e-3 collapses some arches)
+    lr: float = 1e-3  # AdamW, full trainings (2e-3 collapsed an arch: benchmarks.md)
     train_spatial: bool = True  # full trainings train the backbone too (False: the space's)
     text_dropout: float = 0.1  # full trainings: share of empty captions (guidance possible)
     proxy_batch_size: int = 4  # the training proxy's batch (as the search runs it)
