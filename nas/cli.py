@@ -691,7 +691,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 flush=True,
             )
         print(f"resuming {out} from {existing.name}", flush=True)
-    res = train(space, arch, config, out, progress=not args.no_progress)
+    res = train(space, arch, config, out, progress=not args.no_progress, stop_on_signal=True)
     if main:
         g = train_geometry(space, config)
         head = res.losses[: min(10, len(res.losses))]

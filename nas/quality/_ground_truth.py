@@ -182,7 +182,7 @@ def _one(
     """Train (or resume, or load) one (arch, seed) and evaluate it: its trained.jsonl record."""
     cfg = train_config(c, space, seed, scale)
     t0 = time.perf_counter()
-    res = train(space, arch, cfg, run, progress=False)
+    res = train(space, arch, cfg, run, progress=False, stop_on_signal=True)
     elapsed = time.perf_counter() - t0
     ran = res.step - res.start_step
     # a resumed training: this call's seconds scaled to the whole budget
@@ -191,7 +191,7 @@ def _one(
     if c.student_steps > 0 and c.generates:
         t1 = time.perf_counter()
         sres = train(space, arch, student_config(c, space, cfg, run), run.with_name(
-            run.name + "-student"), progress=False)  # fmt: skip
+            run.name + "-student"), progress=False, stop_on_signal=True)  # fmt: skip
         s_ran = sres.step - sres.start_step
         s_elapsed = time.perf_counter() - t1
         train_s += s_elapsed * sres.step / s_ran if s_ran > 0 else math.nan

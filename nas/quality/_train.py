@@ -674,6 +674,7 @@ def train(
     *,
     progress: bool = True,
     dataset: Dataset[VideoItem] | None = None,
+    stop_on_signal: bool = False,
 ) -> TrainResult:
     """Train ``arch``'s VideoUNet for ``config.steps`` steps and return losses and the model.
 
@@ -684,8 +685,10 @@ def train(
     resumed (with the same settings, else a ``NasError`` naming the differences).
 
     A non-finite loss or gradient stops training with a ``NasError`` naming the step; the
-    checkpoints written before it are kept. Under ``torchrun`` this runs distributed (see the
-    module docstring).
+    checkpoints written before it are kept. With ``stop_on_signal`` (long runs into a folder:
+    ``nas train``, the validation's full trainings) Ctrl-C or SIGTERM stops after the step in
+    progress, checkpointed, with ``KeyboardInterrupt``. Under ``torchrun`` this runs
+    distributed (see the module docstring).
     """
     want = config.device
     pre_type = (
@@ -695,7 +698,7 @@ def train(
     )
     dist = _init_dist(pre_type)
     try:
-        return _train(space, arch, config, out_dir, progress, dataset, dist)
+        return _train(space, arch, config, out_dir, progress, dataset, dist, stop_on_signal)
     finally:
         if dist.created:
             import torch.distributed as tdist
@@ -758,6 +761,7 @@ def _train(
     progress: bool,
     dataset: Dataset[VideoItem] | None,
     dist: _Dist,
+    stop_on_signal: bool = False,
 ) -> TrainResult:
     import torch.distributed as tdist
     from tqdm import tqdm
@@ -794,7 +798,7 @@ def _train(
         dynamic_ncols=True,
     )
     try:
-        with _stop_on_signal(out is not None and dist.world <= 1) as stop:
+        with _stop_on_signal(stop_on_signal and out is not None and dist.world <= 1) as stop:
             _run_steps(s, t, net, loader, run, metrics, bar, stop)
     except _Diverged as e:
         raise _diverged_error(e, s) from None
@@ -956,16 +960,9 @@ def _run_steps(
 def _stop_on_signal(enabled: bool) -> Iterator[list[int]]:
     """While training into a folder: Ctrl-C or SIGTERM (a scheduler's stop, the end of a
     session) lets the step in progress finish and checkpoints it before stopping, so a resume
-    loses nothing; a second signal stops at once. A signal whose handler the process has set
-    itself is left to it. Yields the list the signals are put in."""
+    loses nothing; a second signal stops at once. Yields the list the signals are put in."""
     got: list[int] = []
-    if (
-        not enabled
-        or threading.current_thread() is not threading.main_thread()
-        # a process that handles Ctrl-C itself (a search's pool process ignores it) keeps
-        # its own way
-        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-    ):
+    if not enabled or threading.current_thread() is not threading.main_thread():
         yield got
         return
 
@@ -978,10 +975,8 @@ def _stop_on_signal(enabled: bool) -> Iterator[list[int]]:
             file=sys.stderr,
         )
 
-    sigs = [signal.SIGINT]
-    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:  # else: its owner's handler stays
-        sigs.append(signal.SIGTERM)
-    before = {sig: signal.signal(sig, handler) for sig in sigs}
+    # both, even where SIGINT was ignored (a shell's background job): the caller asked
+    before = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield got
     finally:
