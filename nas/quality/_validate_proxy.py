@@ -631,6 +631,17 @@ def _full_cost(
     return full_s, float(np.mean(finite)) if finite else math.nan
 
 
+def _begin(
+    space: SearchSpace, folder: str | Path, config: ProxyValidationConfig | None
+) -> tuple[ProxyValidationConfig, Path, list[Arch]]:
+    """The settings, the run folder (made) and the arches of a validation: the same for its
+    main process and every worker, so they train the same (arch, seed) runs."""
+    c = config or ProxyValidationConfig()
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    return c, out, pick_diverse_arches(space, c.n, np.random.default_rng(c.seed), pool=c.pool)
+
+
 def validate_proxies(
     space: SearchSpace,
     folder: str | Path,
@@ -643,12 +654,8 @@ def validate_proxies(
     """Run a proxy validation (see the module docstring); files go to ``folder``. Trainings
     that other processes (:func:`validation_worker`) hold are waited for, polling every
     ``poll_s`` seconds."""
-    c = config or ProxyValidationConfig()
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    c, folder, arches = _begin(space, folder, config)
     say = log or (lambda _msg: None)
-    rng = np.random.default_rng(c.seed)
-    arches = pick_diverse_arches(space, c.n, rng, pool=c.pool)
     say(f"arches: {len(arches)} picked with arch seed {c.seed}; ground truth: {c.quality}")
 
     # 1. the full trainings (each resumable, cached in trained.jsonl) that no worker
@@ -714,10 +721,7 @@ def validation_worker(
     process sharing ``folder`` has claimed, and returns when none is left to claim; the run
     without ``--worker`` scores the proxies and writes the results. Returns the counts of
     trainings ``done`` (by any process) and ``left``."""
-    c = config or ProxyValidationConfig()
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    arches = pick_diverse_arches(space, c.n, np.random.default_rng(c.seed), pool=c.pool)
+    c, folder, arches = _begin(space, folder, config)
     return train_ground_truth(space, c, arches, folder, progress=progress, log=log)
 
 
