@@ -508,6 +508,7 @@ def _validate_proxy_scale_args(args: argparse.Namespace) -> dict[str, Any]:
         ),
         "device": args.train_device,
         "precision": args.train_precision,
+        "compile": True if args.train_compile else None,
     }
 
 
@@ -672,6 +673,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "log_every": args.log_every,
         "num_workers": args.num_workers,
         "device": args.device,
+        "compile": True if args.compile else None,
     }
     kwargs: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     if args.no_grad_clip:
@@ -1369,6 +1371,12 @@ def _add_validate_proxy_args(p: argparse.ArgumentParser) -> None:
         help="proxy: autocast of the full trainings and the generate proxy's (default auto: "
         "bf16 on CUDA, fp32 on CPU); bf16 is 1.8x faster on a CPU with AMX",
     )
+    p.add_argument(
+        "--train-compile",
+        action="store_true",
+        help="proxy: torch.compile the full trainings (minutes of compiling per training and "
+        "process, then faster steps: docs/benchmarks.md); not part of the trainings' cache key",
+    )
 
 
 def _add_adversarial_args(p: argparse.ArgumentParser) -> None:
@@ -1457,6 +1465,14 @@ def _add_train_parser(sub: _Subparsers) -> None:
         choices=["auto", "fp32", "bf16", "fp16"],
         help="autocast (default auto: bf16 on CUDA, fp32 on CPU); bf16 also runs on CPU "
         "(fast on CPUs with bf16 units, e.g. AMX), fp16 on CUDA only",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the model: its first step compiles (minutes, again after each "
+        "resume), then steps run faster (1.6x on this CPU: docs/benchmarks.md); worth it "
+        "for runs of thousands of steps. A run may resume with or without it (switching "
+        "changes the rounding: the run is then close to, not bit for bit, an unbroken one)",
     )
     p.add_argument(
         "--width-mult", type=float, metavar="W", help="backbone width multiplier (default 1)"

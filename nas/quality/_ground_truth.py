@@ -15,6 +15,7 @@ few-step student of it sampled at the space's ``geometry.steps``, both without g
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import math
@@ -32,7 +33,7 @@ from nas.quality._eval import validation_loss
 from nas.quality._evaluator import VideoEvaluator, train_video_evaluator
 from nas.quality._generated import score_generation
 from nas.quality._proxies import proxy_geometry
-from nas.quality._train import TrainConfig, train, train_geometry
+from nas.quality._train import TrainConfig, TrainResult, train, train_geometry
 from nas.space import Arch, GeometryOverride, SearchSpace
 
 if TYPE_CHECKING:
@@ -84,6 +85,7 @@ def train_config(
         log_every=max(1, min(100, c.steps)),
         device=c.device,
         precision=c.precision,
+        compile=c.compile,
     )
 
 
@@ -122,7 +124,7 @@ def _key(c: ProxyValidationConfig, space: SearchSpace, scale: Scale, *, gen: boo
     if equal. The run folders are keyed by the training alone, so changing how it is
     evaluated (or the student's budget, which resumes) does not retrain it."""
     cfg = train_config(c, space, 0, scale).to_dict()
-    for k in ("seed", "device", "checkpoint_every", "log_every", "keep_checkpoints"):
+    for k in ("seed", "device", "compile", "checkpoint_every", "log_every", "keep_checkpoints"):
         cfg.pop(k)
     spec = (
         {
@@ -183,18 +185,14 @@ def _one(
     cfg = train_config(c, space, seed, scale)
     t0 = time.perf_counter()
     res = train(space, arch, cfg, run, progress=False, stop_on_signal=True)
-    elapsed = time.perf_counter() - t0
-    ran = res.step - res.start_step
-    # a resumed training: this call's seconds scaled to the whole budget
-    train_s = elapsed * res.step / ran if ran > 0 else math.nan
+    train_s, rate = _training_seconds(res, cfg.batch_size, time.perf_counter() - t0)
     model, ema_model = res.model, res.ema_model()
     if c.student_steps > 0 and c.generates:
         t1 = time.perf_counter()
-        sres = train(space, arch, student_config(c, space, cfg, run), run.with_name(
-            run.name + "-student"), progress=False, stop_on_signal=True)  # fmt: skip
-        s_ran = sres.step - sres.start_step
-        s_elapsed = time.perf_counter() - t1
-        train_s += s_elapsed * sres.step / s_ran if s_ran > 0 else math.nan
+        scfg = student_config(c, space, cfg, run)
+        sres = train(space, arch, scfg, run.with_name(run.name + "-student"), progress=False,
+                     stop_on_signal=True)  # fmt: skip
+        train_s += _training_seconds(sres, scfg.batch_size, time.perf_counter() - t1)[0]
         sampled, steps = sres.ema_model(), cfg_steps(space)
     else:
         sampled, steps = ema_model, c.sample_steps
@@ -211,6 +209,8 @@ def _one(
         "seed": seed,
         "scale": scale.name,
         "train_s": train_s,
+        "videos_per_s": rate,
+        "compile": cfg.compile,
         "resumed_from": res.start_step,
         "raw": raw,
         "ema": ema,
@@ -223,6 +223,29 @@ def _one(
         eval_s = time.perf_counter() - t3
     rec["eval_s"] = eval_s  # the evaluation that makes the ground truth's number
     return rec
+
+
+def _training_seconds(res: TrainResult, batch: int, elapsed: float) -> tuple[float, float]:
+    """A training's cost in seconds, and its videos/s: its steps at the median rate of its
+    metrics.csv rows (each a window of steps), so the cost is one uninterrupted training's
+    whatever pieces it ran in, and neither a compile (the first window of each piece) nor a
+    passing slowdown counts. Without rows: this call's seconds scaled to the whole budget."""
+    rates: list[float] = []
+    if res.metrics is not None and res.metrics.is_file():
+        with res.metrics.open(encoding="utf-8", newline="") as f:
+            for row in csv.DictReader(f):
+                try:
+                    rates.append(float(row["samples_per_s"]))
+                except (KeyError, TypeError, ValueError):
+                    continue
+    rates = [r for r in rates if r > 0 and math.isfinite(r)]
+    if rates:
+        rate = float(np.median(rates))
+        return res.step * batch / rate, rate
+    ran = res.step - res.start_step
+    if ran <= 0:
+        return math.nan, math.nan
+    return elapsed * res.step / ran, ran * batch / elapsed
 
 
 COLLAPSE_WINDOW = 100  # steps per window of the training loss

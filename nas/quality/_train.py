@@ -39,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
@@ -79,7 +80,15 @@ STAGES = ("flow", "adversarial")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # Settings a resumed run may change: none of them alters the trajectory.
 RESUMABLE = frozenset(
-    {"steps", "checkpoint_every", "keep_checkpoints", "log_every", "num_workers", "device"}
+    {
+        "steps",
+        "checkpoint_every",
+        "keep_checkpoints",
+        "log_every",
+        "num_workers",
+        "device",
+        "compile",
+    }
 )
 METRICS_COLUMNS = ("step", "loss", "lr", "grad_norm", "samples_per_s")
 CHECKPOINT_FORMAT = "nas-train-checkpoint/1"
@@ -118,6 +127,9 @@ class TrainConfig:
     log_every: int = 10  # steps per metrics.csv row and progress-bar update
     num_workers: int = 0  # DataLoader worker processes
     device: str = "auto"  # "auto" (CUDA if present) | "cpu" | "cuda" | "cuda:1" ...
+    # torch.compile the steps' model: how it runs, not what it trains (like device). Minutes of
+    # compilation per process, then faster steps (docs/benchmarks.md: worth it for long runs)
+    compile: bool = False
     # the adversarial stage (nas.quality._adversarial): a few-step student of a teacher run
     stage: str = "flow"  # "flow" (the diffusion objective) | "adversarial"
     teacher: str | None = None  # adversarial: the teacher's run or step_* folder
@@ -173,6 +185,8 @@ class TrainConfig:
                 f"TrainConfig.text_dropout must be in [0, 1), got {self.text_dropout!r}; "
                 "0.1 is the usual share for classifier-free guidance"
             )
+        if not isinstance(self.compile, bool):
+            raise NasError(f"TrainConfig.compile must be true or false, got {self.compile!r}")
         _check_stage(self)
         for name, allowed in (
             ("objective", OBJECTIVES),
@@ -788,6 +802,14 @@ def _train(
     )
     loader = DataLoader(dataset, batch_sampler=batches, num_workers=config.num_workers)
     net = _wrap_ddp(s, t)
+    if config.compile:  # the first step compiles (minutes); checkpoints keep the plain model
+        # diffusers' blocks call its lru_cache'd is_torch_version (a pure function): benign
+        warnings.filterwarnings(
+            "ignore",
+            message=r"Dynamo detected a call to a `functools\.lru_cache`",
+            category=UserWarning,
+        )
+        net = torch.compile(net)  # type: ignore[assignment]
     t.model.train()
     bar = tqdm(
         total=config.steps,

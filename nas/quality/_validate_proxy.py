@@ -141,6 +141,7 @@ class ProxyValidationConfig:
     # CPU), "fp32", "bf16" (1.8x faster on a CPU with AMX, benchmarks/train_precision.py)
     precision: str = "auto"
     checkpoint_every: int = 500  # full trainings: steps between checkpoints (resume points)
+    compile: bool = False  # full trainings: torch.compile (how they run, not their cache key)
 
     def __post_init__(self) -> None:
         # plain data in (mappings, a list of proxies): stored as the typed forms

@@ -103,6 +103,25 @@ def test_resume_reproduces_the_uninterrupted_run(tiny_space, arch, full_run, tmp
         train(tiny_space, other, CFG, tmp_path, progress=False)
 
 
+@pytest.mark.slow
+def test_a_compiled_training_matches_the_eager_one_and_resumes_either_way(  # type: ignore[no-untyped-def]
+    tiny_space, arch, full_run, tmp_path
+) -> None:
+    _, full = full_run
+    compiled = replace(CFG, compile=True)
+    first = train(tiny_space, arch, replace(compiled, steps=10), tmp_path, progress=False)
+    # fused kernels round differently: close to the eager run, not bit for bit
+    np.testing.assert_allclose(first.losses, full.losses[:10], rtol=1e-4)
+    assert json.loads((tmp_path / "config.json").read_text())["config"]["compile"] is True
+    # its checkpoint holds the plain model's weights: an eager process resumes it
+    rest = train(tiny_space, arch, CFG, tmp_path, progress=False)
+    assert rest.start_step == 10 and rest.step == 20
+    np.testing.assert_allclose(rest.losses, full.losses, rtol=1e-3)
+    assert list(rest.model.state_dict()) == list(full.model.state_dict())
+    with pytest.raises(NasError, match="compile must be true or false"):
+        TrainConfig(compile="yes")  # type: ignore[arg-type]
+
+
 class _NanAfter(Dataset[VideoItem]):
     """Procedural items, NaN from the ``bad_from``-th fetch on (fetches happen in step order)."""
 

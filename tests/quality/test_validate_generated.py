@@ -8,6 +8,7 @@ import json
 import math
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from nas.quality import (
     generated_score,
     resolved_data,
     validate_proxies,
+    validation_worker,
 )
 from nas.space import reference_arch
 
@@ -176,6 +178,15 @@ def test_validate_proxy_with_generated_ground_truth_resumes_and_transfers(
     started = {r["resumed_from"] for r in recs}
     assert started == {2, 4}  # one resumed mid-way, the rest loaded finished
     assert again.target == pytest.approx(info.target)  # bit for bit on CPU
+    # a training's cost: its steps at its metrics' median rate, whatever pieces it ran in
+    for r in recs:
+        assert r["compile"] is False and r["videos_per_s"] > 0
+        assert r["train_s"] == pytest.approx(4 * 2 / r["videos_per_s"])  # steps x batch
+    # compiling is how a training runs, not what it trains: the finished ones are reused
+    before = (tmp_path / "trained.jsonl").read_text()
+    counts = validation_worker(tiny_space, tmp_path, replace(cfg, compile=True), progress=False)
+    assert counts == {"done": 3 * 2 + 3, "left": 0}
+    assert (tmp_path / "trained.jsonl").read_text() == before
 
 
 def test_validate_proxy_config_refuses_what_cannot_be_measured() -> None:
