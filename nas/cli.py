@@ -431,7 +431,12 @@ def _validate_proxy(args: argparse.Namespace) -> int:
 
     import torch
 
-    from nas.quality import ProxyValidationConfig, validate_proxies, validation_worker
+    from nas.quality import (
+        ProxyValidationConfig,
+        validate_proxies,
+        validation_status,
+        validation_worker,
+    )
     from nas.space import GeometryOverride, load_space
 
     if args.threads is not None:
@@ -461,6 +466,11 @@ def _validate_proxy(args: argparse.Namespace) -> int:
     config = ProxyValidationConfig(**kwargs, geometry=GeometryOverride.parse(args.geometry))
     if args.worker and not args.out:
         raise NasError("--worker needs --out: the folder of the run it helps")
+    if args.status:
+        if not args.out:
+            raise NasError("--status needs --out: the folder of the run to report on")
+        print(validation_status(space, args.out, config).text())
+        return 0
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out) if args.out else Path("experiments/runs") / f"{stamp}-validate-proxy"
     say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
@@ -1210,6 +1220,8 @@ def _add_validate_parser(sub: _Subparsers) -> None:
         "  nas validate proxy --space search_spaces/temporal.yaml --out runs/vp     (issue 15)\n"
         "  nas validate proxy --space search_spaces/temporal.yaml --out runs/vp --worker   "
         "(a second process beside it)\n"
+        "  nas validate proxy --space search_spaces/temporal.yaml --out runs/vp --status   "
+        "(where it stands)\n"
         "  nas validate proxy --space search_spaces/temporal.yaml --quality t800_ema --steps "
         "150 --batch-size 4 --lr 1e-3 --difficulty medium --colours random   (the old one)\n"
         "  nas validate proxy --space search_spaces/tiny.yaml --n 4 --seeds 2 --steps 20 "
@@ -1353,6 +1365,11 @@ def _add_validate_proxy_args(p: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="proxy: its geometry over --geometry, repeatable (e.g. latent_height=32)",
     )
+    _add_validate_proxy_run_args(p)
+
+
+def _add_validate_proxy_run_args(p: argparse.ArgumentParser) -> None:
+    """``nas validate proxy``'s how-it-runs flags: processes, status, device, precision."""
     p.add_argument(
         "--train-device",
         metavar="DEV",
@@ -1364,6 +1381,13 @@ def _add_validate_proxy_args(p: argparse.ArgumentParser) -> None:
         help="proxy: only train: take the full trainings of --out that no other process holds, "
         "and stop when none is left (start one per free core or GPU beside the same command "
         "without --worker, which also scores the proxies and writes the results)",
+    )
+    p.add_argument(
+        "--status",
+        action="store_true",
+        help="proxy: print where the full trainings of --out stand (done with their quality, "
+        "running with the pid, stopped at a step, not started) and the hours left at the "
+        "rates so far, then exit; changes nothing. Give the settings the run was started with",
     )
     p.add_argument(
         "--train-precision",
@@ -1518,6 +1542,11 @@ def _add_train_parser(sub: _Subparsers) -> None:
     p.add_argument("--train-spatial", action="store_true", help="also train the backbone")
     _add_adversarial_args(p)
     p.add_argument("--seed", type=int, help="init, data order and noise seed (default 0)")
+    _add_train_run_args(p)
+
+
+def _add_train_run_args(p: argparse.ArgumentParser) -> None:
+    """``nas train``'s run folder and how it runs."""
     p.add_argument("--out", metavar="DIR", help="run folder (default experiments/runs/<time>-...)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--checkpoint-every", type=int, metavar="N", help="default 500 steps")

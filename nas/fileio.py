@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -18,6 +18,7 @@ __all__ = [
     "atomic_write_text",
     "claim",
     "fsync_dir",
+    "lock_holders",
     "locked",
     "read_utf8",
     "require_writable_dir",
@@ -134,6 +135,36 @@ def claim(path: str | Path) -> IO[str] | None:
     except OSError:  # a file system without locks: as on Windows
         return f
     return f
+
+
+def lock_holders(paths: Iterable[Path], locks: str = "/proc/locks") -> dict[Path, int] | None:
+    """Which of ``paths`` a process holds with :func:`claim` or :func:`locked`, and its pid, read
+    from the kernel's lock list without touching the locks (taking one to test it could make
+    a worker skip that run). None where the list cannot be read (not Linux)."""
+    try:
+        lines = Path(locks).read_text(encoding="ascii", errors="replace").splitlines()
+    except OSError:
+        return None
+    held: dict[tuple[int, int, int], int] = {}
+    for line in lines:  # "1: FLOCK  ADVISORY  WRITE 906 fe:00:5505240 0 EOF"
+        parts = line.split()
+        if len(parts) < 6 or parts[1] != "FLOCK":
+            continue  # a POSIX lock, or a waiter ("1: -> FLOCK ..."), not a holder
+        try:
+            major, minor, inode = parts[5].split(":")
+            held[(int(major, 16), int(minor, 16), int(inode))] = int(parts[4])
+        except ValueError:
+            continue
+    out: dict[Path, int] = {}
+    for p in paths:
+        try:
+            st = Path(p).stat()
+        except OSError:
+            continue
+        pid = held.get((os.major(st.st_dev), os.minor(st.st_dev), st.st_ino))
+        if pid is not None:
+            out[Path(p)] = pid
+    return out
 
 
 @contextlib.contextmanager

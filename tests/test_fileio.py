@@ -89,3 +89,33 @@ def test_onnx_output_error_tolerance_scales_with_the_output() -> None:
     assert onnx_output_error(want + 0.05, want, "x") == pytest.approx(0.05)  # tol 0.1
     with pytest.raises(NasError, match=r"^unet.onnx at \[2\]: ONNX output differs .* \(> 0.1\)"):
         onnx_output_error(want + 0.2, want, "unet.onnx at [2]")
+
+
+def test_lock_holders_reads_the_kernels_list_without_taking_the_locks(tmp_path: Path) -> None:
+    from nas.fileio import claim, lock_holders
+
+    held, free = tmp_path / "a.lock", tmp_path / "b.lock"
+    free.touch()
+    st = os.stat(tmp_path)
+    dev = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}"
+    f = claim(held)
+    assert f is not None
+    try:
+        ino = held.stat().st_ino
+        fake = tmp_path / "locks"
+        fake.write_text(
+            f"1: POSIX  ADVISORY  WRITE 7 {dev}:{free.stat().st_ino} 0 EOF\n"  # not an flock
+            f"2: FLOCK  ADVISORY  WRITE 4242 {dev}:{ino} 0 EOF\n"
+            f"2: -> FLOCK  ADVISORY  WRITE 99 {dev}:{free.stat().st_ino} 0 EOF\n"  # a waiter
+        )
+        assert lock_holders([held, free, tmp_path / "none.lock"], locks=str(fake)) == {held: 4242}
+        assert lock_holders([held], locks=str(tmp_path / "missing")) is None  # not Linux
+        if Path("/proc/locks").is_file():  # the real list: this process holds it
+            assert lock_holders([held, free]) == {held: os.getpid()}
+            again = claim(free)  # and lock_holders took nothing
+            assert again is not None
+            again.close()
+    finally:
+        f.close()
+    if Path("/proc/locks").is_file():
+        assert lock_holders([held]) == {}

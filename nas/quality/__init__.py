@@ -112,10 +112,12 @@ if TYPE_CHECKING:
         QUALITY_DEFINITIONS,
         ProxyValidation,
         ProxyValidationConfig,
+        ValidationStatus,
         pick_diverse_arches,
         rank_stats,
         render_proxy_validation_html,
         validate_proxies,
+        validation_status,
         validation_worker,
     )
 
@@ -189,6 +191,8 @@ _LAZY: dict[str, str] = {
     "rank_stats": "nas.quality._validate_proxy",
     "render_proxy_validation_html": "nas.quality._validate_proxy",
     "validate_proxies": "nas.quality._validate_proxy",
+    "validation_status": "nas.quality._validate_proxy",
+    "ValidationStatus": "nas.quality._validate_proxy",
     "validation_worker": "nas.quality._validate_proxy",
 }
 
@@ -246,6 +250,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "TrainingProxy",
+    "ValidationStatus",
     "VideoEvaluator",
     "VideoFolder",
     "VideoItem",
@@ -286,6 +291,7 @@ __all__ = [
     "unzeroed_outputs",
     "validate_proxies",
     "validation_loss",
+    "validation_status",
     "validation_worker",
     "weighted_validation_loss",
     "write_latents",

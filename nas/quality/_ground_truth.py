@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nas.fileio import claim, locked
+from nas.fileio import claim, lock_holders, locked
 from nas.quality._data import ProceduralVideos
 from nas.quality._eval import validation_loss
 from nas.quality._evaluator import VideoEvaluator, train_video_evaluator
@@ -46,6 +46,7 @@ __all__ = [
     "sampler_of",
     "train_config",
     "train_ground_truth",
+    "training_status",
     "transfer_scale",
 ]
 
@@ -230,15 +231,8 @@ def _training_seconds(res: TrainResult, batch: int, elapsed: float) -> tuple[flo
     metrics.csv rows (each a window of steps), so the cost is one uninterrupted training's
     whatever pieces it ran in, and neither a compile (the first window of each piece) nor a
     passing slowdown counts. Without rows: this call's seconds scaled to the whole budget."""
-    rates: list[float] = []
-    if res.metrics is not None and res.metrics.is_file():
-        with res.metrics.open(encoding="utf-8", newline="") as f:
-            for row in csv.DictReader(f):
-                try:
-                    rates.append(float(row["samples_per_s"]))
-                except (KeyError, TypeError, ValueError):
-                    continue
-    rates = [r for r in rates if r > 0 and math.isfinite(r)]
+    rows = _metrics_rows(res.metrics) if res.metrics is not None else []
+    rates = [r for _, r in rows if r > 0 and math.isfinite(r)]
     if rates:
         rate = float(np.median(rates))
         return res.step * batch / rate, rate
@@ -395,6 +389,69 @@ def transfer_scale(c: ProxyValidationConfig) -> Scale:
     """The scale-transfer subset's scale: its width (the base one unless set) and geometry."""
     width = c.transfer_width_mult if c.transfer_width_mult is not None else c.width_mult
     return Scale(width, c.geometry.merged(c.transfer_geometry), name="transfer")
+
+
+def training_status(
+    space: SearchSpace, c: ProxyValidationConfig, arches: Sequence[Arch], folder: Path
+) -> list[dict[str, Any]]:
+    """Where each (arch, seed) full training of a validation stands, base scale then the
+    transfer subset, read from ``folder`` without touching it: ``state`` (``done``,
+    ``running`` (with the ``pid`` holding it), ``stopped`` (a checkpoint, no process) or ``not
+    started``), ``step`` (done: the budget; running: its last metrics row; stopped: its newest
+    checkpoint), ``videos_per_s`` (its metrics' median rate, or the record's) and, when done,
+    its ``record``. ``pid`` is None where the lock list is unreadable (not Linux): a run
+    with a checkpoint then shows as ``stopped`` even while a process trains it."""
+    jobs: list[tuple[Sequence[Arch], range, Scale]] = [
+        (arches, range(c.seeds), Scale(c.width_mult, c.geometry))
+    ]
+    if c.transfer_n:
+        jobs.append((arches[: c.transfer_n], range(c.transfer_seeds), transfer_scale(c)))
+    rows: list[dict[str, Any]] = []
+    for subset, seeds, scale in jobs:
+        done = _load_done(folder / "trained.jsonl", _key(c, space, scale))
+        runs = folder / "runs" / _key(c, space, scale, gen=False)
+        locks = [runs / f"{a.arch_id}-s{s}.lock" for a in subset for s in seeds]
+        holders = lock_holders(locks) or {}
+        for a in subset:
+            for s in seeds:
+                run = runs / f"{a.arch_id}-s{s}"
+                row: dict[str, Any] = {"scale": scale.name, "arch_id": a.arch_id, "seed": s,
+                                       "steps": c.steps, "pid": None, "record": None}  # fmt: skip
+                rec = done.get((a.arch_id, s))
+                pid = holders.get(run.with_name(run.name + ".lock"))
+                rows_csv = _metrics_rows(run / "metrics.csv")
+                rates = [r for _, r in rows_csv if r > 0 and math.isfinite(r)]
+                rate = float(np.median(rates)) if rates else None
+                if rec is not None:
+                    train_s = rec.get("train_s")
+                    rate = rec.get("videos_per_s") or (
+                        c.steps * c.batch_size / train_s if train_s else rate
+                    )
+                    row.update(state="done", step=c.steps, record=rec)
+                elif pid is not None:
+                    row.update(state="running", pid=pid, step=rows_csv[-1][0] if rows_csv else 0)
+                else:
+                    ckpts = sorted(run.glob("checkpoints/step_*"))
+                    step = int(ckpts[-1].name.split("_")[1]) if ckpts else 0
+                    row.update(state="stopped" if step else "not started", step=step)
+                row["videos_per_s"] = rate
+                rows.append(row)
+    return rows
+
+
+def _metrics_rows(path: Path) -> list[tuple[int, float]]:
+    """(step, samples/s) of each row of a run's metrics.csv; none when it is missing."""
+    out: list[tuple[int, float]] = []
+    try:
+        with path.open(encoding="utf-8", newline="") as f:
+            for row in csv.DictReader(f):
+                try:
+                    out.append((int(row["step"]), float(row["samples_per_s"])))
+                except (KeyError, TypeError, ValueError):
+                    continue
+    except OSError:
+        pass
+    return out
 
 
 def quality_of(rec: Mapping[str, Any], which: str, model: str) -> float:

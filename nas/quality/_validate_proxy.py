@@ -42,6 +42,7 @@ from nas.quality._ground_truth import (
     quality_of,
     sampler_of,
     train_ground_truth,
+    training_status,
     transfer_scale,
 )
 from nas.quality._proxies import (
@@ -64,10 +65,12 @@ __all__ = [
     "QUALITY_DEFINITIONS",
     "ProxyValidation",
     "ProxyValidationConfig",
+    "ValidationStatus",
     "pick_diverse_arches",
     "rank_stats",
     "render_proxy_validation_html",
     "validate_proxies",
+    "validation_status",
     "validation_worker",
 ]
 
@@ -724,6 +727,114 @@ def validation_worker(
     trainings ``done`` (by any process) and ``left``."""
     c, folder, arches = _begin(space, folder, config)
     return train_ground_truth(space, c, arches, folder, progress=progress, log=log)
+
+
+@dataclass
+class ValidationStatus:
+    """Where a validation's full trainings stand (:func:`validation_status`)."""
+
+    folder: Path
+    config: ProxyValidationConfig
+    arches: dict[str, str]  # arch_id -> its description
+    rows: list[dict[str, Any]]  # training_status's, one per (scale, arch, seed)
+    notes: list[str] = field(default_factory=list)
+
+    def left(self, scale: str) -> dict[str, Any]:
+        """At ``scale``: counts by state, steps left, the median rate and the hours left."""
+        rows = [r for r in self.rows if r["scale"] == scale]
+        counts = {k: sum(r["state"] == k for r in rows)
+                  for k in ("done", "running", "stopped", "not started")}  # fmt: skip
+        steps_left = sum(r["steps"] - r["step"] for r in rows if r["state"] != "done")
+        rates = [r["videos_per_s"] for r in rows if r["videos_per_s"]]
+        rate = float(np.median(rates)) if rates else None
+        procs = len({r["pid"] for r in self.rows if r["pid"] is not None})
+        hours = (
+            steps_left * self.config.batch_size / rate / max(procs, 1) / 3600
+            if rate and steps_left
+            else (0.0 if not steps_left else None)
+        )
+        return {"total": len(rows), **counts, "steps_left": steps_left, "rate": rate,
+                "processes": procs, "hours": hours}  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "folder": str(self.folder),
+            "trainings": [{k: v for k, v in r.items() if k != "record"} for r in self.rows],
+            "scales": {s: self.left(s) for s in dict.fromkeys(r["scale"] for r in self.rows)},
+        }
+
+    def text(self) -> str:
+        c = self.config
+        which, model = QUALITY_DEFINITIONS[c.quality]
+        lines = [
+            f"validation in {self.folder}: {c.n} arches (arch seed {c.seed}) x {c.seeds} seeds, "
+            f"{c.steps:,} steps of {c.batch_size} videos each; ground truth {c.quality}",
+            f"{'scale':<9}{'arch':<14}{'seed':>4}  {'state':<13}{'step':>6}{'videos/s':>10}"
+            f"{'quality':>9}  arch",
+        ]
+        for r in self.rows:
+            state = f"running {r['pid']}" if r["state"] == "running" else r["state"]
+            rate = f"{r['videos_per_s']:.1f}" if r["videos_per_s"] else "-"
+            rec = r["record"]
+            q = f"{quality_of(rec, which, model):.3f}" if rec is not None else "-"
+            if rec is not None and rec.get("collapsed"):
+                q += "!"
+            lines.append(
+                f"{r['scale']:<9}{r['arch_id']:<14}{r['seed']:>4}  {state:<13}{r['step']:>6}"
+                f"{rate:>10}{q:>9}  {self.arches[r['arch_id']][:44]}"
+            )
+        for scale in dict.fromkeys(r["scale"] for r in self.rows):
+            x = self.left(scale)
+            line = (
+                f"{scale}: {x['done']} of {x['total']} done, {x['running']} running, "
+                f"{x['stopped']} stopped, {x['not started']} not started"
+            )
+            if x["steps_left"]:
+                line += f"; {x['steps_left']:,} steps left"
+                if x["hours"] is not None:
+                    line += (
+                        f", about {x['hours']:.1f} h at {x['rate']:.1f} videos/s (the median "
+                        f"rate so far; it varies by arch) with {max(x['processes'], 1)} "
+                        f"process(es)"
+                    )
+                else:
+                    line += ", no rate measured at this scale yet"
+            lines.append(line)
+        if any(r["record"] is not None and r["record"].get("collapsed") for r in self.rows):
+            lines.append(f"!: collapsed (last loss above {COLLAPSE_RATIO:g}x its best)")
+        return "\n".join(lines + [f"note: {n}" for n in self.notes])
+
+
+def validation_status(
+    space: SearchSpace, folder: str | Path, config: ProxyValidationConfig | None = None
+) -> ValidationStatus:
+    """Where the full trainings of the validation in ``folder`` stand (``nas validate proxy
+    --status``), read without changing anything: give the settings the run was started with,
+    since they decide its arches and which records and run folders are its."""
+    c = config or ProxyValidationConfig()
+    out = Path(folder)
+    if not out.is_dir():
+        raise NasError(
+            f"{out}: no such folder; start the validation there first (nas validate proxy "
+            f"--out {out} ...), then --status shows where it stands"
+        )
+    arches = pick_diverse_arches(space, c.n, np.random.default_rng(c.seed), pool=c.pool)
+    rows = training_status(space, c, arches, out)
+    notes = []
+    if all(r["state"] == "not started" for r in rows) and (
+        (out / "trained.jsonl").is_file() or any((out / "runs").glob("*/*"))
+    ):
+        notes.append(
+            f"{out} holds trainings, but none with these settings: give the settings the run "
+            "was started with (the same flags but --worker and --status)"
+        )
+    return ValidationStatus(
+        folder=out,
+        config=c,
+        arches={a.arch_id: a.describe() for a in arches},
+        rows=rows,
+        notes=notes,
+    )
 
 
 def _scale_transfer(

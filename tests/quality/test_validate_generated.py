@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import sys
 from dataclasses import replace
@@ -15,6 +16,7 @@ import pytest
 import torch
 
 from nas.errors import NasError
+from nas.fileio import claim
 from nas.quality import (
     DEFAULT_DATA,
     LEGACY_DATA,
@@ -25,6 +27,7 @@ from nas.quality import (
     generated_score,
     resolved_data,
     validate_proxies,
+    validation_status,
     validation_worker,
 )
 from nas.space import reference_arch
@@ -173,7 +176,29 @@ def test_validate_proxy_with_generated_ground_truth_resumes_and_transfers(
     (tmp_path / "trained.jsonl").unlink()
     run = sorted((tmp_path / "runs").glob("*/*-s0"))[0]
     shutil.rmtree(run / "checkpoints" / "step_0000004")
+    # --status reads where each training stands, and changes nothing
+    held = claim(sorted((tmp_path / "runs").glob("*/*-s1.lock"))[0])  # "a process trains it"
+    try:
+        status = validation_status(tiny_space, tmp_path, cfg)
+    finally:
+        assert held is not None
+        held.close()
+    states = {(r["scale"], r["arch_id"], r["seed"]): (r["state"], r["step"]) for r in status.rows}
+    assert len(states) == 3 * 2 + 3
+    assert states[("base", run.name.split("-")[0], 0)] == ("stopped", 2)
+    assert list(states.values()).count(("stopped", 4)) == 3 * 2 + 3 - 2
+    running = [r for r in status.rows if r["state"] == "running"]
+    assert len(running) == 1 and running[0]["pid"] == os.getpid()
+    text = status.text()
+    assert "base: 0 of 6 done, 1 running, 5 stopped, 0 not started" in text
+    assert "transfer: 0 of 3 done" in text and "h at " in text
+    assert not (tmp_path / "trained.jsonl").exists()
+    other = validation_status(tiny_space, tmp_path, replace(cfg, steps=5)).text()
+    assert "none with these settings" in other
     again = validate_proxies(tiny_space, tmp_path, cfg, progress=False)
+    done = validation_status(tiny_space, tmp_path, cfg)
+    assert all(r["state"] == "done" and r["record"] is not None for r in done.rows)
+    assert "base: 6 of 6 done" in done.text()
     recs = [json.loads(x) for x in (tmp_path / "trained.jsonl").read_text().splitlines()]
     started = {r["resumed_from"] for r in recs}
     assert started == {2, 4}  # one resumed mid-way, the rest loaded finished
@@ -257,9 +282,6 @@ def test_workers_share_a_validation_each_training_once(tiny_space, tmp_path: Pat
     run, and every training is recorded once."""
     import threading
 
-    from nas.fileio import claim
-    from nas.quality import validation_worker
-
     cfg = ProxyValidationConfig(**{**TINY, "proxies": ("params",)})
     records = tmp_path / "trained.jsonl"
     assert validation_worker(tiny_space, tmp_path, cfg, progress=False) == {"done": 6, "left": 0}
@@ -286,12 +308,24 @@ def test_workers_share_a_validation_each_training_once(tiny_space, tmp_path: Pat
     assert len(info.quality["generated"]) == 3
 
 
-def test_worker_needs_the_folder_it_helps(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_worker_and_status_need_the_folder(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     from nas.cli import main
 
     space = Path(__file__).resolve().parents[2] / "search_spaces" / "tiny.yaml"
     assert main(["validate", "proxy", "--space", str(space), "--worker"]) == 2
     assert "--worker needs --out" in capsys.readouterr().err
+    assert main(["validate", "proxy", "--space", str(space), "--status"]) == 2
+    assert "--status needs --out" in capsys.readouterr().err
+    missing = tmp_path / "nope"
+    status = ["validate", "proxy", "--space", str(space), "--status"]
+    assert main([*status, "--out", str(missing)]) == 2
+    assert "no such folder; start the validation there first" in capsys.readouterr().err
+    assert not missing.exists()  # --status makes nothing
+    (tmp_path / "vp").mkdir()
+    assert main([*status, "--out", str(tmp_path / "vp"), "--n", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "base: 0 of 6 done, 0 running, 0 stopped, 6 not started" in out
+    assert "no rate measured at this scale yet" in out
 
 
 def test_a_training_that_ends_far_above_its_best_loss_is_marked_collapsed() -> None:
