@@ -756,11 +756,31 @@ class ValidationStatus:
         return {"total": len(rows), **counts, "steps_left": steps_left, "rate": rate,
                 "processes": procs, "hours": hours}  # fmt: skip
 
+    def ceiling_so_far(self) -> dict[str, Any] | None:
+        """The ground truth's seed-vs-seed agreement on the arches whose every base seed is
+        done (None below 3 such arches): ``arches``, ``kendall`` and ``spearman`` (mean over
+        seed pairs) and, with 2 seeds, Kendall's bootstrap interval."""
+        which, model = QUALITY_DEFINITIONS[self.config.quality]
+        per: dict[str, dict[int, float]] = {}
+        for r in self.rows:
+            if r["scale"] == "base" and r["record"] is not None:
+                per.setdefault(r["arch_id"], {})[r["seed"]] = quality_of(r["record"], which, model)
+        full = [v for v in per.values() if len(v) == self.config.seeds]
+        if len(full) < 3:
+            return None
+        m = np.array([[v[s] for s in sorted(v)] for v in full])
+        out: dict[str, Any] = {"arches": len(full), **noise_ceiling(m)}
+        if m.shape[1] == 2:
+            st = rank_stats(m[:, 0], m[:, 1], np.random.default_rng(self.config.seed))
+            out["kendall_lo"], out["kendall_hi"] = st["kendall_lo"], st["kendall_hi"]
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "folder": str(self.folder),
             "trainings": [{k: v for k, v in r.items() if k != "record"} for r in self.rows],
             "scales": {s: self.left(s) for s in dict.fromkeys(r["scale"] for r in self.rows)},
+            "ceiling_so_far": self.ceiling_so_far(),
         }
 
     def text(self) -> str:
@@ -800,6 +820,18 @@ class ValidationStatus:
                 else:
                     line += ", no rate measured at this scale yet"
             lines.append(line)
+        ceiling = self.ceiling_so_far()
+        if ceiling is not None:
+            lines.append(
+                f"noise ceiling so far ({ceiling['arches']} arches with every seed done): "
+                f"seed-vs-seed Kendall {ceiling['kendall']:.2f}"
+                + (
+                    f" [{ceiling['kendall_lo']:.2f}, {ceiling['kendall_hi']:.2f}]"
+                    if "kendall_lo" in ceiling
+                    else ""
+                )
+                + f", Spearman {ceiling['spearman']:.2f}"
+            )
         if any(r["record"] is not None and r["record"].get("collapsed") for r in self.rows):
             lines.append(f"!: collapsed (last loss above {COLLAPSE_RATIO:g}x its best)")
         return "\n".join(lines + [f"note: {n}" for n in self.notes])

@@ -199,6 +199,11 @@ def test_validate_proxy_with_generated_ground_truth_resumes_and_transfers(
     done = validation_status(tiny_space, tmp_path, cfg)
     assert all(r["state"] == "done" and r["record"] is not None for r in done.rows)
     assert "base: 6 of 6 done" in done.text()
+    ceiling = done.ceiling_so_far()  # every arch done: the run's own noise ceiling
+    assert ceiling is not None and ceiling["arches"] == 3
+    assert ceiling["kendall"] == pytest.approx(again.ceilings["generated"]["kendall"], nan_ok=True)
+    assert "noise ceiling so far (3 arches with every seed done)" in done.text()
+    assert status.ceiling_so_far() is None  # nothing was done then
     recs = [json.loads(x) for x in (tmp_path / "trained.jsonl").read_text().splitlines()]
     started = {r["resumed_from"] for r in recs}
     assert started == {2, 4}  # one resumed mid-way, the rest loaded finished
