@@ -19,6 +19,8 @@ those, so an interrupted run resumes).
 from __future__ import annotations
 
 import csv
+import functools
+import hashlib
 import io
 import json
 import math
@@ -31,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from nas.errors import NasError
-from nas.fileio import atomic_write_text
+from nas.fileio import atomic_write_text, locked
 from nas.quality._data import COLOURS, DIFFICULTIES, MAX_BACKGROUND
 from nas.quality._defaults import DEFAULT_BACKGROUND, DEFAULT_COLOURS, DEFAULT_DIFFICULTY
 from nas.quality._generated import GENERATED_PARTS
@@ -919,7 +921,8 @@ def _score_proxies(
     folder: Path,
     say: Callable[[str], None],
 ) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, list[float]]]:
-    """Each proxy's value and wall seconds per arch, and its values with the next seed."""
+    """Each proxy's value and wall seconds per arch, and its values with the next seed; each
+    value is cached in ``folder`` (:class:`_ProxyCache`), so an interrupted run resumes."""
     scores: dict[str, list[float]] = {}
     times: dict[str, list[float]] = {}
     common: dict[str, Any] = {
@@ -930,11 +933,12 @@ def _score_proxies(
         "colours": c.colours,
         "seed": c.proxy_seed,
     }
+    cache = _ProxyCache(folder, space)
     reseeded: dict[str, list[float]] = {}  # the same proxies with seed proxy_seed + 1
     for name in c.proxies:
         say(f"proxy {name} ...")
         if name == "train":
-            _run_training_proxies(space, c, common, arches, scores, times, reseeded)
+            _run_training_proxies(space, c, common, arches, scores, times, reseeded, cache)
             continue
         if name == "latency":
             _latency_row(space, c, arches, scores, times, say)
@@ -942,16 +946,73 @@ def _score_proxies(
         opts = dict(common)
         if name == "generate":
             opts.update(_generate_options(c, folder))
-        proxy = make_proxy(name, space, **opts)
-        scores[name], times[name] = [], []
-        for arch in arches:
-            t0 = time.perf_counter()
-            v = proxy.evaluate(arch)
-            times[name].append(time.perf_counter() - t0)
-            scores[name].append(v)
-        again = make_proxy(name, space, **{**opts, "seed": c.proxy_seed + 1})
-        reseeded[name] = [again.evaluate(a) for a in arches]
+        for seed, into in ((c.proxy_seed, scores), (c.proxy_seed + 1, reseeded)):
+            o = {**opts, "seed": seed}
+            value = _lazy(functools.partial(make_proxy, name, space, **o))
+            into[name] = []
+            for arch in arches:
+                v, secs = cache.run(name, o, arch, value)
+                into[name].append(v)
+                if seed == c.proxy_seed:
+                    times.setdefault(name, []).append(secs)
     return scores, times, reseeded
+
+
+def _lazy(make: Callable[[], Any]) -> Callable[[Arch], float]:
+    """``make()``'s ``evaluate``, made at its first call: an all-cached run builds nothing."""
+    made: list[Any] = []
+
+    def evaluate(arch: Arch) -> float:
+        if not made:
+            made.append(make())
+        return float(made[0].evaluate(arch))
+
+    return evaluate
+
+
+class _ProxyCache:
+    """Every proxy value a validation has computed, one line each in ``proxies.jsonl``:
+    keyed by the space, the proxy, its settings (not the device or the evaluator's folder,
+    as with the full trainings) and the arch, with the seconds it took when it ran. A rerun
+    reads them instead of computing them again, so an interrupted validation loses at most
+    the value in progress, and its cost figures stay those of the runs that made them."""
+
+    def __init__(self, folder: Path, space: SearchSpace) -> None:
+        self.path = folder / "proxies.jsonl"
+        self.space = space
+        self.done: dict[tuple[str, str], dict[str, Any]] = {}
+        if self.path.is_file():
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                try:
+                    rec = json.loads(line)
+                    self.done[(rec["key"], rec["arch_id"])] = rec
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    continue  # a line cut short by a crash
+
+    def key(self, name: str, opts: Mapping[str, Any]) -> str:
+        kept = {k: v for k, v in opts.items() if k not in ("device", "evaluator_cache")}
+        payload = json.dumps(
+            {"space": self.space.hash, "proxy": name, "opts": kept}, sort_keys=True, default=str
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def run(
+        self, name: str, opts: Mapping[str, Any], arch: Arch, fn: Callable[[Arch], Any]
+    ) -> tuple[Any, float]:
+        """``fn(arch)``'s value and seconds: cached, or computed now and recorded."""
+        key = self.key(name, opts)
+        hit = self.done.get((key, arch.arch_id))
+        if hit is not None:
+            return hit["value"], float(hit["seconds"])
+        t0 = time.perf_counter()
+        value = fn(arch)
+        rec = {"key": key, "proxy": name, "arch_id": arch.arch_id, "value": value,
+               "seconds": time.perf_counter() - t0}  # fmt: skip
+        lock = self.path.with_name(self.path.name + ".lock")
+        with locked(lock), self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(rec) + "\n")
+        self.done[(key, arch.arch_id)] = rec
+        return value, rec["seconds"]
 
 
 def _generate_options(c: ProxyValidationConfig, folder: Path) -> dict[str, Any]:
@@ -1043,6 +1104,7 @@ def _run_training_proxies(
     scores: dict[str, list[float]],
     times: dict[str, list[float]],
     reseeded: dict[str, list[float]],
+    cache: _ProxyCache,
 ) -> None:
     """The training proxy as a search uses it, and two views of it.
 
@@ -1050,7 +1112,8 @@ def _run_training_proxies(
     same with the trained weights. ``train@k`` for k = K/2, K, 2K, 4K: one run of 4K steps
     in rungs (:meth:`TrainingProxy.evaluate_with_reports`), each rung timed from the start of
     the run, so its cost includes the rung checkpoints and the earlier rungs' evaluations.
-    ``train`` and ``train[raw]`` are also run with the next seed (``reseeded``).
+    ``train`` and ``train[raw]`` are also run with the next seed (``reseeded``). Each value
+    is cached in ``cache``.
     """
     k = c.proxy_steps
     opts = {
@@ -1063,25 +1126,32 @@ def _run_training_proxies(
     }
     opts["geometry"] = c.training_proxy_geometry
     for name, ema in (("train", True), ("train[raw]", False)):
-        proxy = TrainingProxy(space, **opts, ema=ema)
-        scores[name], times[name] = [], []
-        for arch in arches:
-            t0 = time.perf_counter()
-            scores[name].append(proxy.evaluate(arch))
-            times[name].append(time.perf_counter() - t0)
-        again = TrainingProxy(space, **{**opts, "seed": c.proxy_seed + 1}, ema=ema)
-        reseeded[name] = [again.evaluate(a) for a in arches]
+        for seed, into in ((c.proxy_seed, scores), (c.proxy_seed + 1, reseeded)):
+            o = {**opts, "seed": seed, "ema": ema}
+            evaluate = _lazy(functools.partial(TrainingProxy, space, **o))
+            into[name] = []
+            for arch in arches:
+                v, secs = cache.run("train", o, arch, evaluate)
+                into[name].append(float(v))
+                if seed == c.proxy_seed:
+                    times.setdefault(name, []).append(secs)
     fractions = (0.125, 0.25, 0.5, 1.0)
-    sweep = TrainingProxy(space, **{**opts, "steps": 4 * k}, rungs=fractions)
-    for arch in arches:
+    o = {**opts, "steps": 4 * k, "rungs": fractions}
+    sweep = TrainingProxy(space, **o)
+
+    def rungs(arch: Arch) -> list[list[float]]:
         marks: list[float] = []
         t0 = time.perf_counter()
 
-        def report(_step: int, _value: float, _t0: float = t0, _m: list[float] = marks) -> bool:
-            _m.append(time.perf_counter() - _t0)
+        def report(_step: int, _value: float) -> bool:
+            marks.append(time.perf_counter() - t0)
             return False
 
         sweep.evaluate_with_reports(arch, report)
-        for rung, secs in zip(sweep.rungs(arch.arch_id), marks, strict=True):
-            scores.setdefault(f"train@{rung.step}", []).append(rung.value)
-            times.setdefault(f"train@{rung.step}", []).append(secs)
+        return [[r.step, r.value, secs] for r, secs in
+                zip(sweep.rungs(arch.arch_id), marks, strict=True)]  # fmt: skip
+
+    for arch in arches:
+        for step, value, secs in cache.run("train@rungs", o, arch, rungs)[0]:
+            scores.setdefault(f"train@{int(step)}", []).append(float(value))
+            times.setdefault(f"train@{int(step)}", []).append(float(secs))

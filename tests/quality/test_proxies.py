@@ -247,6 +247,17 @@ def test_validate_proxy_cli_on_tiny(root: Path, tmp_path: Path) -> None:
     assert again.returncode == 0, again.stderr
     assert len((out / "trained.jsonl").read_text().splitlines()) == 8
     assert "\nparams " in again.stdout and "\nnaswot " not in again.stdout
+    # so are the proxies: each value (and the seconds it took) is read back, not recomputed
+    cached = (out / "proxies.jsonl").read_text()
+    assert {json.loads(x)["proxy"] for x in cached.splitlines()} == {
+        "naswot", "synflow", "params", "train", "train@rungs"
+    }  # fmt: skip
+    third = subprocess.run(
+        [sys.executable, "-m", "nas", *args], capture_output=True, text=True, cwd=root, timeout=300
+    )
+    assert third.returncode == 0, third.stderr
+    assert (out / "proxies.jsonl").read_text() == cached
+    assert json.loads((out / "summary.json").read_text())["proxies"] == summary["proxies"]
 
 
 def test_validate_proxy_cli_refuses_bad_flags(root: Path) -> None:
