@@ -431,8 +431,8 @@ def training_status(
                 elif pid is not None:
                     row.update(state="running", pid=pid, step=rows_csv[-1][0] if rows_csv else 0)
                 else:
-                    ckpts = sorted(run.glob("checkpoints/step_*"))
-                    step = int(ckpts[-1].name.split("_")[1]) if ckpts else 0
+                    names = [p.name[5:] for p in run.glob("checkpoints/step_*")]
+                    step = max((int(n) for n in names if n.isdigit()), default=0)
                     row.update(state="stopped" if step else "not started", step=step)
                 row["videos_per_s"] = rate
                 rows.append(row)
