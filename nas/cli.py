@@ -469,7 +469,8 @@ def _validate_proxy(args: argparse.Namespace) -> int:
     if args.status:
         if not args.out:
             raise NasError("--status needs --out: the folder of the run to report on")
-        print(validation_status(space, args.out, config).text())
+        st = validation_status(space, args.out, config)
+        print(json.dumps(st.to_dict(), indent=2) if args.json else st.text())
         return 0
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out) if args.out else Path("experiments/runs") / f"{stamp}-validate-proxy"
@@ -1388,6 +1389,12 @@ def _add_validate_proxy_run_args(p: argparse.ArgumentParser) -> None:
         help="proxy: print where the full trainings of --out stand (done with their quality, "
         "running with the pid, stopped at a step, not started) and the hours left at the "
         "rates so far, then exit; changes nothing. Give the settings the run was started with",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="proxy --status: print it as JSON (each training, and per scale the steps and "
+        "hours left) for scripts",
     )
     p.add_argument(
         "--train-precision",

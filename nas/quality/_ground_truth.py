@@ -33,7 +33,7 @@ from nas.quality._eval import validation_loss
 from nas.quality._evaluator import VideoEvaluator, train_video_evaluator
 from nas.quality._generated import score_generation
 from nas.quality._proxies import proxy_geometry
-from nas.quality._train import TrainConfig, TrainResult, train, train_geometry
+from nas.quality._train import TrainConfig, TrainResult, _step_of, train, train_geometry
 from nas.space import Arch, GeometryOverride, SearchSpace
 
 if TYPE_CHECKING:
@@ -231,10 +231,8 @@ def _training_seconds(res: TrainResult, batch: int, elapsed: float) -> tuple[flo
     metrics.csv rows (each a window of steps), so the cost is one uninterrupted training's
     whatever pieces it ran in, and neither a compile (the first window of each piece) nor a
     passing slowdown counts. Without rows: this call's seconds scaled to the whole budget."""
-    rows = _metrics_rows(res.metrics) if res.metrics is not None else []
-    rates = [r for _, r in rows if r > 0 and math.isfinite(r)]
-    if rates:
-        rate = float(np.median(rates))
+    rate = _median_rate(_metrics_rows(res.metrics)) if res.metrics is not None else None
+    if rate is not None:
         return res.step * batch / rate, rate
     ran = res.step - res.start_step
     if ran <= 0:
@@ -368,14 +366,8 @@ def train_ground_truth(
     """A worker's share of a validation's full trainings (base scale, then the transfer
     subset): what no other process has claimed, until nothing is left to claim. Returns the
     counts ``done`` (by any process) and ``left`` (held by others)."""
-    seeds = list(range(c.seeds))
-    jobs: list[tuple[Sequence[Arch], list[int], Scale]] = [
-        (arches, seeds, Scale(c.width_mult, c.geometry))
-    ]
-    if c.transfer_n:
-        jobs.append((arches[: c.transfer_n], list(range(c.transfer_seeds)), transfer_scale(c)))
     counts = {"done": 0, "left": 0}
-    for subset, ss, scale in jobs:
+    for subset, ss, scale in _jobs(c, arches):
         done = full_trainings(
             space, c, subset, ss, folder, scale, progress=progress, wait=False, log=log
         )
@@ -391,6 +383,19 @@ def transfer_scale(c: ProxyValidationConfig) -> Scale:
     return Scale(width, c.geometry.merged(c.transfer_geometry), name="transfer")
 
 
+def _jobs(
+    c: ProxyValidationConfig, arches: Sequence[Arch]
+) -> list[tuple[Sequence[Arch], list[int], Scale]]:
+    """A validation's full trainings as (arches, seeds, scale): the base scale, then the
+    scale-transfer subset (the first ``transfer_n`` arches) when there is one."""
+    jobs: list[tuple[Sequence[Arch], list[int], Scale]] = [
+        (arches, list(range(c.seeds)), Scale(c.width_mult, c.geometry))
+    ]
+    if c.transfer_n:
+        jobs.append((arches[: c.transfer_n], list(range(c.transfer_seeds)), transfer_scale(c)))
+    return jobs
+
+
 def training_status(
     space: SearchSpace, c: ProxyValidationConfig, arches: Sequence[Arch], folder: Path
 ) -> list[dict[str, Any]]:
@@ -401,13 +406,8 @@ def training_status(
     checkpoint), ``videos_per_s`` (its metrics' median rate, or the record's) and, when done,
     its ``record``. ``pid`` is None where the lock list is unreadable (not Linux): a run
     with a checkpoint then shows as ``stopped`` even while a process trains it."""
-    jobs: list[tuple[Sequence[Arch], range, Scale]] = [
-        (arches, range(c.seeds), Scale(c.width_mult, c.geometry))
-    ]
-    if c.transfer_n:
-        jobs.append((arches[: c.transfer_n], range(c.transfer_seeds), transfer_scale(c)))
     rows: list[dict[str, Any]] = []
-    for subset, seeds, scale in jobs:
+    for subset, seeds, scale in _jobs(c, arches):
         done = _load_done(folder / "trained.jsonl", _key(c, space, scale))
         runs = folder / "runs" / _key(c, space, scale, gen=False)
         locks = [runs / f"{a.arch_id}-s{s}.lock" for a in subset for s in seeds]
@@ -420,8 +420,7 @@ def training_status(
                 rec = done.get((a.arch_id, s))
                 pid = holders.get(run.with_name(run.name + ".lock"))
                 rows_csv = _metrics_rows(run / "metrics.csv")
-                rates = [r for _, r in rows_csv if r > 0 and math.isfinite(r)]
-                rate = float(np.median(rates)) if rates else None
+                rate = _median_rate(rows_csv)
                 if rec is not None:
                     train_s = rec.get("train_s")
                     rate = rec.get("videos_per_s") or (
@@ -431,8 +430,8 @@ def training_status(
                 elif pid is not None:
                     row.update(state="running", pid=pid, step=rows_csv[-1][0] if rows_csv else 0)
                 else:
-                    names = [p.name[5:] for p in run.glob("checkpoints/step_*")]
-                    step = max((int(n) for n in names if n.isdigit()), default=0)
+                    steps = (_step_of(p) for p in run.glob("checkpoints/step_*"))
+                    step = max((n for n in steps if n is not None), default=0)
                     row.update(state="stopped" if step else "not started", step=step)
                 row["videos_per_s"] = rate
                 rows.append(row)
@@ -452,6 +451,12 @@ def _metrics_rows(path: Path) -> list[tuple[int, float]]:
     except OSError:
         pass
     return out
+
+
+def _median_rate(rows: Sequence[tuple[int, float]]) -> float | None:
+    """The median samples/s of metrics rows (their positive, finite rates); None without."""
+    rates = [r for _, r in rows if r > 0 and math.isfinite(r)]
+    return float(np.median(rates)) if rates else None
 
 
 def quality_of(rec: Mapping[str, Any], which: str, model: str) -> float:

@@ -645,7 +645,12 @@ def _begin(
     c = config or ProxyValidationConfig()
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    return c, out, pick_diverse_arches(space, c.n, np.random.default_rng(c.seed), pool=c.pool)
+    return c, out, _arches(space, c)
+
+
+def _arches(space: SearchSpace, c: ProxyValidationConfig) -> list[Arch]:
+    """A validation's arches: picked from its arch seed, so every process picks the same."""
+    return pick_diverse_arches(space, c.n, np.random.default_rng(c.seed), pool=c.pool)
 
 
 def validate_proxies(
@@ -778,11 +783,25 @@ class ValidationStatus:
         return out
 
     def to_dict(self) -> dict[str, Any]:
+        """``nas validate proxy --status --json``: the trainings (each with its arch and, when
+        done, its quality), per scale what is left, the ceiling so far and the notes."""
+        which, model = QUALITY_DEFINITIONS[self.config.quality]
         return {
             "folder": str(self.folder),
-            "trainings": [{k: v for k, v in r.items() if k != "record"} for r in self.rows],
+            "trainings": [
+                {
+                    **{k: v for k, v in r.items() if k != "record"},
+                    "arch": self.arches[r["arch_id"]],
+                    "quality": (
+                        quality_of(r["record"], which, model) if r["record"] is not None else None
+                    ),
+                    "collapsed": bool(r["record"] and r["record"].get("collapsed")),
+                }
+                for r in self.rows
+            ],
             "scales": {s: self.left(s) for s in dict.fromkeys(r["scale"] for r in self.rows)},
             "ceiling_so_far": self.ceiling_so_far(),
+            "notes": self.notes,
         }
 
     def text(self) -> str:
@@ -852,7 +871,7 @@ def validation_status(
             f"{out}: no such folder; start the validation there first (nas validate proxy "
             f"--out {out} ...), then --status shows where it stands"
         )
-    arches = pick_diverse_arches(space, c.n, np.random.default_rng(c.seed), pool=c.pool)
+    arches = _arches(space, c)
     rows = training_status(space, c, arches, out)
     notes = []
     if all(r["state"] == "not started" for r in rows) and (

@@ -203,6 +203,12 @@ def test_validate_proxy_with_generated_ground_truth_resumes_and_transfers(
     assert ceiling is not None and ceiling["arches"] == 3
     assert ceiling["kendall"] == pytest.approx(again.ceilings["generated"]["kendall"], nan_ok=True)
     assert "noise ceiling so far (3 arches with every seed done)" in done.text()
+    as_json = json.loads(json.dumps(done.to_dict()))  # --status --json
+    assert as_json["scales"]["base"]["done"] == 6 and as_json["scales"]["base"]["steps_left"] == 0
+    assert [t["quality"] for t in as_json["trainings"] if t["scale"] == "base"] == [
+        pytest.approx(r["record"]["generated"]["score"]) for r in done.rows[:6]
+    ]
+    assert all("record" not in t and t["arch"] for t in as_json["trainings"])
     assert status.ceiling_so_far() is None  # nothing was done then
     recs = [json.loads(x) for x in (tmp_path / "trained.jsonl").read_text().splitlines()]
     started = {r["resumed_from"] for r in recs}
@@ -331,6 +337,10 @@ def test_worker_and_status_need_the_folder(tmp_path: Path, capsys) -> None:  # t
     out = capsys.readouterr().out
     assert "base: 0 of 6 done, 0 running, 0 stopped, 6 not started" in out
     assert "no rate measured at this scale yet" in out
+    assert main([*status, "--out", str(tmp_path / "vp"), "--n", "3", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["scales"]["base"]["not started"] == 6 and got["scales"]["base"]["hours"] is None
+    assert {t["state"] for t in got["trainings"]} == {"not started"}
 
 
 def test_a_training_that_ends_far_above_its_best_loss_is_marked_collapsed() -> None:
