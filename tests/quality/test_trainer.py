@@ -105,16 +105,28 @@ def test_resume_reproduces_the_uninterrupted_run(tiny_space, arch, full_run, tmp
 
 @pytest.mark.slow
 def test_a_compiled_training_matches_the_eager_one_and_resumes_either_way(  # type: ignore[no-untyped-def]
-    tiny_space, arch, full_run, tmp_path
+    tiny_space, arch, full_run, tmp_path, monkeypatch
 ) -> None:
     _, full = full_run
+    # the same path as inductor's (dynamo's graph capture, AOT autograd, the _orig_mod
+    # wrapper), without its minutes of C++ code generation on 2 cores; inductor itself ran in
+    # benchmarks/train_compile.py and the validation's trainings
+    real, compiled_modules = torch.compile, []
+
+    def aot_eager(m, **kw):  # type: ignore[no-untyped-def]
+        compiled_modules.append(type(m).__name__)
+        return real(m, backend="aot_eager", **kw)
+
+    monkeypatch.setattr(torch, "compile", aot_eager)
     compiled = replace(CFG, compile=True)
     first = train(tiny_space, arch, replace(compiled, steps=10), tmp_path, progress=False)
     # fused kernels round differently: close to the eager run, not bit for bit
     np.testing.assert_allclose(first.losses, full.losses[:10], rtol=1e-4)
     assert json.loads((tmp_path / "config.json").read_text())["config"]["compile"] is True
+    assert len(compiled_modules) == 1  # the steps' model, once
     # its checkpoint holds the plain model's weights: an eager process resumes it
     rest = train(tiny_space, arch, CFG, tmp_path, progress=False)
+    assert len(compiled_modules) == 1  # eager: not compiled
     assert rest.start_step == 10 and rest.step == 20
     np.testing.assert_allclose(rest.losses, full.losses, rtol=1e-3)
     assert list(rest.model.state_dict()) == list(full.model.state_dict())
