@@ -480,8 +480,8 @@ def _validate_proxy(args: argparse.Namespace) -> int:
             counts = validation_worker(space, out, config, progress=not args.no_progress, log=say)
             print(
                 f"worker: nothing left to claim in {out}: {counts['done']} full trainings done, "
-                f"{counts['left']} held by other processes; the run without --worker scores "
-                "the proxies and writes the results"
+                f"{counts['left']} held by other processes; the run without --worker waits "
+                "for them and writes the results"
             )
             return 0
         res = validate_proxies(space, out, config, progress=not args.no_progress, log=say)
@@ -1208,7 +1208,8 @@ def _add_validate_parser(sub: _Subparsers) -> None:
         "(arch, seed) training checkpoints under --out/runs, so rerunning the same command "
         "resumes it (hours on a GPU, days on 2 CPU cores: docs/benchmarks.md); Ctrl-C or "
         "SIGTERM checkpoints the step in progress first. More processes with --worker and "
-        "the same --out train other (arch, seed) runs at the same time.",
+        "the same --out train other (arch, seed) runs, then compute other proxy values, at "
+        "the same time.",
         epilog="examples:\n"
         "  nas validate latency --device cpu-ort --space search_spaces/temporal.yaml "
         "--samples 20\n"
@@ -1379,9 +1380,10 @@ def _add_validate_proxy_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--worker",
         action="store_true",
-        help="proxy: only train: take the full trainings of --out that no other process holds, "
-        "and stop when none is left (start one per free core or GPU beside the same command "
-        "without --worker, which also scores the proxies and writes the results)",
+        help="proxy: a helper process: take the full trainings of --out that no other process "
+        "holds, then the proxy values none holds, and stop when none is left (start one per "
+        "free core or GPU beside the same command without --worker, which waits for the rest "
+        "and writes the results)",
     )
     p.add_argument(
         "--status",

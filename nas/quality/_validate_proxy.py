@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from nas.errors import NasError
-from nas.fileio import atomic_write_text, locked
+from nas.fileio import atomic_write_text, claim, locked
 from nas.quality._data import COLOURS, DIFFICULTIES, MAX_BACKGROUND
 from nas.quality._defaults import DEFAULT_BACKGROUND, DEFAULT_COLOURS, DEFAULT_DIFFICULTY
 from nas.quality._generated import GENERATED_PARTS
@@ -675,7 +675,7 @@ def validate_proxies(
     seeds = list(range(c.seeds))
     base = Scale(c.width_mult, c.geometry)
     train_ground_truth(space, c, arches, folder, progress=progress)  # base, then transfer
-    scores, times, reseeded = _score_proxies(space, c, arches, folder, say)
+    scores, times, reseeded = _score_proxies(space, c, arches, folder, say, poll_s=poll_s)
     done = full_trainings(
         space, c, arches, seeds, folder, base, progress=progress, log=say, poll_s=poll_s
     )
@@ -727,13 +727,15 @@ def validation_worker(
     progress: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, int]:
-    """One more process for a validation's full trainings (``nas validate proxy --worker``):
-    it trains the (arch, seed) runs, base scale then the transfer subset, that no other
-    process sharing ``folder`` has claimed, and returns when none is left to claim; the run
-    without ``--worker`` scores the proxies and writes the results. Returns the counts of
-    trainings ``done`` (by any process) and ``left``."""
+    """One more process for a validation (``nas validate proxy --worker``): it trains the
+    (arch, seed) runs, base scale then the transfer subset, that no other process sharing
+    ``folder`` has claimed, then computes the proxy values none has claimed, and returns
+    when none is left to claim; the run without ``--worker`` waits for the rest and writes
+    the results. Returns the counts of trainings ``done`` (by any process) and ``left``."""
     c, folder, arches = _begin(space, folder, config)
-    return train_ground_truth(space, c, arches, folder, progress=progress, log=log)
+    counts = train_ground_truth(space, c, arches, folder, progress=progress, log=log)
+    _score_proxies(space, c, arches, folder, log or (lambda _msg: None), wait=False)
+    return counts
 
 
 @dataclass
@@ -939,9 +941,14 @@ def _score_proxies(
     arches: Sequence[Arch],
     folder: Path,
     say: Callable[[str], None],
+    *,
+    wait: bool = True,
+    poll_s: float = 30.0,
 ) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, list[float]]]:
     """Each proxy's value and wall seconds per arch, and its values with the next seed; each
-    value is cached in ``folder`` (:class:`_ProxyCache`), so an interrupted run resumes."""
+    value is cached in ``folder`` (:class:`_ProxyCache`), so an interrupted run resumes, and
+    shared with the other processes there: the values they hold are waited for (``wait``)
+    or left to them (NaN here)."""
     scores: dict[str, list[float]] = {}
     times: dict[str, list[float]] = {}
     common: dict[str, Any] = {
@@ -952,7 +959,7 @@ def _score_proxies(
         "colours": c.colours,
         "seed": c.proxy_seed,
     }
-    cache = _ProxyCache(folder, space)
+    cache = _ProxyCache(folder, space, wait=wait, poll_s=poll_s, say=say)
     reseeded: dict[str, list[float]] = {}  # the same proxies with seed proxy_seed + 1
     for name in c.proxies:
         say(f"proxy {name} ...")
@@ -994,19 +1001,40 @@ class _ProxyCache:
     keyed by the space, the proxy, its settings (not the device or the evaluator's folder,
     as with the full trainings) and the arch, with the seconds it took when it ran. A rerun
     reads them instead of computing them again, so an interrupted validation loses at most
-    the value in progress, and its cost figures stay those of the runs that made them."""
+    the value in progress, and its cost figures stay those of the runs that made them.
 
-    def __init__(self, folder: Path, space: SearchSpace) -> None:
+    Processes sharing the folder share the work: each value is claimed with a lock file
+    under ``proxy_locks/`` while it is computed. One held by another process is waited for
+    (``wait``, polling every ``poll_s`` seconds; taken over if that process dies) or skipped
+    (a worker's share: NaN, and the process that waits reads it later)."""
+
+    def __init__(
+        self,
+        folder: Path,
+        space: SearchSpace,
+        *,
+        wait: bool = True,
+        poll_s: float = 30.0,
+        say: Callable[[str], None] | None = None,
+    ) -> None:
         self.path = folder / "proxies.jsonl"
+        self.locks = folder / "proxy_locks"
         self.space = space
+        self.wait, self.poll_s = wait, poll_s
+        self.say = say or (lambda _msg: None)
         self.done: dict[tuple[str, str], dict[str, Any]] = {}
-        if self.path.is_file():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                try:
-                    rec = json.loads(line)
-                    self.done[(rec["key"], rec["arch_id"])] = rec
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    continue  # a line cut short by a crash
+        self._read()
+
+    def _read(self) -> None:
+        """Load the records in the file (those other processes added since, too)."""
+        if not self.path.is_file():
+            return
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                rec = json.loads(line)
+                self.done[(rec["key"], rec["arch_id"])] = rec
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue  # a line cut short by a crash
 
     def key(self, name: str, opts: Mapping[str, Any]) -> str:
         kept = {k: v for k, v in opts.items() if k not in ("device", "evaluator_cache")}
@@ -1020,16 +1048,35 @@ class _ProxyCache:
     ) -> tuple[Any, float]:
         """``fn(arch)``'s value and seconds: cached, or computed now and recorded."""
         key = self.key(name, opts)
-        hit = self.done.get((key, arch.arch_id))
-        if hit is not None:
-            return hit["value"], float(hit["seconds"])
-        t0 = time.perf_counter()
-        value = fn(arch)
-        rec = {"key": key, "proxy": name, "arch_id": arch.arch_id, "value": value,
-               "seconds": time.perf_counter() - t0}  # fmt: skip
-        lock = self.path.with_name(self.path.name + ".lock")
-        with locked(lock), self.path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(rec) + "\n")
+        waited = False
+        while True:
+            hit = self.done.get((key, arch.arch_id))
+            if hit is not None:
+                return hit["value"], float(hit["seconds"])
+            held = claim(self.locks / f"{key}-{arch.arch_id}.lock")
+            if held is not None:
+                break
+            if not self.wait:
+                return math.nan, math.nan  # another process computes it
+            if not waited:
+                self.say(f"waiting for {name} of {arch.arch_id}, which another process computes")
+                waited = True
+            time.sleep(self.poll_s)
+            self._read()
+        try:
+            self._read()  # another process may have finished it
+            hit = self.done.get((key, arch.arch_id))
+            if hit is not None:
+                return hit["value"], float(hit["seconds"])
+            t0 = time.perf_counter()
+            value = fn(arch)
+            rec = {"key": key, "proxy": name, "arch_id": arch.arch_id, "value": value,
+                   "seconds": time.perf_counter() - t0}  # fmt: skip
+            lock = self.path.with_name(self.path.name + ".lock")
+            with locked(lock), self.path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(rec) + "\n")
+        finally:
+            held.close()
         self.done[(key, arch.arch_id)] = rec
         return value, rec["seconds"]
 
@@ -1171,6 +1218,9 @@ def _run_training_proxies(
                 zip(sweep.rungs(arch.arch_id), marks, strict=True)]  # fmt: skip
 
     for arch in arches:
-        for step, value, secs in cache.run("train@rungs", o, arch, rungs)[0]:
+        got = cache.run("train@rungs", o, arch, rungs)[0]
+        if not isinstance(got, list):
+            continue  # a worker's skip: another process computes it
+        for step, value, secs in got:
             scores.setdefault(f"train@{int(step)}", []).append(float(value))
             times.setdefault(f"train@{int(step)}", []).append(float(secs))

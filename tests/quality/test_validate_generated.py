@@ -288,9 +288,9 @@ def test_diverse_picks_are_distinct_unets_not_decoder_variants(root: Path) -> No
 
 
 def test_workers_share_a_validation_each_training_once(tiny_space, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """`nas validate proxy --worker`: processes sharing --out claim (arch, seed) trainings with
-    lock files; a held claim is skipped by a worker, waited for (then taken over) by the main
-    run, and every training is recorded once."""
+    """`nas validate proxy --worker`: processes sharing --out claim (arch, seed) trainings and
+    proxy values with lock files; a held claim is skipped by a worker, waited for (then taken
+    over) by the main run, and every training and value is recorded once."""
     import threading
 
     cfg = ProxyValidationConfig(**{**TINY, "proxies": ("params",)})
@@ -298,6 +298,22 @@ def test_workers_share_a_validation_each_training_once(tiny_space, tmp_path: Pat
     assert validation_worker(tiny_space, tmp_path, cfg, progress=False) == {"done": 6, "left": 0}
     locks = sorted((tmp_path / "runs").glob("*/*.lock"))
     assert len(locks) == 6
+    # after its trainings the worker computed the proxies: params, two seeds, 3 arches
+    values = tmp_path / "proxies.jsonl"
+    assert len(values.read_text().splitlines()) == 2 * 3
+    value_locks = sorted((tmp_path / "proxy_locks").glob("*.lock"))
+    assert len(value_locks) == 2 * 3
+    # another process computes one value: a worker leaves it, the main run waits for it
+    key, arch_id = value_locks[0].stem.split("-")
+    kept_values = [
+        x for x in values.read_text().splitlines() if json.loads(x)["key"] != key
+        or json.loads(x)["arch_id"] != arch_id
+    ]  # fmt: skip
+    values.write_text("".join(x + "\n" for x in kept_values))
+    held_value = claim(value_locks[0])
+    assert held_value is not None
+    validation_worker(tiny_space, tmp_path, cfg, progress=False)
+    assert len(values.read_text().splitlines()) == 2 * 3 - 1
     # another process holds one training (its record not written yet): the worker skips it
     held_id = locks[0].stem
     kept = [x for x in records.read_text().splitlines() if held_id not in
@@ -307,12 +323,21 @@ def test_workers_share_a_validation_each_training_once(tiny_space, tmp_path: Pat
     assert held is not None and claim(locks[0]) is None  # one holder at a time
     assert validation_worker(tiny_space, tmp_path, cfg, progress=False) == {"done": 5, "left": 1}
     assert len(records.read_text().splitlines()) == 5
-    # the main run scores the proxies, then waits for it; the holder goes away, so it takes over
+    # the main run waits for the held value, scores the rest, then waits for the training;
+    # each holder goes away, so it takes over
     said: list[str] = []
-    threading.Timer(1.0, held.close).start()
-    info = validate_proxies(tiny_space, tmp_path, cfg, progress=False, log=said.append,
-                            poll_s=0.1)  # fmt: skip
+
+    def log(msg: str) -> None:
+        said.append(msg)
+        if "waiting for 1 full training(s) (base)" in msg:
+            held.close()
+
+    threading.Timer(0.5, held_value.close).start()
+    info = validate_proxies(tiny_space, tmp_path, cfg, progress=False, log=log, poll_s=0.1)
     assert any("waiting for 1 full training(s) (base)" in m for m in said)
+    assert f"waiting for params of {arch_id}, which another process computes" in said
+    got = [json.loads(x) for x in values.read_text().splitlines()]
+    assert len(got) == 2 * 3 and len({(r["key"], r["arch_id"]) for r in got}) == 2 * 3
     recs = [json.loads(x) for x in records.read_text().splitlines()]
     assert len(recs) == 6 and len({(r["arch_id"], r["seed"]) for r in recs}) == 6
     assert recs[-1]["resumed_from"] == 4  # its run had finished: loaded, not retrained
