@@ -1182,34 +1182,39 @@ def _add_validate_latency_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--band", type=float, metavar="F", help="latency: " + _BAND_HELP)
 
 
+_VALIDATE_DESCRIPTION = (
+    "validate latency: select N arches spanning the predicted latency range "
+    "(the all-none and heaviest arches, each op everywhere, stratified samples from --seed), "
+    "measure each whole VideoUNet end to end on the device twice (two passes), and compare "
+    "with the cost model built from the per-row table at the same geometry, its measured "
+    "network rows (call, glue) included: the share within +-10 %, RMSPE, Kendall tau with a "
+    "bootstrap 95 % interval, the pass-2-vs-pass-1 ceiling, peak memory, and the temporal "
+    "ops' share of the step. Runs at a small validation geometry (default frames=4, 16x16 "
+    "latent, batch 1); --geometry changes it. Resumable: rerun the same command; another "
+    "--seed in the same --out adds arches; --combine reads several folders.\n\n"
+    "validate proxy: pick N diverse arches (default 12, arch seed 2), train each at proxy "
+    "scale (width x0.125, 8 frames of 16x16 latents, 4,000 steps of 8 videos, backbone "
+    "trainable) with 2 seeds on caption-informative data, sample 64 held-out captions and "
+    "score them (caption following by the evaluator and the tracker, domain FD, flicker: "
+    "one scalar, the trained quality; --quality t800_ema takes the validation loss "
+    "instead), measure the noise ceiling (rank agreement between seeds), and compare every "
+    "proxy (naswot, synflow, params, the cost model's latency, train at 3 budgets, "
+    "generate) with the seed-mean quality: Kendall tau and Spearman rho with bootstrap "
+    "95 % intervals, each proxy's seed-to-seed noise and its cost relative to one full "
+    "training. Writes proxy_validation.csv, summary.json and proxy_validation.html; every "
+    "(arch, seed) training checkpoints under --out/runs, so rerunning the same command "
+    "resumes it (hours on a GPU, days on 2 CPU cores: docs/benchmarks.md); Ctrl-C or "
+    "SIGTERM checkpoints the step in progress first. More processes with --worker and "
+    "the same --out train other (arch, seed) runs, then compute other proxy values, at "
+    "the same time."
+)
+
+
 def _add_validate_parser(sub: _Subparsers) -> None:
     p = sub.add_parser(
         "validate",
         help="check the cost model (validate latency) or the quality proxies (validate proxy)",
-        description="validate latency: select N arches spanning the predicted latency range "
-        "(the all-none and heaviest arches, each op everywhere, stratified samples from --seed), "
-        "measure each whole VideoUNet end to end on the device twice (two passes), and compare "
-        "with the cost model built from the per-row table at the same geometry, its measured "
-        "network rows (call, glue) included: the share within +-10 %, RMSPE, Kendall tau with a "
-        "bootstrap 95 % interval, the pass-2-vs-pass-1 ceiling, peak memory, and the temporal "
-        "ops' share of the step. Runs at a small validation geometry (default frames=4, 16x16 "
-        "latent, batch 1); --geometry changes it. Resumable: rerun the same command; another "
-        "--seed in the same --out adds arches; --combine reads several folders.\n\n"
-        "validate proxy: pick N diverse arches (default 12, arch seed 2), train each at proxy "
-        "scale (width x0.125, 8 frames of 16x16 latents, 4,000 steps of 8 videos, backbone "
-        "trainable) with 2 seeds on caption-informative data, sample 64 held-out captions and "
-        "score them (caption following by the evaluator and the tracker, domain FD, flicker: "
-        "one scalar, the trained quality; --quality t800_ema takes the validation loss "
-        "instead), measure the noise ceiling (rank agreement between seeds), and compare every "
-        "proxy (naswot, synflow, params, the cost model's latency, train at 3 budgets, "
-        "generate) with the seed-mean quality: Kendall tau and Spearman rho with bootstrap "
-        "95 % intervals, each proxy's seed-to-seed noise and its cost relative to one full "
-        "training. Writes proxy_validation.csv, summary.json and proxy_validation.html; every "
-        "(arch, seed) training checkpoints under --out/runs, so rerunning the same command "
-        "resumes it (hours on a GPU, days on 2 CPU cores: docs/benchmarks.md); Ctrl-C or "
-        "SIGTERM checkpoints the step in progress first. More processes with --worker and "
-        "the same --out train other (arch, seed) runs, then compute other proxy values, at "
-        "the same time.",
+        description=_VALIDATE_DESCRIPTION,
         epilog="examples:\n"
         "  nas validate latency --device cpu-ort --space search_spaces/temporal.yaml "
         "--samples 20\n"
