@@ -670,11 +670,12 @@ def validate_proxies(
     say(f"arches: {len(arches)} picked with arch seed {c.seed}; ground truth: {c.quality}")
 
     # 1. the full trainings (each resumable, cached in trained.jsonl) that no worker
-    # (validation_worker) has claimed, base scale then transfer; 2. the proxies, each timed
-    # per arch; then the trainings that workers hold, waited for
+    # (validation_worker) has claimed, base scale then transfer; 2. the proxy values, each
+    # timed, that no worker holds, then those they hold; 3. the trainings they hold
     seeds = list(range(c.seeds))
     base = Scale(c.width_mult, c.geometry)
     train_ground_truth(space, c, arches, folder, progress=progress)  # base, then transfer
+    _score_proxies(space, c, arches, folder, say, wait=False)
     scores, times, reseeded = _score_proxies(space, c, arches, folder, say, poll_s=poll_s)
     done = full_trainings(
         space, c, arches, seeds, folder, base, progress=progress, log=say, poll_s=poll_s
@@ -948,7 +949,8 @@ def _score_proxies(
     """Each proxy's value and wall seconds per arch, and its values with the next seed; each
     value is cached in ``folder`` (:class:`_ProxyCache`), so an interrupted run resumes, and
     shared with the other processes there: the values they hold are waited for (``wait``)
-    or left to them (NaN here)."""
+    or left to them (NaN here). Progress is said when not waiting (the pass that computes);
+    a wait, always."""
     scores: dict[str, list[float]] = {}
     times: dict[str, list[float]] = {}
     common: dict[str, Any] = {
@@ -961,13 +963,14 @@ def _score_proxies(
     }
     cache = _ProxyCache(folder, space, wait=wait, poll_s=poll_s, say=say)
     reseeded: dict[str, list[float]] = {}  # the same proxies with seed proxy_seed + 1
+    announce = say if not wait else (lambda _msg: None)
     for name in c.proxies:
-        say(f"proxy {name} ...")
+        announce(f"proxy {name} ...")
         if name == "train":
             _run_training_proxies(space, c, common, arches, scores, times, reseeded, cache)
             continue
         if name == "latency":
-            _latency_row(space, c, arches, scores, times, say)
+            _latency_row(space, c, arches, scores, times, announce)
             continue
         opts = dict(common)
         if name == "generate":
