@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from nas.errors import NasError
-from nas.fileio import atomic_write_text, claim, locked
+from nas.fileio import atomic_write_text, claim, lock_holders, locked
 from nas.quality._data import COLOURS, DIFFICULTIES, MAX_BACKGROUND
 from nas.quality._defaults import DEFAULT_BACKGROUND, DEFAULT_COLOURS, DEFAULT_DIFFICULTY
 from nas.quality._generated import GENERATED_PARTS
@@ -748,6 +748,8 @@ class ValidationStatus:
     arches: dict[str, str]  # arch_id -> its description
     rows: list[dict[str, Any]]  # training_status's, one per (scale, arch, seed)
     notes: list[str] = field(default_factory=list)
+    # the proxy phase: "values" computed (in proxies.jsonl) and "computing" now, by "pids"
+    proxies: dict[str, Any] = field(default_factory=dict)
 
     def left(self, scale: str) -> dict[str, Any]:
         """At ``scale``: counts by state, steps left, the median rate and the hours left."""
@@ -804,6 +806,7 @@ class ValidationStatus:
             ],
             "scales": {s: self.left(s) for s in dict.fromkeys(r["scale"] for r in self.rows)},
             "ceiling_so_far": self.ceiling_so_far(),
+            "proxies": self.proxies,
             "notes": self.notes,
         }
 
@@ -856,6 +859,12 @@ class ValidationStatus:
                 )
                 + f", Spearman {ceiling['spearman']:.2f}"
             )
+        if self.proxies.get("values") or self.proxies.get("computing"):
+            pids = ", ".join(str(x) for x in self.proxies.get("pids", []))
+            lines.append(
+                f"proxies: {self.proxies['values']} values computed (proxies.jsonl), "
+                f"{self.proxies['computing']} being computed" + (f" (pid {pids})" if pids else "")
+            )
         if any(r["record"] is not None and r["record"].get("collapsed") for r in self.rows):
             lines.append(f"!: collapsed (last loss above {COLLAPSE_RATIO:g}x its best)")
         return "\n".join(lines + [f"note: {n}" for n in self.notes])
@@ -890,7 +899,19 @@ def validation_status(
         arches={a.arch_id: a.describe() for a in arches},
         rows=rows,
         notes=notes,
+        proxies=_proxy_status(out, {a.arch_id for a in arches}),
     )
+
+
+def _proxy_status(folder: Path, arch_ids: set[str]) -> dict[str, Any]:
+    """The proxy values of these arches computed in ``folder`` and those being computed now
+    (their locks' holders, read from the kernel's list as for the trainings)."""
+    values = {(k, a) for k, a in _proxy_records(folder / "proxies.jsonl") if a in arch_ids}
+    locks = [
+        p for p in (folder / "proxy_locks").glob("*-*.lock") if p.stem.split("-", 1)[1] in arch_ids
+    ]
+    holders = lock_holders(locks) or {}
+    return {"values": len(values), "computing": len(holders), "pids": sorted(set(holders.values()))}
 
 
 def _scale_transfer(
@@ -999,6 +1020,20 @@ def _lazy(make: Callable[[], Any]) -> Callable[[Arch], float]:
     return evaluate
 
 
+def _proxy_records(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    """The records of a ``proxies.jsonl`` by (key, arch_id); none when it is missing."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    if not path.is_file():
+        return out
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+            out[(rec["key"], rec["arch_id"])] = rec
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue  # a line cut short by a crash
+    return out
+
+
 class _ProxyCache:
     """Every proxy value a validation has computed, one line each in ``proxies.jsonl``:
     keyed by the space, the proxy, its settings (not the device or the evaluator's folder,
@@ -1030,14 +1065,7 @@ class _ProxyCache:
 
     def _read(self) -> None:
         """Load the records in the file (those other processes added since, too)."""
-        if not self.path.is_file():
-            return
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            try:
-                rec = json.loads(line)
-                self.done[(rec["key"], rec["arch_id"])] = rec
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue  # a line cut short by a crash
+        self.done.update(_proxy_records(self.path))
 
     def key(self, name: str, opts: Mapping[str, Any]) -> str:
         kept = {k: v for k, v in opts.items() if k not in ("device", "evaluator_cache")}

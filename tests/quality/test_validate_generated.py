@@ -314,6 +314,11 @@ def test_workers_share_a_validation_each_training_once(tiny_space, tmp_path: Pat
     assert held_value is not None
     validation_worker(tiny_space, tmp_path, cfg, progress=False)
     assert len(values.read_text().splitlines()) == 2 * 3 - 1
+    proxies = validation_status(tiny_space, tmp_path, cfg).proxies  # --status sees both
+    assert proxies == {"values": 2 * 3 - 1, "computing": 1, "pids": [os.getpid()]}
+    assert f"proxies: 5 values computed (proxies.jsonl), 1 being computed (pid {os.getpid()})" in (
+        validation_status(tiny_space, tmp_path, cfg).text()
+    )
     # another process holds one training (its record not written yet): the worker skips it
     held_id = locks[0].stem
     kept = [x for x in records.read_text().splitlines() if held_id not in
