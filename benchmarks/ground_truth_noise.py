@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nas.fileio import jsonl_records
 from nas.quality import (
     ProxyValidationConfig,
     TrainConfig,
@@ -54,7 +55,7 @@ def main() -> None:
     c = ProxyValidationConfig()  # the validation's defaults: evaluator, gen_n, sample steps
     records = {
         (r["arch_id"], r["seed"]): r
-        for r in map(json.loads, (args.folder / "trained.jsonl").read_text().splitlines())
+        for r in jsonl_records(args.folder / "trained.jsonl")
         if r.get("scale") == "base" and "generated" in r
     }
     arch_ids = args.arch_ids.split(",")

@@ -7,17 +7,19 @@ checkpoints, caches, pages) goes through :func:`atomic_write_text` or :func:`ato
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "claim",
     "fsync_dir",
+    "jsonl_records",
     "lock_holders",
     "locked",
     "read_utf8",
@@ -87,6 +89,23 @@ def read_utf8(path: str | Path) -> str:
         raise NasError(
             f"{p}:{line}: is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})"
         ) from None
+
+
+def jsonl_records(path: str | Path) -> list[dict[str, Any]]:
+    """The objects of an append-only JSON-lines file, in order: a line that is not one (cut
+    short by a crash mid-append) is skipped; a missing file has none."""
+    p = Path(path)
+    if not p.is_file():
+        return []
+    out = []
+    for line in p.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict):
+            out.append(rec)
+    return out
 
 
 def unwritable_ancestor(folder: str | Path) -> Path | None:

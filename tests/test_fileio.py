@@ -119,3 +119,14 @@ def test_lock_holders_reads_the_kernels_list_without_taking_the_locks(tmp_path: 
         f.close()
     if Path("/proc/locks").is_file():
         assert lock_holders([held]) == {}
+
+
+def test_jsonl_records_skip_a_line_cut_short_and_read_a_missing_file_as_empty(
+    tmp_path: Path,
+) -> None:
+    from nas.fileio import jsonl_records
+
+    path = tmp_path / "records.jsonl"
+    assert jsonl_records(path) == []
+    path.write_text('{"a": 1}\n[2]\n{"b": 2}\n{"c": ', encoding="utf-8")  # crashed mid-append
+    assert jsonl_records(path) == [{"a": 1}, {"b": 2}]

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nas.fileio import claim, lock_holders, locked
+from nas.fileio import claim, jsonl_records, lock_holders, locked
 from nas.quality._data import ProceduralVideos
 from nas.quality._eval import validation_loss
 from nas.quality._evaluator import VideoEvaluator, train_video_evaluator
@@ -147,17 +147,11 @@ def _key(c: ProxyValidationConfig, space: SearchSpace, scale: Scale, *, gen: boo
 
 
 def _load_done(path: Path, key: str) -> dict[tuple[str, int], dict[str, Any]]:
-    done: dict[tuple[str, int], dict[str, Any]] = {}
-    if not path.is_file():
-        return done
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut short by a crash
-        if isinstance(rec, dict) and rec.get("key") == key:
-            done[(rec["arch_id"], int(rec["seed"]))] = rec
-    return done
+    return {
+        (rec["arch_id"], int(rec["seed"])): rec
+        for rec in jsonl_records(path)
+        if rec.get("key") == key
+    }
 
 
 def _evaluator(

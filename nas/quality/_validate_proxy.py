@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from nas.errors import NasError
-from nas.fileio import atomic_write_text, claim, lock_holders, locked
+from nas.fileio import atomic_write_text, claim, jsonl_records, lock_holders, locked
 from nas.quality._data import COLOURS, DIFFICULTIES, MAX_BACKGROUND
 from nas.quality._defaults import DEFAULT_BACKGROUND, DEFAULT_COLOURS, DEFAULT_DIFFICULTY
 from nas.quality._generated import GENERATED_PARTS
@@ -971,7 +971,8 @@ def _score_proxies(
     value is cached in ``folder`` (:class:`_ProxyCache`), so an interrupted run resumes, and
     shared with the other processes there: the values they hold are waited for (``wait``)
     or left to them (NaN here). Progress is said when not waiting (the pass that computes);
-    a wait, always."""
+    a wait, always. The latency row (the cost model's, not cached) is made only when
+    waiting: the pass whose values count."""
     scores: dict[str, list[float]] = {}
     times: dict[str, list[float]] = {}
     common: dict[str, Any] = {
@@ -990,8 +991,9 @@ def _score_proxies(
         if name == "train":
             _run_training_proxies(space, c, common, arches, scores, times, reseeded, cache)
             continue
-        if name == "latency":
-            _latency_row(space, c, arches, scores, times, announce)
+        if name == "latency":  # not cached, nothing to share: once, in the pass that counts
+            if wait:
+                _latency_row(space, c, arches, scores, times, say)
             continue
         opts = dict(common)
         if name == "generate":
@@ -1022,16 +1024,11 @@ def _lazy(make: Callable[[], Any]) -> Callable[[Arch], float]:
 
 def _proxy_records(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
     """The records of a ``proxies.jsonl`` by (key, arch_id); none when it is missing."""
-    out: dict[tuple[str, str], dict[str, Any]] = {}
-    if not path.is_file():
-        return out
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rec = json.loads(line)
-            out[(rec["key"], rec["arch_id"])] = rec
-        except (json.JSONDecodeError, KeyError, TypeError):
-            continue  # a line cut short by a crash
-    return out
+    return {
+        (rec["key"], rec["arch_id"]): rec
+        for rec in jsonl_records(path)
+        if "key" in rec and "arch_id" in rec
+    }
 
 
 class _ProxyCache:
