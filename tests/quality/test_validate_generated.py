@@ -223,6 +223,13 @@ def test_validate_proxy_with_generated_ground_truth_resumes_and_transfers(
     counts = validation_worker(tiny_space, tmp_path, replace(cfg, compile=True), progress=False)
     assert counts == {"done": 3 * 2 + 3, "left": 0}
     assert (tmp_path / "trained.jsonl").read_text() == before
+    # the transfer is not part of what keys the rest: without it, the same results, all cached
+    proxies = (tmp_path / "proxies.jsonl").read_text()
+    alone = validate_proxies(tiny_space, tmp_path, replace(cfg, transfer_n=0), progress=False)
+    assert alone.transfer == {} and alone.target == pytest.approx(info.target)
+    assert alone.scores == again.scores and "scale transfer" not in alone.table_text()
+    assert (tmp_path / "trained.jsonl").read_text() == before
+    assert (tmp_path / "proxies.jsonl").read_text() == proxies
 
 
 def test_validate_proxy_config_refuses_what_cannot_be_measured() -> None:
