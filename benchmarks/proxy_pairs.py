@@ -57,11 +57,12 @@ def main() -> None:
 
     rng = np.random.default_rng(args.seed)
     diffs: dict[tuple[str, ...], list[float]] = {p: [] for p in pairs}
+    paired = {name for p in pairs for name in p}  # only these proxies' taus are compared
     for _ in range(args.resamples):
         idx = rng.integers(0, n, n)
         if len(set(idx.tolist())) < 3:
             continue
-        tau = {k: kendalltau(truth[idx], v[idx])[0] for k, v in scores.items()}
+        tau = {k: kendalltau(truth[idx], scores[k][idx])[0] for k in paired}
         for p in pairs:
             d = tau[p[0]] - tau[p[1]]
             if np.isfinite(d):
