@@ -16,11 +16,10 @@ validate proxy``) measures how well they rank arches::
     proxy = make_proxy("naswot", space)   # or "train", "synflow", "params", "generate"
     score = proxy.evaluate(arch)
 
-Importing this package loads no torch: the proxy registry (``PROXIES``, ``Proxy``,
-``ProxyPruned``, ``list_proxies``) and the default data settings (``DEFAULT_DATA``,
+Importing this package loads no torch: the proxy registry (``PROXIES``, ``PROXY_UNITS``,
+``Proxy``, ``ProxyPruned``, ``list_proxies``) and the default data settings (``DEFAULT_DATA``,
 ``LEGACY_DATA``, ``resolved_data``) and proxy noise (``ProxyNoise``, ``proxy_noise``) are
-torch-free, and every other name is imported from its
-module on first use.
+torch-free, and every other name is imported from its module on first use.
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from nas.quality._defaults import DEFAULT_DATA, LEGACY_DATA, resolved_data
 from nas.quality._noise import ProxyNoise, proxy_noise, shipped_noise
-from nas.quality._registry import PROXIES, Proxy, ProxyPruned, list_proxies
+from nas.quality._registry import PROXIES, PROXY_UNITS, Proxy, ProxyPruned, list_proxies
 
 if TYPE_CHECKING:
     from nas.quality._adversarial import (
@@ -226,6 +225,7 @@ __all__ = [
     "MAX_FEW_STEPS",
     "OBJECTIVES",
     "PROXIES",
+    "PROXY_UNITS",
     "QUALITY_DEFINITIONS",
     "SPEEDS",
     "Discriminator",

@@ -13,7 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from nas.errors import NasError
 
-__all__ = ["PROXIES", "Proxy", "ProxyPruned", "list_proxies", "proxy_class"]
+__all__ = ["PROXIES", "PROXY_UNITS", "Proxy", "ProxyPruned", "list_proxies", "proxy_class"]
 
 PROXIES: dict[str, str] = {
     "naswot": "nas.quality._proxies:NaswotProxy",
@@ -21,6 +21,15 @@ PROXIES: dict[str, str] = {
     "params": "nas.quality._proxies:ParamsProxy",
     "train": "nas.quality._proxies:TrainingProxy",
     "generate": "nas.quality._generated:GenerationProxy",
+}
+# what each proxy's value is: the unit of the search's quality objective ("quality (proxy
+# loss)" on the study's axis). Every one is lower-is-better; only train's is a loss
+PROXY_UNITS: dict[str, str] = {
+    "naswot": "-log|K_H|",
+    "synflow": "-log(1+SynFlow)",
+    "params": "-log(1+temporal params)",
+    "train": "proxy loss",
+    "generate": "generated-video score",
 }
 
 

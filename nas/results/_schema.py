@@ -43,7 +43,7 @@ METRICS: dict[str, str] = {
     "latency_ms_step": "ms",
     "peak_mem_mb": "MB",
     "weights_mb": "MB",
-    "quality": "proxy loss",
+    "quality": "proxy value",  # an objective's unit names the proxy's (nas.quality.PROXY_UNITS)
     # per video by pipeline stage (latency_s_video is their sum); empty in older runs
     "latency_s_text": "s",
     "latency_s_unet": "s",

@@ -161,7 +161,7 @@ _OBJECTIVE_COLUMNS: dict[str, tuple[str, str, bool]] = {
     "latency_video": ("latency_s_video", "s", True),
     "latency_step": ("latency_ms_step", "ms", True),
     "memory": ("peak_mem_mb", "MB", True),
-    "quality": ("quality", "proxy loss", False),
+    "quality": ("quality", "proxy value", False),  # the unit: the proxy's (PROXY_UNITS)
 }
 # constraint (its config key) -> (the metric column it bounds, unit)
 _CONSTRAINT_COLUMNS: dict[str, tuple[str, str]] = {
@@ -178,11 +178,16 @@ def _scoped(column: str, cfg: SearchConfig) -> str:
 
 
 def objectives_of(cfg: SearchConfig) -> tuple[Objective, ...]:
-    """The run's objectives as typed values, in the config's order (all minimised)."""
+    """The run's objectives as typed values, in the config's order (all minimised); quality's
+    unit says what the proxy's value is ("proxy loss" for train, "-log(1+SynFlow)", ...)."""
+    from nas.quality import PROXY_UNITS  # torch-free, like PROXIES
+
     out = []
     for name in cfg.search.objectives:
         key = f"latency_{cfg.search.latency}" if name == "latency" else name
         column, unit, cheap = _OBJECTIVE_COLUMNS[key]
+        if name == "quality":
+            unit = PROXY_UNITS.get(cfg.proxy.name, unit)
         out.append(Objective(name, _scoped(column, cfg), unit, "minimize", cheap))
     return tuple(out)
 
@@ -367,9 +372,11 @@ def _search_settings(s: dict[str, Any], proxy: ProxyConfig) -> SearchSettings:
     if len(set(objectives)) != len(objectives):
         raise NasError(f"config: search.objectives={list(objectives)} repeats an objective")
     if "quality" in objectives and proxy.name == "none":
+        from nas.quality import PROXIES
+
         raise NasError(
             "config: search.objectives has quality but proxy=none; pick a proxy "
-            "(proxy=train|naswot|synflow|params) or drop quality from search.objectives"
+            f"(proxy={'|'.join(PROXIES)}) or drop quality from search.objectives"
         )
     if s["latency"] not in ("video", "step"):
         raise NasError(f"config: search.latency={s['latency']!r}; valid: video, step")

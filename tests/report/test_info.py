@@ -47,7 +47,7 @@ def test_metadata_and_provenance(quality: ParetoInfo, quality_run: Path) -> None
     assert m.created and m.trial_seconds > 0
     assert [(o.name, o.column, o.unit) for o in quality.objectives] == [
         ("latency", "latency_s_video", "s"),
-        ("quality", "quality", "proxy loss"),
+        ("quality", "quality", "-log(1+temporal params)"),  # params' value: not a loss
     ]
     assert {(c.name, c.column, c.budget) for c in quality.constraints} == {
         ("latency_s", "latency_s_video", 0.42),

@@ -20,6 +20,22 @@ def test_defaults_compose_to_the_documented_search() -> None:
     assert raw["search"]["trials"] == cfg.search.trials
 
 
+def test_quality_unit_names_what_the_proxy_measures() -> None:
+    """The axis reads "quality (proxy loss)" only for proxies whose value is a loss."""
+    from nas.quality import PROXIES, PROXY_UNITS
+    from nas.search import objectives_of
+
+    assert set(PROXY_UNITS) == set(PROXIES)  # a new proxy must say what its value is
+    units = {}
+    for name in PROXIES:
+        cfg, _ = compose_config([f"proxy={name}"])
+        (quality,) = [o for o in objectives_of(cfg) if o.name == "quality"]
+        units[name] = quality.unit
+    assert units["train"] == "proxy loss"
+    assert units["synflow"] == "-log(1+SynFlow)" and units["naswot"] == "-log|K_H|"
+    assert all(u != "proxy loss" for n, u in units.items() if n != "train")
+
+
 def test_overrides_groups_and_experiments() -> None:
     cfg, raw = compose_config(
         [
