@@ -17,9 +17,9 @@ validate proxy``) measures how well they rank arches::
     score = proxy.evaluate(arch)
 
 Importing this package loads no torch: the proxy registry (``PROXIES``, ``PROXY_UNITS``,
-``Proxy``, ``ProxyPruned``, ``list_proxies``) and the default data settings (``DEFAULT_DATA``,
-``LEGACY_DATA``, ``resolved_data``) and proxy noise (``ProxyNoise``, ``proxy_noise``) are
-torch-free, and every other name is imported from its module on first use.
+``Proxy``, ``ProxyPruned``, ``list_proxies``), the default data settings (``DEFAULT_DATA``,
+``LEGACY_DATA``, ``resolved_data``) and proxy noise (``ProxyNoise``, ``proxy_noise``,
+``seed_noise``) are torch-free, and every other name is imported from its module on first use.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from nas.quality._defaults import DEFAULT_DATA, LEGACY_DATA, resolved_data
-from nas.quality._noise import ProxyNoise, proxy_noise, shipped_noise
+from nas.quality._noise import ProxyNoise, proxy_noise, seed_noise, shipped_noise
 from nas.quality._registry import PROXIES, PROXY_UNITS, Proxy, ProxyPruned, list_proxies
 
 if TYPE_CHECKING:
@@ -279,6 +279,7 @@ __all__ = [
     "resolved_data",
     "sample_video",
     "score_generation",
+    "seed_noise",
     "shipped_noise",
     "shuffle_frames",
     "synflow_score",

@@ -47,6 +47,7 @@ from nas.quality._ground_truth import (
     training_status,
     transfer_scale,
 )
+from nas.quality._noise import seed_noise
 from nas.quality._proxies import (
     DEFAULT_PROXY_WIDTH_MULT,
     PROXIES,
@@ -443,7 +444,8 @@ class ProxyValidation:
             "proxy values: lower is better; cost = proxy seconds per arch / seconds of one full "
             "training (+ its evaluation)",
             "seed tau = Kendall tau between the proxy's own rankings under two of its seeds; "
-            "noise std = the pooled seed-to-seed std of its value; tau -none = Kendall tau "
+            "noise std = the seed-to-seed std of its value between arches (the seed's common "
+            "shift out); tau -none = Kendall tau "
             "without the all-none arch",
             "noise ceilings of the other quality definitions and parts: " + "; ".join(others),
         ]
@@ -1176,9 +1178,10 @@ def _statistics(
         if name in reseeded:  # does the proxy's own seed change its ranking?
             again = np.array(reseeded[name])
             st["seed_kendall"] = _corr(np.array(vals), again, "kendall")
-            # the seed-to-seed spread of its value (pooled std of two seeds per arch): the
-            # error bar a search draws on this proxy's quality axis
-            st["noise_std"] = float(np.sqrt(np.nanmean((np.array(vals) - again) ** 2) / 2))
+            # the seed-to-seed spread of its value between arches (seed_noise: the seed's
+            # common shift taken out): the error bar a search draws on this proxy's quality
+            # axis; pooled_std keeps the shift (the figure before issue 15's reconciliation)
+            st["noise_std"], st["pooled_std"] = seed_noise(np.stack([vals, again], axis=1))
         stats[name] = st
     ceilings = {q: noise_ceiling(np.array(m)) for q, m in quality.items()}
     for q, m in quality.items():  # the ground truth's own seed-to-seed spread, pooled

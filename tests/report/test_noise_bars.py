@@ -58,7 +58,7 @@ def test_noise_from_a_validation_summary_and_bad_settings(tmp_path: Path) -> Non
         "proxies": {"train": {"noise_std": 0.0123}},
     }))  # fmt: skip
     n = proxy_noise("train", {}, "temporal", str(summary))
-    assert n is not None and n.std == 0.0123 and "3 arches x 2 seeds" in n.source
+    assert n is not None and n.std == 0.0123 and "3 arches x 2 proxy seeds" in n.source
     with pytest.raises(NasError, match="no noise_std for proxy 'naswot'"):
         proxy_noise("naswot", {}, "temporal", str(summary))
     with pytest.raises(NasError, match=r"proxy\.noise"):
@@ -79,3 +79,30 @@ def test_the_default_search_gets_the_shipped_measurement() -> None:
     # other settings than the measured ones get no borrowed figure
     assert proxy_noise("train", {**cfg.proxy.options, "steps": 64}, "temporal") is None
     assert proxy_noise("train", {**cfg.proxy.options, "colours": "random"}, "temporal") is None
+
+
+def test_seed_noise_takes_out_the_seeds_common_shift() -> None:
+    """A seed that moves every arch alike reorders nothing: it is not noise between arches
+    (the training proxy's seed 2 reads about 0.035 lower on every arch)."""
+    import numpy as np
+
+    from nas.quality import seed_noise
+
+    rng = np.random.default_rng(0)
+    arch = rng.normal(1.0, 0.1, size=(8, 1))
+    resid = rng.normal(0, 0.005, size=(8, 3))
+    flat = arch + resid
+    shifted = flat + np.array([0.0, 0.01, -0.035])  # per-seed offsets, the same for every arch
+    noise, pooled = seed_noise(shifted)
+    assert noise == pytest.approx(seed_noise(flat)[0])  # the shift changes nothing
+    assert pooled > 3 * noise  # the plain pooled std counts it
+    assert 0.002 < noise < 0.01
+    # two seeds: the spread of the arches' seed-to-seed differences
+    d = shifted[:, 0] - shifted[:, 1]
+    assert seed_noise(shifted[:, :2])[0] == pytest.approx(np.sqrt(np.var(d, ddof=1) / 2))
+    # an arch with a failed value is left out, not propagated
+    broken = shifted.copy()
+    broken[3, 1] = np.inf
+    assert seed_noise(broken)[0] == pytest.approx(seed_noise(np.delete(shifted, 3, axis=0))[0])
+    with pytest.raises(NasError, match="seeds>=2"):
+        seed_noise(shifted[:, :1])
