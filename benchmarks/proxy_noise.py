@@ -43,7 +43,10 @@ def main() -> None:
     ap.add_argument("--arch-seed", type=int, default=3)
     ap.add_argument("--write", action="store_true", help=f"store the figures in {OUT}")
     args = ap.parse_args()
-    seeds = [int(x) for x in args.seed_list.split(",")] if args.seed_list else range(args.seeds)
+    try:
+        seeds = [int(x) for x in args.seed_list.split(",")] if args.seed_list else range(args.seeds)
+    except ValueError:
+        ap.error(f"--seed-list={args.seed_list!r}: give integers, comma-separated (0,1,2)")
     if len(seeds) < 2:
         ap.error("the noise needs at least 2 proxy seeds")
     torch.set_num_threads(1)

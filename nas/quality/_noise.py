@@ -9,7 +9,7 @@ Where a figure comes from (``proxy.noise`` in a search config):
   written by ``benchmarks/proxy_noise.py``) for this proxy, space and settings; none when the
   proxy runs with other settings (another budget, other data) or on another space.
 - a path to a ``nas validate proxy`` ``summary.json``: that validation's ``noise_std`` of the
-  proxy (the pooled std of its value under two seeds, over the validated arches).
+  proxy (:func:`seed_noise` of its values under two proxy seeds, over the validated arches).
 - a number: taken as given.
 - ``none``: no error bars.
 
