@@ -514,6 +514,7 @@ def _validate_proxy_scale_args(args: argparse.Namespace) -> dict[str, Any]:
         "latency_device": args.latency_device,
         "transfer_n": args.transfer_n,
         "transfer_width_mult": args.transfer_width_mult,
+        "transfer_steps": args.transfer_steps,
         "transfer_geometry": (
             GeometryOverride.parse(args.transfer_geometry) if args.transfer_geometry else None
         ),
@@ -1371,6 +1372,13 @@ def _add_validate_proxy_args(p: argparse.ArgumentParser) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="proxy: its geometry over --geometry, repeatable (e.g. latent_height=32)",
+    )
+    p.add_argument(
+        "--transfer-steps",
+        type=int,
+        metavar="N",
+        help="proxy: its trainings' budget in optimizer steps (default: --steps); a larger "
+        "scale at the full budget can outlast the machine (see docs/benchmarks.md)",
     )
     _add_validate_proxy_run_args(p)
 

@@ -57,11 +57,17 @@ STUDENT_GUIDANCE = 2.0  # the guided teacher the student distils
 
 @dataclass(frozen=True)
 class Scale:
-    """Where full trainings run: a width and geometry overrides (over the proxy-scale video)."""
+    """Where full trainings run: a width and geometry overrides (over the proxy-scale video),
+    and their budget in optimizer steps (None: the validation's ``steps``)."""
 
     width_mult: float
     geometry: GeometryOverride
     name: str = "base"
+    steps: int | None = None
+
+    def budget(self, c: ProxyValidationConfig) -> int:
+        """This scale's optimizer steps per training."""
+        return self.steps if self.steps is not None else c.steps
 
 
 def train_config(
@@ -69,8 +75,9 @@ def train_config(
 ) -> TrainConfig:
     """A full training's settings at ``scale``."""
     geo = proxy_geometry(space, scale.geometry)
+    steps = scale.budget(c)
     return TrainConfig(
-        steps=c.steps,
+        steps=steps,
         batch_size=c.batch_size,
         lr=c.lr,
         width_mult=scale.width_mult,
@@ -81,9 +88,9 @@ def train_config(
         text_dropout=c.text_dropout,
         freeze_spatial=False if c.train_spatial else None,
         seed=seed,
-        checkpoint_every=min(c.checkpoint_every, c.steps),
+        checkpoint_every=min(c.checkpoint_every, steps),
         keep_checkpoints=2,  # a resume point survives a bad newest checkpoint
-        log_every=max(1, min(100, c.steps)),
+        log_every=max(1, min(100, steps)),
         device=c.device,
         precision=c.precision,
         compile=c.compile,
@@ -372,9 +379,12 @@ def train_ground_truth(
 
 
 def transfer_scale(c: ProxyValidationConfig) -> Scale:
-    """The scale-transfer subset's scale: its width (the base one unless set) and geometry."""
+    """The scale-transfer subset's scale: its width (the base one unless set), geometry and
+    budget (the base one unless set)."""
     width = c.transfer_width_mult if c.transfer_width_mult is not None else c.width_mult
-    return Scale(width, c.geometry.merged(c.transfer_geometry), name="transfer")
+    return Scale(
+        width, c.geometry.merged(c.transfer_geometry), name="transfer", steps=c.transfer_steps
+    )
 
 
 def _jobs(
@@ -406,11 +416,12 @@ def training_status(
         runs = folder / "runs" / _key(c, space, scale, gen=False)
         locks = [runs / f"{a.arch_id}-s{s}.lock" for a in subset for s in seeds]
         holders = lock_holders(locks) or {}
+        budget = scale.budget(c)
         for a in subset:
             for s in seeds:
                 run = runs / f"{a.arch_id}-s{s}"
                 row: dict[str, Any] = {"scale": scale.name, "arch_id": a.arch_id, "seed": s,
-                                       "steps": c.steps, "pid": None, "record": None}  # fmt: skip
+                                       "steps": budget, "pid": None, "record": None}  # fmt: skip
                 rec = done.get((a.arch_id, s))
                 pid = holders.get(run.with_name(run.name + ".lock"))
                 rows_csv = _metrics_rows(run / "metrics.csv")
@@ -418,9 +429,9 @@ def training_status(
                 if rec is not None:
                     train_s = rec.get("train_s")
                     rate = rec.get("videos_per_s") or (
-                        c.steps * c.batch_size / train_s if train_s else rate
+                        budget * c.batch_size / train_s if train_s else rate
                     )
-                    row.update(state="done", step=c.steps, record=rec)
+                    row.update(state="done", step=budget, record=rec)
                 elif pid is not None:
                     row.update(state="running", pid=pid, step=rows_csv[-1][0] if rows_csv else 0)
                 else:

@@ -142,6 +142,7 @@ class ProxyValidationConfig:
     transfer_width_mult: float | None = None
     transfer_geometry: GeometryOverride = field(default_factory=GeometryOverride)
     transfer_seeds: int = 1
+    transfer_steps: int | None = None  # its budget (None: ``steps``)
     device: str = "auto"  # full trainings and proxies: CUDA when present
     # the full trainings' and the generate proxy's short one: "auto" (bf16 on CUDA, fp32 on
     # CPU), "fp32", "bf16" (1.8x faster on a CPU with AMX, benchmarks/train_precision.py)
@@ -174,6 +175,8 @@ class ProxyValidationConfig:
 
         if self.precision not in PRECISIONS:
             raise NasError(f"precision {self.precision!r} is not one of {list(PRECISIONS)}")
+        if self.transfer_steps is not None and self.transfer_steps < 1:
+            raise NasError(f"transfer_steps must be >= 1, got {self.transfer_steps!r}")
         if self.student_steps < 0 or self.transfer_n < 0:
             raise NasError("student_steps and transfer_n must be >= 0")
         if 0 < self.transfer_n < 3:
@@ -485,7 +488,8 @@ class ProxyValidation:
             "",
             f"scale transfer: {len(t['arches'])} arches also trained at "
             f"width x{t['width_mult']:g}, "
-            f"{g['frames']}x{g['latent_height']}x{g['latent_width']} ({t['seeds']} seed(s)): "
+            f"{g['frames']}x{g['latent_height']}x{g['latent_width']}, "
+            f"{t.get('steps', self.config.steps):,} steps ({t['seeds']} seed(s)): "
             f"Kendall {a['kendall']:.3f} [{a['kendall_lo']:.3f}, {a['kendall_hi']:.3f}], "
             f"Spearman {a['spearman']:.3f} between the scales",
             "  each proxy's Kendall against the larger scale: "
@@ -949,6 +953,7 @@ def _scale_transfer(
             "latent_width": geo.latent_width,
         },
         "seeds": c.transfer_seeds,
+        "steps": scale.budget(c),
         "quality_base": small_mean,
         "quality_transfer": big_mean,
         "agreement": rank_stats(small_mean, big_mean, rng, resamples=c.bootstrap),

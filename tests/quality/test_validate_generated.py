@@ -262,6 +262,39 @@ def test_the_trainings_precision_reaches_them_and_keys_their_cache(tiny_space) -
     assert GenerationProxy(tiny_space, precision="bf16").config.precision == "bf16"
 
 
+def test_the_transfer_has_its_own_budget_and_the_default_keeps_the_cached_keys(
+    tiny_space, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """--transfer-steps N trains the transfer subset N steps (a larger scale at the full budget
+    can outlast a machine): its trainings are keyed by it, the base ones are untouched, and
+    without it the transfer keeps the full budget and the keys its finished records have."""
+    from nas.quality import train_config
+    from nas.quality._ground_truth import _key, training_status, transfer_scale
+    from nas.quality._validate_proxy import _arches
+
+    geo = {"latent_height": 16, "latent_width": 16}
+    full = ProxyValidationConfig(**TINY, transfer_n=3, transfer_geometry=geo)
+    short = replace(full, transfer_steps=3)
+    assert transfer_scale(full).budget(full) == 4 and transfer_scale(short).budget(short) == 3
+    cfg = train_config(short, tiny_space, 0, transfer_scale(short))
+    assert cfg.steps == 3 and cfg.checkpoint_every == 2 and cfg.log_every == 3
+    assert train_config(full, tiny_space, 0, transfer_scale(full)).steps == 4
+    # the default: the same key as before the option existed (steps = the base budget)
+    assert _key(full, tiny_space, transfer_scale(full)) == _key(
+        replace(full, transfer_steps=4), tiny_space, transfer_scale(full)
+    )
+    assert _key(short, tiny_space, transfer_scale(short)) != _key(
+        full, tiny_space, transfer_scale(full)
+    )
+    rows = training_status(tiny_space, short, _arches(tiny_space, short), tmp_path)
+    budgets = {(r["scale"], r["steps"]) for r in rows}
+    assert budgets == {("base", 4), ("transfer", 3)}
+    status = validation_status(tiny_space, tmp_path, short).text()
+    assert "transfer: 0 of 3 done, 0 running, 0 stopped, 3 not started; 9 steps left" in status
+    with pytest.raises(NasError, match="transfer_steps must be >= 1, got 0"):
+        replace(full, transfer_steps=0)
+
+
 @pytest.mark.slow
 def test_ground_truth_can_sample_a_few_step_student_at_the_space_steps(
     tiny_space, tmp_path: Path
