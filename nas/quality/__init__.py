@@ -77,7 +77,7 @@ if TYPE_CHECKING:
         generated_score,
         score_generation,
     )
-    from nas.quality._ground_truth import Scale, loss_collapse, train_config
+    from nas.quality._ground_truth import Scale, loss_collapse, train_config, transfer_scale
     from nas.quality._objective import (
         OBJECTIVES,
         corrupt,
@@ -159,6 +159,7 @@ _LAZY: dict[str, str] = {
     "score_generation": "nas.quality._generated",
     "Scale": "nas.quality._ground_truth",
     "train_config": "nas.quality._ground_truth",
+    "transfer_scale": "nas.quality._ground_truth",
     "loss_collapse": "nas.quality._ground_truth",
     "OBJECTIVES": "nas.quality._objective",
     "corrupt": "nas.quality._objective",
@@ -289,6 +290,7 @@ __all__ = [
     "train_config",
     "train_geometry",
     "train_video_evaluator",
+    "transfer_scale",
     "unzeroed_outputs",
     "validate_proxies",
     "validation_loss",

@@ -268,9 +268,7 @@ def test_the_transfer_has_its_own_budget_and_the_default_keeps_the_cached_keys(
     """--transfer-steps N trains the transfer subset N steps (a larger scale at the full budget
     can outlast a machine): its trainings are keyed by it, the base ones are untouched, and
     without it the transfer keeps the full budget and the keys its finished records have."""
-    from nas.quality import train_config
-    from nas.quality._ground_truth import _key, training_status, transfer_scale
-    from nas.quality._validate_proxy import _arches
+    from nas.quality import train_config, transfer_scale
 
     geo = {"latent_height": 16, "latent_width": 16}
     full = ProxyValidationConfig(**TINY, transfer_n=3, transfer_geometry=geo)
@@ -279,14 +277,15 @@ def test_the_transfer_has_its_own_budget_and_the_default_keeps_the_cached_keys(
     cfg = train_config(short, tiny_space, 0, transfer_scale(short))
     assert cfg.steps == 3 and cfg.checkpoint_every == 2 and cfg.log_every == 3
     assert train_config(full, tiny_space, 0, transfer_scale(full)).steps == 4
-    # the default: the same key as before the option existed (steps = the base budget)
-    assert _key(full, tiny_space, transfer_scale(full)) == _key(
-        replace(full, transfer_steps=4), tiny_space, transfer_scale(full)
+    # what keys the cached trainings (the training's settings): the default is the same as
+    # before the option existed (steps = the base budget), a budget of its own is not
+    same = replace(full, transfer_steps=4)
+    assert (
+        train_config(full, tiny_space, 0, transfer_scale(full)).to_dict()
+        == train_config(same, tiny_space, 0, transfer_scale(same)).to_dict()
     )
-    assert _key(short, tiny_space, transfer_scale(short)) != _key(
-        full, tiny_space, transfer_scale(full)
-    )
-    rows = training_status(tiny_space, short, _arches(tiny_space, short), tmp_path)
+    assert cfg.to_dict() != train_config(full, tiny_space, 0, transfer_scale(full)).to_dict()
+    rows = validation_status(tiny_space, tmp_path, short).rows
     budgets = {(r["scale"], r["steps"]) for r in rows}
     assert budgets == {("base", 4), ("transfer", 3)}
     status = validation_status(tiny_space, tmp_path, short).text()
