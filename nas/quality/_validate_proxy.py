@@ -489,7 +489,7 @@ class ProxyValidation:
             f"scale transfer: {len(t['arches'])} arches also trained at "
             f"width x{t['width_mult']:g}, "
             f"{g['frames']}x{g['latent_height']}x{g['latent_width']}, "
-            f"{t.get('steps', self.config.steps):,} steps ({t['seeds']} seed(s)): "
+            f"{t['steps']:,} steps ({t['seeds']} seed(s)): "
             f"Kendall {a['kendall']:.3f} [{a['kendall_lo']:.3f}, {a['kendall_hi']:.3f}], "
             f"Spearman {a['spearman']:.3f} between the scales",
             "  each proxy's Kendall against the larger scale: "

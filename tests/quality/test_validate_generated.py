@@ -285,11 +285,11 @@ def test_the_transfer_has_its_own_budget_and_the_default_keeps_the_cached_keys(
         == train_config(same, tiny_space, 0, transfer_scale(same)).to_dict()
     )
     assert cfg.to_dict() != train_config(full, tiny_space, 0, transfer_scale(full)).to_dict()
-    rows = validation_status(tiny_space, tmp_path, short).rows
-    budgets = {(r["scale"], r["steps"]) for r in rows}
+    status = validation_status(tiny_space, tmp_path, short)
+    budgets = {(r["scale"], r["steps"]) for r in status.rows}
     assert budgets == {("base", 4), ("transfer", 3)}
-    status = validation_status(tiny_space, tmp_path, short).text()
-    assert "transfer: 0 of 3 done, 0 running, 0 stopped, 3 not started; 9 steps left" in status
+    text = status.text()
+    assert "transfer: 0 of 3 done, 0 running, 0 stopped, 3 not started; 9 steps left" in text
     with pytest.raises(NasError, match="transfer_steps must be >= 1, got 0"):
         replace(full, transfer_steps=0)
 
